@@ -1,0 +1,2 @@
+//! bootwave control agent and command-line client.
+#![forbid(unsafe_code)]

@@ -1,0 +1,17 @@
+//! Sans-IO protocol cores for bootwave.
+//!
+//! This crate holds the DHCPv4 and TFTP server logic as deterministic state
+//! machines. It contains no networking code, starts no threads and never reads
+//! the clock: the caller (the data-plane driver) hands in datagrams together
+//! with the current time, and gets back bytes to send and actions to carry out
+//! (persist a lease record, probe an address, arm a timer).
+//!
+//! The modules:
+//! - [`config`]: the validated runtime configuration (parsed from TOML).
+//! - [`dhcp`]: the DHCPv4 server core, the lease table and the lease journal.
+//! - [`tftp`]: the TFTP server core (RFC 1350, 2347, 2348, 2349, 7440).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod dhcp;
+pub mod tftp;
