@@ -1,1 +1,5 @@
 //! The TFTP server core.
+
+mod file;
+
+pub use file::{FileData, ResolveRequest, Resolved, Resolver};

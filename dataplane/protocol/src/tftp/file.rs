@@ -1,0 +1,54 @@
+//! The seam between the TFTP core and whatever holds the files.
+//!
+//! The core never opens files. It asks a [`Resolver`] for a normalised path
+//! and gets back shared, immutable bytes ([`FileData`]) that stay valid for as
+//! long as a transfer holds them, even when the file is replaced meanwhile.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Immutable bytes of one version of a file.
+///
+/// Implementations (a sealed memfd mapping, a heap buffer, generated script
+/// text) guarantee that `bytes` returns the same slice for the life of the
+/// value and that reading it can never fault.
+pub trait FileData: Send + Sync + std::fmt::Debug {
+    /// The file's contents.
+    fn bytes(&self) -> &[u8];
+}
+
+impl FileData for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// What the core asks the resolver.
+#[derive(Debug, Clone, Copy)]
+pub struct ResolveRequest<'a> {
+    /// Path relative to the TFTP root, already normalised by the core:
+    /// `/`-separated, no empty, `.` or `..` components, no leading `/`.
+    pub path: &'a str,
+    /// The client's address and port.
+    pub client: SocketAddr,
+    /// The client's MAC address, when DHCP has seen it at this address.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// The resolver's answer.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// The file's current version.
+    File(Arc<dyn FileData>),
+    /// No such file (TFTP error 1).
+    NotFound,
+    /// The path exists but may not be served, e.g. a symlink leaving the
+    /// root (TFTP error 2).
+    Denied,
+}
+
+/// Maps a request to file bytes. Called on the hot path: must not block.
+pub trait Resolver {
+    /// Looks up one file.
+    fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved;
+}
