@@ -1,0 +1,1 @@
+//! Sockets, rings and shard threads.

@@ -1,0 +1,1 @@
+//! The boot-file store.
