@@ -10,8 +10,12 @@
 //! - [`config`]: the validated runtime configuration (parsed from TOML).
 //! - [`dhcp`]: the DHCPv4 server core, the lease table and the lease journal.
 //! - [`tftp`]: the TFTP server core (RFC 1350, 2347, 2348, 2349, 7440).
+//! - [`net`]: receive metadata shared with the driver.
+//! - [`shard`]: which shard owns a client, and its BPF twin.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod dhcp;
+pub mod net;
+pub mod shard;
 pub mod tftp;
