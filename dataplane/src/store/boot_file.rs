@@ -1,0 +1,265 @@
+//! One immutable version of a file's bytes, held in a sealed memfd mapping.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+use bootwave_protocol::tftp::FileData;
+
+use super::StoreError;
+
+/// Seals applied before mapping: the size and the contents are frozen, and
+/// the seal set itself can no longer change.
+const SEALS: libc::c_int =
+    libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+
+/// Longest memfd name we pass (the kernel allows 249 bytes).
+const MEMFD_NAME_MAX: usize = 200;
+
+/// Immutable bytes of one version of a boot file.
+///
+/// The bytes live in an anonymous memory file (`memfd`) that is sealed
+/// against shrinking, growing and writing, then mapped read-only. Whatever
+/// happens to the file on disk afterwards (rewrite, truncation, deletion),
+/// reading [`bytes`](FileData::bytes) can neither fault with `SIGBUS` nor see
+/// different contents. The memfd's descriptor is closed once mapped (the
+/// mapping keeps the memory alive), so a store of ten thousand files does not
+/// hold ten thousand descriptors. Dropping the value unmaps the memory.
+///
+/// Empty files hold no memfd and no mapping.
+pub struct BootFile {
+    /// Start of the read-only mapping; dangling when `len` is 0.
+    ptr: NonNull<u8>,
+    /// Mapped length in bytes.
+    len: usize,
+}
+
+// Safety: `BootFile` owns its mapping exclusively; the mapped memory is
+// read-only in this process and sealed against writes and size changes
+// through any other handle, so sharing or moving the pointer across threads
+// cannot produce a data race.
+#[allow(unsafe_code)]
+unsafe impl Send for BootFile {}
+// Safety: see `Send` above; `&BootFile` only ever hands out `&[u8]`.
+#[allow(unsafe_code)]
+unsafe impl Sync for BootFile {}
+
+impl BootFile {
+    /// Copies the whole of `source` into a new sealed mapping.
+    ///
+    /// `name` labels the memfd (visible in `/proc/<pid>/maps` as
+    /// `/memfd:bootwave:<name>`). Fails with [`StoreError::TooLarge`] when
+    /// `source` yields more than `max_len` bytes.
+    pub fn from_reader(name: &str, source: impl Read, max_len: u64) -> Result<Self, StoreError> {
+        let Some((fd, len)) = fill_sealed(name, source, max_len)? else {
+            return Ok(Self::empty());
+        };
+        let len = usize::try_from(len).map_err(|_| StoreError::TooLarge { limit: max_len })?;
+        Self::map(&fd, len)
+    }
+
+    /// Copies `bytes` into a new sealed mapping (generated content, tests).
+    pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        // A slice length always fits in u64 on supported targets.
+        Self::from_reader(name, bytes, bytes.len() as u64)
+    }
+
+    /// An empty file: no memfd, no mapping.
+    pub fn empty() -> Self {
+        Self {
+            ptr: NonNull::dangling(),
+            len: 0,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Maps `len` (> 0) bytes of the sealed memfd `fd` read-only.
+    fn map(fd: &OwnedFd, len: usize) -> Result<Self, StoreError> {
+        // Safety: a fresh mapping chosen by the kernel (null hint) of a valid
+        // descriptor; it aliases no Rust object. MAP_POPULATE pre-faults the
+        // pages so that the first transfer does not pay for it.
+        #[allow(unsafe_code)]
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(StoreError::Map(io::Error::last_os_error()));
+        }
+        let ptr = NonNull::new(addr.cast::<u8>())
+            .ok_or_else(|| StoreError::Map(io::Error::other("mmap returned null")))?;
+        Ok(Self { ptr, len })
+    }
+}
+
+impl FileData for BootFile {
+    fn bytes(&self) -> &[u8] {
+        // Safety: `ptr` is either dangling with `len == 0` (a valid empty
+        // slice) or the start of a live PROT_READ mapping of exactly `len`
+        // bytes that is unmapped only in `drop`, so it outlives `&self`. The
+        // backing memfd is sealed against shrinking (no SIGBUS) and writing
+        // (no mutation while borrowed).
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+        }
+    }
+}
+
+impl Drop for BootFile {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        // Safety: `ptr`/`len` describe the mapping created in `map`, which is
+        // owned by this value alone; no borrow of it survives `drop`.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if rc != 0 {
+            tracing::warn!(error = %io::Error::last_os_error(), "munmap of a boot file failed");
+        }
+    }
+}
+
+impl std::fmt::Debug for BootFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootFile").field("len", &self.len).finish()
+    }
+}
+
+/// Creates a memfd, copies at most `max_len` bytes of `source` into it and
+/// seals it. Returns `None` for empty contents (no memfd kept).
+fn fill_sealed(
+    name: &str,
+    source: impl Read,
+    max_len: u64,
+) -> Result<Option<(OwnedFd, u64)>, StoreError> {
+    let fd = memfd_create(name)?;
+    let mut memfd = File::from(fd);
+    let copied = io::copy(&mut source.take(max_len.saturating_add(1)), &mut memfd)
+        .map_err(StoreError::Copy)?;
+    if copied > max_len {
+        return Err(StoreError::TooLarge { limit: max_len });
+    }
+    if copied == 0 {
+        return Ok(None);
+    }
+    let fd = OwnedFd::from(memfd);
+    // Safety: F_ADD_SEALS on a descriptor we own; takes an int argument.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, SEALS) };
+    if rc != 0 {
+        return Err(StoreError::Seal(io::Error::last_os_error()));
+    }
+    Ok(Some((fd, copied)))
+}
+
+/// `memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING)` named `bootwave:<name>`.
+fn memfd_create(name: &str) -> Result<OwnedFd, StoreError> {
+    let mut label: String = format!("bootwave:{name}")
+        .chars()
+        .filter(|&c| c != '\0')
+        .collect();
+    while label.len() > MEMFD_NAME_MAX {
+        label.pop();
+    }
+    let label = CString::new(label).map_err(|e| StoreError::Memfd(io::Error::other(e)))?;
+    // Safety: `label` is a valid NUL-terminated string that outlives the call.
+    #[allow(unsafe_code)]
+    let raw =
+        unsafe { libc::memfd_create(label.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if raw < 0 {
+        return Err(StoreError::Memfd(io::Error::last_os_error()));
+    }
+    // Safety: `raw` is a fresh descriptor that nothing else owns.
+    #[allow(unsafe_code)]
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn copies_contents() {
+        let file = BootFile::from_bytes("a", b"hello boot").expect("memfd");
+        assert_eq!(file.bytes(), b"hello boot");
+        assert_eq!(file.len(), 10);
+    }
+
+    #[test]
+    fn empty_has_no_mapping() {
+        let file = BootFile::from_bytes("empty", b"").expect("memfd");
+        assert!(file.is_empty());
+        assert_eq!(file.bytes(), b"");
+    }
+
+    #[test]
+    fn too_large_is_refused() {
+        let err = BootFile::from_reader("big", &[7u8; 100][..], 99).expect_err("limit");
+        assert!(matches!(err, StoreError::TooLarge { limit: 99 }), "{err:?}");
+        let ok = BootFile::from_reader("exact", &[7u8; 100][..], 100).expect("at limit");
+        assert_eq!(ok.len(), 100);
+    }
+
+    #[test]
+    fn memfd_is_sealed_against_resize_and_write() {
+        let (fd, len) = fill_sealed("sealed", &b"0123456789"[..], 100)
+            .expect("fill")
+            .expect("non-empty");
+        assert_eq!(len, 10);
+        // Safety (test): F_GET_SEALS on an owned descriptor.
+        #[allow(unsafe_code)]
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        assert_eq!(seals, SEALS);
+        let mut file = File::from(fd);
+        assert!(file.set_len(0).is_err(), "shrink must be refused");
+        assert!(file.set_len(100).is_err(), "grow must be refused");
+        file.seek(SeekFrom::Start(0)).expect("seek");
+        assert!(file.write_all(b"x").is_err(), "write must be refused");
+    }
+
+    #[test]
+    fn label_with_long_or_odd_name_is_accepted() {
+        let name = "é\0x".repeat(300);
+        let file = BootFile::from_bytes(&name, b"x").expect("memfd");
+        assert_eq!(file.bytes(), b"x");
+    }
+
+    #[test]
+    fn shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<BootFile>();
+        let file = Arc::new(BootFile::from_bytes("t", &[3u8; 4096]).expect("memfd"));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let file = Arc::clone(&file);
+                std::thread::spawn(move || file.bytes().iter().map(|&b| u64::from(b)).sum::<u64>())
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().expect("thread"), 3 * 4096);
+        }
+    }
+}
