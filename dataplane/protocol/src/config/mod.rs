@@ -1,5 +1,52 @@
 //! Configuration: the TOML file shape and the validated runtime types.
+//!
+//! [`parse`] turns the text of a configuration file into a validated
+//! [`Config`] in two steps: serde reads the text into structs shaped like the
+//! file (unknown keys are errors), then `TryFrom` checks every value and
+//! builds the model. Errors name the file, line, column and key:
+//!
+//! ```text
+//! bootwave.toml:12:9: subnets[0].ranges[0]: 192.168.2.9 is outside 192.168.1.0/28
+//! ```
+//!
+//! The schema, every default and the validation rules are documented in
+//! `assets/README.md`.
 
+mod convert;
+mod error;
+mod file;
+mod interfaces;
 mod model;
+mod summary;
+mod values;
 
+use std::path::Path;
+
+pub use convert::{
+    DEFAULT_DECLINE_QUARANTINE, DEFAULT_FSYNC_INTERVAL, DEFAULT_JOURNAL_DIR, DEFAULT_LEASE_TIME,
+    DEFAULT_MAX_LEASE_TIME, DEFAULT_OFFER_HOLD, DEFAULT_PING_TIMEOUT, DEFAULT_TFTP_ROOT,
+};
+pub use error::{ConfigError, Location};
+pub use interfaces::{InterfaceError, MachineInterface, ServedInterface, select_interfaces};
 pub use model::*;
+pub use summary::Summary;
+pub use values::format_mac;
+
+/// Parses and validates the text of a configuration file.
+///
+/// `origin` names the file in error messages. Relative paths in the file
+/// (`tftp.root`, `journal.dir`) are resolved against `base_dir`, normally the
+/// directory holding the file. Pure: reads no files.
+pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let file: file::FileConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        location: Location::new(origin, text, e.span()),
+        message: e.message().trim().to_owned(),
+    })?;
+    let mut config = Config::try_from(file).map_err(|r| r.locate(origin, text))?;
+    config.tftp.root = base_dir.join(&config.tftp.root);
+    config.journal.dir = base_dir.join(&config.journal.dir);
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests;
