@@ -94,8 +94,10 @@ impl FileStore {
 
     /// Rescans the root and atomically replaces the map. Files whose source
     /// identity (device, inode, size, mtime, ctime) is unchanged keep their
-    /// loaded version; only new or changed files are copied. Lookups never
-    /// wait for a reload, and transfers holding an old version keep it.
+    /// loaded version; only new or changed files are copied, as are files
+    /// that had changed within 2 s of the previous scan (their timestamps
+    /// may not have moved since). Lookups never wait for a reload, and
+    /// transfers holding an old version keep it.
     ///
     /// On error (root gone or unreadable) the previous map stays in place.
     pub fn reload(&self) -> Result<LoadReport, StoreError> {

@@ -46,11 +46,16 @@
 //! [`FileStore::reload`] scans the root again and swaps the new map in
 //! atomically. A file whose (device, inode, size, mtime, ctime) is unchanged
 //! keeps its loaded version (the same `Arc`), so an unchanged large image is
-//! not copied again; only new or changed files are. Transfers already
-//! running keep the `Arc` they resolved and finish with that version; later
-//! lookups see the new one. Reloads are serialised; if the root cannot be
-//! opened the previous map stays. While old versions are still held by
-//! transfers, memory use can briefly exceed the byte budget.
+//! not copied again; only new or changed files are. A file that had changed
+//! less than 2 s before the previous scan began is copied again regardless,
+//! as git does with "racily clean" entries: a same-size rewrite within one
+//! timestamp tick would leave its whole identity unchanged. Transfers
+//! already running keep the `Arc` they resolved and finish with that
+//! version; later lookups see the new one. Reloads are serialised; if the
+//! root cannot be opened the previous map stays. While transfers still hold
+//! old versions, memory use can briefly exceed the byte budget. Deploy tools
+//! should write a temporary file and rename it over the old one: an in-place
+//! rewrite can be loaded half-written (the next reload corrects it).
 //!
 //! The data plane calls `reload` on `SIGHUP` and on a control-API request.
 //! [`FileStore::watch`] adds a background thread that watches the root and

@@ -6,9 +6,15 @@ use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use super::root::RootDir;
 use super::{BootFile, LoadReport, StoreOptions};
+
+/// Coarsest file timestamp granularity we allow for (FAT: 2 s). A file
+/// changed less than this before a scan began could change again without
+/// its timestamps moving, so its version is not offered for reuse.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
 
 /// What a name in the store maps to.
 #[derive(Debug, Clone)]
@@ -34,6 +40,18 @@ pub(super) struct SourceKey {
 }
 
 impl SourceKey {
+    /// Whether the last change lies within [`RACY_WINDOW`] of `scan_start`
+    /// (or after it, or the clock is off): then a later change in the same
+    /// timestamp tick would go unnoticed, as git's "racily clean" entries.
+    fn is_racy(&self, scan_start: SystemTime) -> bool {
+        let (Ok(secs), Ok(nanos)) = (u64::try_from(self.ctime.0), u32::try_from(self.ctime.1))
+        else {
+            return true;
+        };
+        let changed = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
+        changed + RACY_WINDOW > scan_start
+    }
+
     fn of(meta: &Metadata) -> Self {
         Self {
             dev: meta.dev(),
@@ -53,7 +71,8 @@ pub(super) struct Snapshot {
     /// `name/` prefixes of directory symlinks that leave the root: every path
     /// below them is denied rather than reported missing.
     pub(super) denied_dirs: Vec<Box<str>>,
-    /// Loaded versions by source identity, reused by the next scan.
+    /// Loaded versions by source identity that the next scan may reuse
+    /// (racily changed files are left out and copied again).
     pub(super) by_source: HashMap<SourceKey, Arc<BootFile>>,
     /// Canonical directories visited (the watcher watches these).
     pub(super) dirs: Vec<PathBuf>,
@@ -69,6 +88,8 @@ impl Snapshot {
             root,
             options,
             previous: &previous.by_source,
+            started: SystemTime::now(),
+            loaded: HashMap::new(),
             next: Snapshot::default(),
             total_bytes: 0,
             ancestors: Vec::new(),
@@ -92,6 +113,10 @@ struct Scan<'a> {
     root: &'a RootDir,
     options: &'a StoreOptions,
     previous: &'a HashMap<SourceKey, Arc<BootFile>>,
+    /// When the scan began (for the racy-change check).
+    started: SystemTime,
+    /// Every version loaded by this scan, so that aliases share one.
+    loaded: HashMap<SourceKey, Arc<BootFile>>,
     next: Snapshot,
     /// Bytes of distinct versions loaded so far.
     total_bytes: u64,
@@ -196,7 +221,7 @@ impl Scan<'_> {
             Err(error) => return self.failed(&abs, &error),
         };
         let source = SourceKey::of(&meta);
-        if let Some(version) = self.next.by_source.get(&source) {
+        if let Some(version) = self.loaded.get(&source) {
             let version = Arc::clone(version);
             self.next.entries.insert(key.into(), Entry::File(version));
             return;
@@ -236,7 +261,10 @@ impl Scan<'_> {
         };
         // A length always fits in u64.
         self.total_bytes += version.len() as u64;
-        self.next.by_source.insert(source, Arc::clone(&version));
+        if !source.is_racy(self.started) {
+            self.next.by_source.insert(source, Arc::clone(&version));
+        }
+        self.loaded.insert(source, Arc::clone(&version));
         self.next.entries.insert(key.into(), Entry::File(version));
     }
 
