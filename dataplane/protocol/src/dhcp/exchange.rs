@@ -1,0 +1,309 @@
+//! The server's answer to each message type (RFC 2131 §4.3), ISC dhcpd
+//! style.
+
+use std::net::Ipv4Addr;
+
+use crate::config::{Subnet, UnknownClients};
+use crate::dhcp::event::{DropReason, Event, NakReason, Verdict};
+use crate::dhcp::leases::LeaseState;
+use crate::dhcp::outcome::{Action, Commit, Probe};
+use crate::dhcp::pool;
+use crate::dhcp::record::RecordBatch;
+use crate::dhcp::reply::{self, ReplyKind, Request, lease_secs};
+use crate::dhcp::server::{Core, ProbeSlots};
+use crate::dhcp::snapshot::Snapshot;
+use crate::dhcp::time::UnixTime;
+
+/// The client state a REQUEST reveals (RFC 2131 §4.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestState {
+    /// Answering our OFFER (option 54 present).
+    Selecting,
+    /// Rebooted, asking for its old address (option 50, no `ciaddr`).
+    InitReboot,
+    /// Extending its lease (`ciaddr`, unicast or broadcast).
+    Renewing,
+}
+
+/// Whether the request may be answered, or which address it may have.
+enum Grant {
+    /// The host's fixed address.
+    Fixed,
+    /// A dynamic address, to bind.
+    Dynamic,
+}
+
+type Answer = Result<Action, DropReason>;
+
+impl Core {
+    fn subnet<'s>(&self, snap: &'s Snapshot, req: &Request<'_>) -> Result<&'s Subnet, DropReason> {
+        snap.subnet(req.subnet).ok_or(DropReason::NoSubnet)
+    }
+
+    /// The host's fixed address when it lies in the client's subnet, after
+    /// refusing unknown clients where the subnet says so.
+    fn admit(&self, snap: &Snapshot, req: &Request<'_>) -> Result<Option<Ipv4Addr>, DropReason> {
+        let subnet = self.subnet(snap, req)?;
+        let Some(host) = snap.host(&req.mac) else {
+            if subnet.unknown_clients == UnknownClients::Deny {
+                return Err(DropReason::UnknownClient);
+            }
+            return Ok(None);
+        };
+        Ok(host.fixed_address.filter(|&a| subnet.net.contains(a)))
+    }
+
+    fn in_slice(&self, subnet: &Subnet, addr: Ipv4Addr) -> bool {
+        pool::subnet_slice_contains(subnet, addr, self.shard, self.shards)
+    }
+
+    /// A dynamic address for the client: its current or last one, else the
+    /// one it asks for, else a free one of this shard's slice.
+    fn pick(&mut self, snap: &Snapshot, req: &Request<'_>, now: UnixTime) -> Result<Ipv4Addr, DropReason> {
+        let subnet = self.subnet(snap, req)?;
+        let mac = req.mac;
+        let usable = |a: Ipv4Addr| self.in_slice(subnet, a) && snap.reserved_for(a).is_none();
+        if let Some(l) = self.leases.of_client(&mac) {
+            if usable(l.addr) && l.available_to(&mac, now) {
+                return Ok(l.addr);
+            }
+        }
+        if let Some(a) = req.opts.requested_ip {
+            if usable(a) && self.leases.get(a).is_none_or(|l| l.available_to(&mac, now)) {
+                return Ok(a);
+            }
+        }
+        self.leases
+            .find_free(subnet, &mac, now, |a| snap.reserved_for(a).is_some())
+            .ok_or(DropReason::NoAddress)
+    }
+
+    /// DISCOVER → OFFER (or a ping check first).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn discover(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        now: UnixTime,
+        out: &mut [u8],
+        probed: Option<Ipv4Addr>,
+        probes: &mut ProbeSlots,
+        event: &mut Event,
+    ) -> Answer {
+        let settings = &snap.config().dhcp;
+        let fixed = self.admit(snap, req)?;
+        let subnet = self.subnet(snap, req)?;
+        let secs = lease_secs(settings, subnet, req.opts.lease_time);
+        let addr = match fixed {
+            Some(a) => a,
+            None => self.pick(snap, req, now)?,
+        };
+        event.addr = Some(addr);
+        let hold = now.saturating_add(settings.offer_hold);
+        if fixed.is_none() {
+            let held = self
+                .leases
+                .get(addr)
+                .filter(|l| l.mac == req.mac && l.is_active(now))
+                .copied();
+            if held.is_some_and(|l| l.probing) && probed != Some(addr) {
+                return Err(DropReason::ProbePending);
+            }
+            if settings.ping_check && held.is_none() && probed != Some(addr) {
+                let token = probes.start(now, settings.ping_timeout, req, addr)?;
+                self.leases.hold(req.mac, addr, hold, true, now);
+                event.verdict = Verdict::Probing;
+                return Ok(Action::Probe(Probe {
+                    token,
+                    addr,
+                    ifindex: req.meta.ifindex,
+                    timeout: settings.ping_timeout,
+                }));
+            }
+        }
+        let tx = reply::write(snap, req, ReplyKind::Offer, addr, Some(secs), out, event)?;
+        if fixed.is_none() {
+            self.leases.hold(req.mac, addr, hold, false, now);
+        }
+        event.verdict = Verdict::Offered;
+        Ok(Action::Send(tx))
+    }
+
+    /// REQUEST → ACK, NAK or silence.
+    pub(crate) fn request(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        now: UnixTime,
+        out: &mut [u8],
+        event: &mut Event,
+    ) -> Answer {
+        let ciaddr = Some(req.packet.ciaddr()).filter(|a| !a.is_unspecified());
+        let (addr, state) = if let Some(id) = req.opts.server_id {
+            if !req.is_ours(id) {
+                self.leases.withdraw_offer(&req.mac);
+                return Err(DropReason::OtherServer);
+            }
+            let addr = req.opts.requested_ip.or(ciaddr).ok_or(DropReason::MissingAddress)?;
+            (addr, RequestState::Selecting)
+        } else if let (Some(a), None) = (req.opts.requested_ip, ciaddr) {
+            (a, RequestState::InitReboot)
+        } else {
+            (ciaddr.ok_or(DropReason::MissingAddress)?, RequestState::Renewing)
+        };
+        event.addr = Some(addr);
+        let fixed = self.admit(snap, req)?;
+        let grant = match self.judge(snap, req, addr, fixed, state, now)? {
+            Ok(grant) => grant,
+            Err(reason) => return self.nak(snap, req, reason, out, event),
+        };
+        let subnet = self.subnet(snap, req)?;
+        let secs = lease_secs(&snap.config().dhcp, subnet, req.opts.lease_time);
+        let tx = reply::write(snap, req, ReplyKind::Ack, addr, Some(secs), out, event)?;
+        event.verdict = Verdict::Acked;
+        if let Grant::Fixed = grant {
+            return Ok(Action::Send(tx));
+        }
+        let mut batch = RecordBatch::default();
+        self.leases.bind(req.mac, addr, now.add_secs(secs), now, &mut batch);
+        Ok(Action::Commit(Commit::new(batch, Some(tx))))
+    }
+
+    /// Whether `addr` may be (re)bound to the client: a grant, a NAK reason,
+    /// or silence.
+    fn judge(
+        &self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        addr: Ipv4Addr,
+        fixed: Option<Ipv4Addr>,
+        state: RequestState,
+        now: UnixTime,
+    ) -> Result<Result<Grant, NakReason>, DropReason> {
+        let subnet = self.subnet(snap, req)?;
+        if !subnet.net.contains(addr) {
+            return Ok(Err(NakReason::WrongSubnet));
+        }
+        if let Some(f) = fixed {
+            return Ok(if f == addr { Ok(Grant::Fixed) } else { Err(NakReason::NotOurs) });
+        }
+        if snap.reserved_for(addr).is_some() || !self.in_slice(subnet, addr) {
+            return Ok(Err(NakReason::NotOurs));
+        }
+        match self.leases.get(addr) {
+            Some(l)
+                if l.mac == req.mac
+                    && matches!(
+                        l.state,
+                        LeaseState::Offered | LeaseState::Bound | LeaseState::Expired | LeaseState::Released
+                    ) =>
+            {
+                Ok(Ok(Grant::Dynamic))
+            }
+            Some(l) if l.is_active(now) => Ok(Err(NakReason::LeaseGone)),
+            _ => match state {
+                RequestState::Selecting => Ok(Ok(Grant::Dynamic)),
+                RequestState::InitReboot if self.leases.of_client(&req.mac).is_none() => {
+                    Err(DropReason::NoRecord)
+                }
+                _ => Ok(Err(NakReason::LeaseGone)),
+            },
+        }
+    }
+
+    fn nak(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        reason: NakReason,
+        out: &mut [u8],
+        event: &mut Event,
+    ) -> Answer {
+        if !snap.config().dhcp.authoritative {
+            return Err(DropReason::NotAuthoritative);
+        }
+        let tx = reply::write(snap, req, ReplyKind::Nak, Ipv4Addr::UNSPECIFIED, None, out, event)?;
+        event.verdict = Verdict::Nacked(reason);
+        Ok(Action::Send(tx))
+    }
+
+    /// DECLINE: quarantine the address; no reply.
+    pub(crate) fn decline(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        now: UnixTime,
+        event: &mut Event,
+    ) -> Answer {
+        if req.opts.server_id.is_some_and(|id| !req.is_ours(id)) {
+            return Err(DropReason::OtherServer);
+        }
+        let addr = req.opts.requested_ip.ok_or(DropReason::MissingAddress)?;
+        event.addr = Some(addr);
+        let until = now.saturating_add(snap.config().dhcp.decline_quarantine);
+        let record = self
+            .leases
+            .decline(req.mac, addr, until, now)
+            .ok_or(DropReason::NotHeld)?;
+        let mut batch = RecordBatch::default();
+        batch.push(record);
+        event.verdict = Verdict::Declined;
+        Ok(Action::Commit(Commit::new(batch, None)))
+    }
+
+    /// RELEASE: free the binding; no reply.
+    pub(crate) fn release(&mut self, req: &Request<'_>, now: UnixTime, event: &mut Event) -> Answer {
+        if req.opts.server_id.is_some_and(|id| !req.is_ours(id)) {
+            return Err(DropReason::OtherServer);
+        }
+        let addr = req.packet.ciaddr();
+        event.addr = Some(addr);
+        let record = self
+            .leases
+            .release(req.mac, addr, now)
+            .ok_or(DropReason::NotHeld)?;
+        let mut batch = RecordBatch::default();
+        batch.push(record);
+        event.verdict = Verdict::Released;
+        Ok(Action::Commit(Commit::new(batch, None)))
+    }
+
+    /// INFORM → ACK with configuration only.
+    pub(crate) fn inform(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        out: &mut [u8],
+        event: &mut Event,
+    ) -> Answer {
+        self.admit(snap, req)?;
+        let tx = reply::write(snap, req, ReplyKind::Inform, Ipv4Addr::UNSPECIFIED, None, out, event)?;
+        event.verdict = Verdict::Informed;
+        Ok(Action::Send(tx))
+    }
+
+    /// BOOTP request → BOOTREPLY with a permanent binding.
+    pub(crate) fn bootp(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        now: UnixTime,
+        out: &mut [u8],
+        event: &mut Event,
+    ) -> Answer {
+        let fixed = self.admit(snap, req)?;
+        let addr = match fixed {
+            Some(a) => a,
+            None => self.pick(snap, req, now)?,
+        };
+        event.addr = Some(addr);
+        let tx = reply::write(snap, req, ReplyKind::Bootp, addr, None, out, event)?;
+        event.verdict = Verdict::BootReply;
+        if fixed.is_some() {
+            return Ok(Action::Send(tx));
+        }
+        let mut batch = RecordBatch::default();
+        self.leases.bind(req.mac, addr, UnixTime::NEVER, now, &mut batch);
+        Ok(Action::Commit(Commit::new(batch, Some(tx))))
+    }
+}

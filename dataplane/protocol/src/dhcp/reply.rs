@@ -1,0 +1,220 @@
+//! Assembling a reply: header, boot file, options by importance, and where
+//! it goes.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::config::{DEFAULT_PROFILE, DhcpSettings, Subnet};
+use crate::dhcp::event::{DropReason, Event, ShortBytes};
+use crate::dhcp::options::{ClientOptions, MessageType, code};
+use crate::dhcp::outcome::{CLIENT_PORT, Destination, SERVER_PORT, Transmit};
+use crate::dhcp::rules::{self, ClientClass};
+use crate::dhcp::snapshot::Snapshot;
+use crate::dhcp::wire::{FLAG_BROADCAST, Packet};
+use crate::dhcp::writer::{MIN_REPLY_LEN, ReplyWriter, reply_limit};
+use crate::net::RecvMeta;
+
+/// PXE vendor options (option 43): discovery control (sub-option 6) = 8,
+/// "boot the file in the reply, no boot server discovery or menu", then end.
+pub const PXE_VENDOR_OPTIONS: [u8; 4] = [6, 1, 8, 255];
+/// Option 60 sent back to PXE clients.
+pub const PXE_CLIENT: &[u8] = b"PXEClient";
+/// Option 51 value of a permanent binding.
+pub const INFINITE_LEASE: u32 = u32::MAX;
+
+/// A parsed request and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a> {
+    /// The message.
+    pub(crate) packet: Packet<&'a [u8]>,
+    /// Its options.
+    pub(crate) opts: ClientOptions<'a>,
+    /// Option 53 (`None`: BOOTP).
+    pub(crate) kind: Option<MessageType>,
+    /// The client.
+    pub(crate) mac: [u8; 6],
+    /// Receive metadata.
+    pub(crate) meta: &'a RecvMeta,
+    /// The ingress interface's addresses.
+    pub(crate) iface: &'a [Ipv4Addr],
+    /// The server identifier used in replies.
+    pub(crate) server_id: Ipv4Addr,
+    /// Index of the client's subnet in the snapshot.
+    pub(crate) subnet: usize,
+}
+
+impl Request<'_> {
+    /// Whether `id` (option 54) names this server.
+    pub(crate) fn is_ours(&self, id: Ipv4Addr) -> bool {
+        id == self.server_id || self.iface.contains(&id)
+    }
+}
+
+/// What kind of reply to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReplyKind {
+    /// DHCPOFFER.
+    Offer,
+    /// DHCPACK to a REQUEST.
+    Ack,
+    /// DHCPACK to an INFORM: no address, no lease time.
+    Inform,
+    /// DHCPNAK.
+    Nak,
+    /// BOOTREPLY to a BOOTP request.
+    Bootp,
+}
+
+/// The lease time to give: the requested one clamped to the bounds, or the
+/// default; in seconds.
+pub(crate) fn lease_secs(settings: &DhcpSettings, subnet: &Subnet, requested: Option<u32>) -> u32 {
+    let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(INFINITE_LEASE - 1);
+    let max = secs(subnet.max_lease_time.unwrap_or(settings.max_lease_time));
+    let min = secs(settings.min_lease_time).min(max);
+    let default = secs(subnet.default_lease_time.unwrap_or(settings.default_lease_time));
+    requested.map_or(default.min(max), |r| r.clamp(min, max))
+}
+
+/// Where a reply goes (RFC 2131 §4.1).
+pub(crate) fn destination(req: &Request<'_>, kind: ReplyKind, yiaddr: Ipv4Addr) -> Destination {
+    let giaddr = req.packet.giaddr();
+    if !giaddr.is_unspecified() {
+        return Destination::Relay(SocketAddrV4::new(giaddr, SERVER_PORT));
+    }
+    if kind == ReplyKind::Nak {
+        return Destination::Broadcast;
+    }
+    let ciaddr = req.packet.ciaddr();
+    if !ciaddr.is_unspecified() {
+        return Destination::Unicast(SocketAddrV4::new(ciaddr, CLIENT_PORT));
+    }
+    if req.packet.broadcast() || yiaddr.is_unspecified() {
+        return Destination::Broadcast;
+    }
+    Destination::Direct {
+        addr: SocketAddrV4::new(yiaddr, CLIENT_PORT),
+        mac: req.mac,
+    }
+}
+
+/// Writes the reply into `out` and says where it goes.
+pub(crate) fn write(
+    snap: &Snapshot,
+    req: &Request<'_>,
+    kind: ReplyKind,
+    yiaddr: Ipv4Addr,
+    lease: Option<u32>,
+    out: &mut [u8],
+    event: &mut Event,
+) -> Result<Transmit, DropReason> {
+    let subnet = snap.subnet(req.subnet).ok_or(DropReason::NoSubnet)?;
+    let limit = match (kind, req.opts.max_message_size) {
+        (ReplyKind::Bootp, None) => MIN_REPLY_LEN,
+        (_, max) => reply_limit(max, out.len()),
+    };
+    let tail = req.opts.relay_agent_info.map(|v| (code::RELAY_AGENT_INFO, v));
+    let tail_len = tail.map_or(0, |(_, v)| v.len() + 2);
+    let mut w = ReplyWriter::new(out, limit, &req.packet, tail_len)
+        .map_err(|_| DropReason::BufferTooSmall)?;
+    if kind == ReplyKind::Nak {
+        if !req.packet.giaddr().is_unspecified() {
+            w.set_flags(req.packet.flags() | FLAG_BROADCAST);
+        }
+        w.option(code::MESSAGE_TYPE, &[MessageType::Nak as u8]);
+        w.option_ip(code::SERVER_ID, req.server_id);
+    } else {
+        fill(snap, subnet, req, kind, yiaddr, lease, &mut w, event);
+    }
+    Ok(Transmit {
+        destination: destination(req, kind, yiaddr),
+        src_ip: req.server_id,
+        ifindex: req.meta.ifindex,
+        len: w.finish(tail),
+    })
+}
+
+/// Writes everything but a NAK's few fields, most important option first.
+#[allow(clippy::too_many_arguments)]
+fn fill(
+    snap: &Snapshot,
+    subnet: &Subnet,
+    req: &Request<'_>,
+    kind: ReplyKind,
+    yiaddr: Ipv4Addr,
+    lease: Option<u32>,
+    w: &mut ReplyWriter<'_>,
+    event: &mut Event,
+) {
+    let opts = &req.opts;
+    let host = snap.host(&req.mac);
+    if matches!(kind, ReplyKind::Ack | ReplyKind::Inform) {
+        w.set_ciaddr(req.packet.ciaddr());
+    }
+    w.set_yiaddr(yiaddr);
+    let class = ClientClass {
+        profile: host.and_then(|h| h.profile.as_deref()).unwrap_or(DEFAULT_PROFILE),
+        arch: opts.client_arch,
+        user_class: opts.user_class,
+        ipxe_encap: opts.ipxe_encap,
+    };
+    let rule = rules::select(&subnet.boot_rules, &class);
+    let next_server = rule.and_then(|r| r.next_server).or(subnet.next_server);
+    if let Some(ns) = next_server {
+        w.set_siaddr(ns);
+    }
+    let file = rule.map(|r| r.filename.as_bytes());
+    if let Some(f) = file {
+        w.set_file(f);
+        event.boot_file = ShortBytes::new(f);
+    }
+
+    let message = match kind {
+        ReplyKind::Offer => Some(MessageType::Offer),
+        ReplyKind::Bootp => None,
+        _ => Some(MessageType::Ack),
+    };
+    if let Some(m) = message {
+        w.option(code::MESSAGE_TYPE, &[m as u8]);
+        w.option_ip(code::SERVER_ID, req.server_id);
+    }
+    if let Some(secs) = lease.filter(|_| message.is_some()) {
+        w.option_u32(code::LEASE_TIME, secs);
+        if secs != INFINITE_LEASE {
+            w.option_u32(code::RENEWAL_TIME, secs / 2);
+            w.option_u32(code::REBINDING_TIME, (u64::from(secs) * 7 / 8) as u32);
+        }
+    }
+    w.option_ip(code::SUBNET_MASK, subnet.net.netmask());
+    for opt in crate::dhcp::options::OptionIter::new(snap.subnet_options(req.subnet)).flatten() {
+        if opts.wants(opt.0) {
+            w.option(opt.0, opt.1);
+        }
+    }
+    let host_name = host.and_then(|h| {
+        h.hostname
+            .as_deref()
+            .or_else(|| snap.config().dhcp.use_host_decl_names.then_some(h.name.as_str()))
+    });
+    if let Some(name) = host_name.filter(|_| opts.wants(code::HOST_NAME)) {
+        w.option(code::HOST_NAME, name.as_bytes());
+    }
+    if opts.is_pxe() {
+        w.option(code::VENDOR_CLASS, PXE_CLIENT);
+        w.option(code::VENDOR_SPECIFIC, &PXE_VENDOR_OPTIONS);
+    }
+    if let Some(uuid) = opts.client_uuid {
+        w.option(code::CLIENT_UUID, uuid);
+    }
+    if let Some(ns) = next_server.filter(|_| opts.asked_for(code::TFTP_SERVER)) {
+        let mut text = [0u8; 15];
+        let mut cursor = &mut text[..];
+        // "255.255.255.255" is 15 bytes: the write cannot run out of room.
+        if write!(cursor, "{ns}").is_ok() {
+            let used = 15 - cursor.len();
+            w.option(code::TFTP_SERVER, &text[..used]);
+        }
+    }
+    if let Some(f) = file.filter(|_| opts.asked_for(code::BOOTFILE)) {
+        w.option(code::BOOTFILE, f);
+    }
+}

@@ -1,0 +1,404 @@
+//! The per-shard DHCP server: entry points, message dispatch, ping checks
+//! and timers.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::dhcp::event::{DropCounters, DropReason, Event, ShortBytes, Verdict};
+use crate::dhcp::leases::LeaseTable;
+use crate::dhcp::options::{ClientOptions, MessageType};
+use crate::dhcp::outcome::{Action, Handled, ProbeToken};
+use crate::dhcp::record::LeaseRecord;
+use crate::dhcp::reply::Request;
+use crate::dhcp::snapshot::{SharedSnapshot, Snapshot};
+use crate::dhcp::time::UnixTime;
+use crate::dhcp::wire::{BOOTREQUEST, MAX_MESSAGE_LEN, Packet};
+use crate::net::RecvMeta;
+use crate::shard::shard_of;
+
+/// Concurrent ping checks per shard.
+pub const PROBE_SLOTS: usize = 64;
+/// Upper bound on the lease capacity reserved at construction.
+pub const MAX_PREALLOCATED_LEASES: u64 = 1 << 20;
+
+/// The DHCP server of one shard. See the [module docs](crate::dhcp) for the
+/// driving loop.
+#[derive(Debug)]
+pub struct DhcpServer {
+    snapshot: SharedSnapshot,
+    core: Core,
+    probes: ProbeSlots,
+    /// A resumed DISCOVER is copied here out of its probe slot.
+    scratch: Box<[u8]>,
+}
+
+/// Lease state and counters: everything a message may change.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) shard: u32,
+    pub(crate) shards: u32,
+    pub(crate) leases: LeaseTable,
+    counters: DropCounters,
+}
+
+impl DhcpServer {
+    /// The server of shard `shard` (0-based) of `shards`, with lease room for
+    /// this shard's slice of every pool plus every host, as configured now.
+    pub fn new(snapshot: SharedSnapshot, shard: u32, shards: u32) -> Self {
+        let capacity = {
+            let snap = snapshot.load();
+            let hosts = snap.config().hosts.len() as u64;
+            (snap.slice_len(shard, shards.max(1)) + hosts).min(MAX_PREALLOCATED_LEASES)
+        };
+        Self::with_capacity(snapshot, shard, shards, capacity as usize)
+    }
+
+    /// Like [`DhcpServer::new`] with an explicit lease capacity.
+    pub fn with_capacity(snapshot: SharedSnapshot, shard: u32, shards: u32, capacity: usize) -> Self {
+        let shards = shards.max(1);
+        Self {
+            snapshot,
+            core: Core {
+                shard,
+                shards,
+                leases: LeaseTable::new(shard, shards, capacity),
+                counters: DropCounters::default(),
+            },
+            probes: ProbeSlots::new(PROBE_SLOTS),
+            scratch: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
+        }
+    }
+
+    /// Handles one datagram received on UDP port 67.
+    ///
+    /// `iface` lists the IPv4 addresses of the ingress interface
+    /// (`meta.ifindex`): a non-relayed client belongs to the subnet holding
+    /// one of them, and that address becomes the server identifier. A reply
+    /// is written at the start of `out` (give at least
+    /// [`MAX_MESSAGE_LEN`] bytes).
+    pub fn handle(
+        &mut self,
+        now: UnixTime,
+        meta: &RecvMeta,
+        iface: &[Ipv4Addr],
+        datagram: &[u8],
+        out: &mut [u8],
+    ) -> Handled {
+        let snap = self.snapshot.load();
+        self.core
+            .process(&snap, now, meta, iface, datagram, out, None, &mut self.probes)
+    }
+
+    /// Resumes a DISCOVER after the ping check `token`: with no answer the
+    /// address is offered; when something answered, the address is taken
+    /// out of use for the decline quarantine and another is chosen (and
+    /// probed in turn).
+    pub fn probe_result(
+        &mut self,
+        now: UnixTime,
+        token: ProbeToken,
+        answered: bool,
+        out: &mut [u8],
+    ) -> Handled {
+        let snap = self.snapshot.load();
+        let Self {
+            core,
+            probes,
+            scratch,
+            ..
+        } = self;
+        let Some(p) = probes.take(token, scratch) else {
+            return core.dropped(DropReason::StaleProbe, Event::default());
+        };
+        let probed = if answered {
+            let until = now.saturating_add(snap.config().dhcp.decline_quarantine);
+            core.leases.abandon(p.addr, until, now);
+            None
+        } else {
+            Some(p.addr)
+        };
+        let datagram = &scratch[..p.len];
+        core.process(&snap, now, &p.meta, &[p.server_id], datagram, out, probed, probes)
+    }
+
+    /// When [`DhcpServer::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Option<UnixTime> {
+        [self.core.leases.next_deadline(), self.probes.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Ends expired bindings, offers, quarantines and forgotten ping checks.
+    /// `Expire` records for the journal are appended to `records`; no reply
+    /// waits on them.
+    pub fn handle_timeout(&mut self, now: UnixTime, records: &mut Vec<LeaseRecord>) {
+        if self.core.leases.next_deadline().is_some_and(|d| d <= now) {
+            self.core.leases.sweep(now, records);
+        }
+        self.probes.expire(now);
+    }
+
+    /// Applies one journaled record at start (see [`LeaseTable::replay`]).
+    pub fn replay(&mut self, record: &LeaseRecord) {
+        self.core.leases.replay(record);
+    }
+
+    /// The lease table.
+    pub fn leases(&self) -> &LeaseTable {
+        &self.core.leases
+    }
+
+    /// Messages dropped so far, by reason.
+    pub fn counters(&self) -> &DropCounters {
+        &self.core.counters
+    }
+
+    /// `(shard, shards)`.
+    pub fn shard(&self) -> (u32, u32) {
+        (self.core.shard, self.core.shards)
+    }
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &mut self,
+        snap: &Snapshot,
+        now: UnixTime,
+        meta: &RecvMeta,
+        iface: &[Ipv4Addr],
+        datagram: &[u8],
+        out: &mut [u8],
+        probed: Option<Ipv4Addr>,
+        probes: &mut ProbeSlots,
+    ) -> Handled {
+        let mut event = Event::default();
+        match self.dispatch(snap, now, meta, iface, datagram, out, probed, probes, &mut event) {
+            Ok(action) => Handled { action, event },
+            Err(reason) => self.dropped(reason, event),
+        }
+    }
+
+    fn dropped(&mut self, reason: DropReason, mut event: Event) -> Handled {
+        self.counters.bump(reason);
+        if reason == DropReason::NotOurShard {
+            tracing::trace!(mac = ?event.mac, xid = event.xid, "dhcp: client of another shard");
+        } else {
+            tracing::debug!(?reason, mac = ?event.mac, xid = event.xid, "dhcp: message dropped");
+        }
+        event.verdict = Verdict::Dropped(reason);
+        Handled {
+            action: Action::None,
+            event,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &mut self,
+        snap: &Snapshot,
+        now: UnixTime,
+        meta: &RecvMeta,
+        iface: &[Ipv4Addr],
+        datagram: &[u8],
+        out: &mut [u8],
+        probed: Option<Ipv4Addr>,
+        probes: &mut ProbeSlots,
+        event: &mut Event,
+    ) -> Result<Action, DropReason> {
+        let packet = Packet::new_checked(datagram)?;
+        event.xid = packet.xid();
+        if packet.op() != BOOTREQUEST {
+            return Err(DropReason::NotRequest);
+        }
+        let mac = packet.ethernet_addr().ok_or(DropReason::UnsupportedHardware)?;
+        event.mac = mac;
+        if shard_of(&mac, self.shards) != self.shard {
+            return Err(DropReason::NotOurShard);
+        }
+        let opts = ClientOptions::parse(&packet)?;
+        event.arch = opts.client_arch;
+        event.user_class = opts.user_class.is_some();
+        event.ipxe_encap = opts.ipxe_encap;
+        event.vendor_class = ShortBytes::new(opts.vendor_class.unwrap_or_default());
+        let kind = match opts.message_type {
+            None => None,
+            Some(v) => Some(MessageType::from_u8(v).ok_or(DropReason::UnknownMessageType)?),
+        };
+        event.message = kind;
+        match kind {
+            None if !snap.config().dhcp.allow_bootp => return Err(DropReason::BootpDisabled),
+            Some(MessageType::Offer | MessageType::Ack | MessageType::Nak) => {
+                return Err(DropReason::NotRequest);
+            }
+            _ => {}
+        }
+        let (subnet, server_id) = locate(snap, &packet, meta, iface)?;
+        let req = Request {
+            packet,
+            opts,
+            kind,
+            mac,
+            meta,
+            iface,
+            server_id,
+            subnet,
+        };
+        match req.kind {
+            None => self.bootp(snap, &req, now, out, event),
+            Some(MessageType::Discover) => self.discover(snap, &req, now, out, probed, probes, event),
+            Some(MessageType::Request) => self.request(snap, &req, now, out, event),
+            Some(MessageType::Decline) => self.decline(snap, &req, now, event),
+            Some(MessageType::Release) => self.release(&req, now, event),
+            Some(MessageType::Inform) => self.inform(snap, &req, out, event),
+            Some(MessageType::Offer | MessageType::Ack | MessageType::Nak) => Err(DropReason::NotRequest),
+        }
+    }
+}
+
+/// The client's subnet and the server identifier to answer with: by
+/// `giaddr` for relayed messages, by `ciaddr` for unicast renewals, else by
+/// the ingress interface's addresses.
+fn locate(
+    snap: &Snapshot,
+    packet: &Packet<&[u8]>,
+    meta: &RecvMeta,
+    iface: &[Ipv4Addr],
+) -> Result<(usize, Ipv4Addr), DropReason> {
+    let unicast_to_us = match meta.dst_ip {
+        IpAddr::V4(d) if iface.contains(&d) => Some(d),
+        _ => None,
+    };
+    let giaddr = packet.giaddr();
+    if !giaddr.is_unspecified() {
+        let subnet = snap.subnet_index(giaddr).ok_or(DropReason::NoSubnet)?;
+        let id = unicast_to_us
+            .or_else(|| iface.first().copied())
+            .ok_or(DropReason::NoServerAddress)?;
+        return Ok((subnet, id));
+    }
+    let ciaddr = packet.ciaddr();
+    if let Some(id) = unicast_to_us.filter(|_| !ciaddr.is_unspecified()) {
+        if let Some(subnet) = snap.subnet_index(ciaddr) {
+            return Ok((subnet, id));
+        }
+    }
+    if iface.is_empty() {
+        return Err(DropReason::NoServerAddress);
+    }
+    iface
+        .iter()
+        .find_map(|&a| snap.subnet_index(a).map(|s| (s, a)))
+        .ok_or(DropReason::NoSubnet)
+}
+
+/// A DISCOVER parked while its address is pinged.
+#[derive(Debug)]
+struct ProbeSlot {
+    token: Option<u64>,
+    deadline: UnixTime,
+    meta: RecvMeta,
+    server_id: Ipv4Addr,
+    addr: Ipv4Addr,
+    len: usize,
+    buf: Box<[u8]>,
+}
+
+/// What a finished probe hands back.
+#[derive(Debug, Clone, Copy)]
+struct Parked {
+    meta: RecvMeta,
+    server_id: Ipv4Addr,
+    addr: Ipv4Addr,
+    len: usize,
+}
+
+/// Preallocated parking for DISCOVERs under ping check.
+#[derive(Debug)]
+pub(crate) struct ProbeSlots {
+    slots: Vec<ProbeSlot>,
+    next_token: u64,
+}
+
+impl ProbeSlots {
+    fn new(n: usize) -> Self {
+        let unspecified = RecvMeta {
+            src: std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            dst_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            local_port: 0,
+            ifindex: 0,
+        };
+        let slots = (0..n)
+            .map(|_| ProbeSlot {
+                token: None,
+                deadline: UnixTime::EPOCH,
+                meta: unspecified,
+                server_id: Ipv4Addr::UNSPECIFIED,
+                addr: Ipv4Addr::UNSPECIFIED,
+                len: 0,
+                buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
+            })
+            .collect();
+        Self {
+            slots,
+            next_token: 1,
+        }
+    }
+
+    /// Parks `req` for a probe of `addr`; the slot is reclaimed if no result
+    /// comes within a generous multiple of `timeout`.
+    pub(crate) fn start(
+        &mut self,
+        now: UnixTime,
+        timeout: Duration,
+        req: &Request<'_>,
+        addr: Ipv4Addr,
+    ) -> Result<ProbeToken, DropReason> {
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.token.is_none())
+            .ok_or(DropReason::ProbeSlotsFull)?;
+        let datagram = req.packet.into_inner();
+        let len = datagram.len().min(slot.buf.len());
+        slot.buf[..len].copy_from_slice(&datagram[..len]);
+        let token = self.next_token;
+        self.next_token += 1;
+        slot.token = Some(token);
+        slot.deadline = now.saturating_add(timeout.saturating_mul(2) + Duration::from_secs(1));
+        slot.meta = *req.meta;
+        slot.server_id = req.server_id;
+        slot.addr = addr;
+        slot.len = len;
+        Ok(ProbeToken(token))
+    }
+
+    /// Frees the slot of `token`, copying its datagram into `into`.
+    fn take(&mut self, token: ProbeToken, into: &mut [u8]) -> Option<Parked> {
+        let slot = self.slots.iter_mut().find(|s| s.token == Some(token.0))?;
+        slot.token = None;
+        let len = slot.len.min(into.len());
+        into[..len].copy_from_slice(&slot.buf[..len]);
+        Some(Parked {
+            meta: slot.meta,
+            server_id: slot.server_id,
+            addr: slot.addr,
+            len,
+        })
+    }
+
+    fn expire(&mut self, now: UnixTime) {
+        for slot in self.slots.iter_mut().filter(|s| s.deadline <= now) {
+            slot.token = None;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<UnixTime> {
+        self.slots
+            .iter()
+            .filter(|s| s.token.is_some())
+            .map(|s| s.deadline)
+            .min()
+    }
+}
