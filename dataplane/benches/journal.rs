@@ -1,0 +1,3 @@
+//! Lease journal throughput (filled in below).
+
+fn main() {}
