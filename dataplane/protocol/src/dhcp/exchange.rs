@@ -59,7 +59,12 @@ impl Core {
 
     /// A dynamic address for the client: its current or last one, else the
     /// one it asks for, else a free one of this shard's slice.
-    fn pick(&mut self, snap: &Snapshot, req: &Request<'_>, now: UnixTime) -> Result<Ipv4Addr, DropReason> {
+    fn pick(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        now: UnixTime,
+    ) -> Result<Ipv4Addr, DropReason> {
         let subnet = self.subnet(snap, req)?;
         let mac = req.mac;
         let usable = |a: Ipv4Addr| self.in_slice(subnet, a) && snap.reserved_for(a).is_none();
@@ -144,12 +149,19 @@ impl Core {
                 self.leases.withdraw_offer(&req.mac);
                 return Err(DropReason::OtherServer);
             }
-            let addr = req.opts.requested_ip.or(ciaddr).ok_or(DropReason::MissingAddress)?;
+            let addr = req
+                .opts
+                .requested_ip
+                .or(ciaddr)
+                .ok_or(DropReason::MissingAddress)?;
             (addr, RequestState::Selecting)
         } else if let (Some(a), None) = (req.opts.requested_ip, ciaddr) {
             (a, RequestState::InitReboot)
         } else {
-            (ciaddr.ok_or(DropReason::MissingAddress)?, RequestState::Renewing)
+            (
+                ciaddr.ok_or(DropReason::MissingAddress)?,
+                RequestState::Renewing,
+            )
         };
         event.addr = Some(addr);
         let fixed = self.admit(snap, req)?;
@@ -165,7 +177,8 @@ impl Core {
             return Ok(Action::Send(tx));
         }
         let mut batch = RecordBatch::default();
-        self.leases.bind(req.mac, addr, now.add_secs(secs), now, &mut batch);
+        self.leases
+            .bind(req.mac, addr, now.add_secs(secs), now, &mut batch);
         Ok(Action::Commit(Commit::new(batch, Some(tx))))
     }
 
@@ -185,7 +198,11 @@ impl Core {
             return Ok(Err(NakReason::WrongSubnet));
         }
         if let Some(f) = fixed {
-            return Ok(if f == addr { Ok(Grant::Fixed) } else { Err(NakReason::NotOurs) });
+            return Ok(if f == addr {
+                Ok(Grant::Fixed)
+            } else {
+                Err(NakReason::NotOurs)
+            });
         }
         if snap.reserved_for(addr).is_some() || !self.in_slice(subnet, addr) {
             return Ok(Err(NakReason::NotOurs));
@@ -195,7 +212,10 @@ impl Core {
                 if l.mac == req.mac
                     && matches!(
                         l.state,
-                        LeaseState::Offered | LeaseState::Bound | LeaseState::Expired | LeaseState::Released
+                        LeaseState::Offered
+                            | LeaseState::Bound
+                            | LeaseState::Expired
+                            | LeaseState::Released
                     ) =>
             {
                 Ok(Ok(Grant::Dynamic))
@@ -222,7 +242,15 @@ impl Core {
         if !snap.config().dhcp.authoritative {
             return Err(DropReason::NotAuthoritative);
         }
-        let tx = reply::write(snap, req, ReplyKind::Nak, Ipv4Addr::UNSPECIFIED, None, out, event)?;
+        let tx = reply::write(
+            snap,
+            req,
+            ReplyKind::Nak,
+            Ipv4Addr::UNSPECIFIED,
+            None,
+            out,
+            event,
+        )?;
         event.verdict = Verdict::Nacked(reason);
         Ok(Action::Send(tx))
     }
@@ -252,7 +280,12 @@ impl Core {
     }
 
     /// RELEASE: free the binding; no reply.
-    pub(crate) fn release(&mut self, req: &Request<'_>, now: UnixTime, event: &mut Event) -> Answer {
+    pub(crate) fn release(
+        &mut self,
+        req: &Request<'_>,
+        now: UnixTime,
+        event: &mut Event,
+    ) -> Answer {
         if req.opts.server_id.is_some_and(|id| !req.is_ours(id)) {
             return Err(DropReason::OtherServer);
         }
@@ -277,7 +310,15 @@ impl Core {
         event: &mut Event,
     ) -> Answer {
         self.admit(snap, req)?;
-        let tx = reply::write(snap, req, ReplyKind::Inform, Ipv4Addr::UNSPECIFIED, None, out, event)?;
+        let tx = reply::write(
+            snap,
+            req,
+            ReplyKind::Inform,
+            Ipv4Addr::UNSPECIFIED,
+            None,
+            out,
+            event,
+        )?;
         event.verdict = Verdict::Informed;
         Ok(Action::Send(tx))
     }
@@ -303,7 +344,8 @@ impl Core {
             return Ok(Action::Send(tx));
         }
         let mut batch = RecordBatch::default();
-        self.leases.bind(req.mac, addr, UnixTime::NEVER, now, &mut batch);
+        self.leases
+            .bind(req.mac, addr, UnixTime::NEVER, now, &mut batch);
         Ok(Action::Commit(Commit::new(batch, Some(tx))))
     }
 }

@@ -196,7 +196,10 @@ impl LeaseTable {
 
     /// Withdraws the offer `mac` holds, if any (it chose another server).
     pub(crate) fn withdraw_offer(&mut self, mac: &[u8; 6]) {
-        if let Some(l) = self.of_client(mac).filter(|l| l.state == LeaseState::Offered) {
+        if let Some(l) = self
+            .of_client(mac)
+            .filter(|l| l.state == LeaseState::Offered)
+        {
             let addr = l.addr;
             self.by_addr.remove(&addr);
             self.by_mac.remove(mac);
@@ -233,7 +236,11 @@ impl LeaseTable {
         self.by_addr.insert(addr, lease);
         self.set_client(mac, addr);
         self.arm(until);
-        let kind = if renew { RecordKind::Renew } else { RecordKind::Bind };
+        let kind = if renew {
+            RecordKind::Renew
+        } else {
+            RecordKind::Bind
+        };
         out.push(record(kind, mac, addr, now, until));
     }
 
@@ -310,9 +317,8 @@ impl LeaseTable {
         let (shard, shards, cursor) = (self.shard, self.shards, self.cursor);
         let by_addr = &self.by_addr;
         let unused = |a: &Ipv4Addr| !reserved(*a) && !by_addr.contains_key(a);
-        let free = |a: &Ipv4Addr| {
-            !reserved(*a) && by_addr.get(a).is_none_or(|l| l.available_to(mac, now))
-        };
+        let free =
+            |a: &Ipv4Addr| !reserved(*a) && by_addr.get(a).is_none_or(|l| l.available_to(mac, now));
         let after = |lo: u32, hi: u32| {
             subnet
                 .ranges
@@ -466,7 +472,13 @@ mod tests {
         }
     }
 
-    fn bind(table: &mut LeaseTable, mac: [u8; 6], addr: Ipv4Addr, now: u64, secs: u64) -> Vec<LeaseRecord> {
+    fn bind(
+        table: &mut LeaseTable,
+        mac: [u8; 6],
+        addr: Ipv4Addr,
+        now: u64,
+        secs: u64,
+    ) -> Vec<LeaseRecord> {
         let mut batch = RecordBatch::default();
         table.bind(mac, addr, t(now + secs), t(now), &mut batch);
         batch.as_slice().to_vec()
@@ -482,13 +494,19 @@ mod tests {
         assert_eq!(r[0].kind, RecordKind::Renew);
         assert_eq!(r[0].until, t(150));
         assert!(table.of_client(&A).is_some_and(|l| l.is_bound(t(149))));
-        assert!(!table.of_client(&A).is_some_and(|l| l.is_bound(t(150))), "lazy expiry");
+        assert!(
+            !table.of_client(&A).is_some_and(|l| l.is_bound(t(150))),
+            "lazy expiry"
+        );
         assert_eq!(table.next_deadline(), Some(t(100)), "conservative deadline");
         let mut out = Vec::new();
         table.sweep(t(151), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].kind, out[0].at), (RecordKind::Expire, t(150)));
-        assert_eq!(table.of_client(&A).map(|l| l.state), Some(LeaseState::Expired));
+        assert_eq!(
+            table.of_client(&A).map(|l| l.state),
+            Some(LeaseState::Expired)
+        );
         assert_eq!(table.next_deadline(), None);
     }
 
@@ -498,8 +516,14 @@ mod tests {
         bind(&mut table, A, ip(10), 0, 100);
         let r = bind(&mut table, A, ip(11), 10, 100);
         let kinds: Vec<_> = r.iter().map(|r| (r.kind, r.addr)).collect();
-        assert_eq!(kinds, vec![(RecordKind::Release, ip(10)), (RecordKind::Bind, ip(11))]);
-        assert_eq!(table.get(ip(10)).map(|l| l.state), Some(LeaseState::Released));
+        assert_eq!(
+            kinds,
+            vec![(RecordKind::Release, ip(10)), (RecordKind::Bind, ip(11))]
+        );
+        assert_eq!(
+            table.get(ip(10)).map(|l| l.state),
+            Some(LeaseState::Released)
+        );
     }
 
     #[test]
@@ -523,8 +547,16 @@ mod tests {
         let r = table.decline(A, ip(10), t(500), t(1)).expect("declined");
         assert_eq!((r.kind, r.until), (RecordKind::Decline, t(500)));
         assert!(table.of_client(&A).is_none());
-        assert!(!table.get(ip(10)).is_some_and(|l| l.available_to(&A, t(499))));
-        assert!(table.get(ip(10)).is_some_and(|l| l.available_to(&A, t(500))));
+        assert!(
+            !table
+                .get(ip(10))
+                .is_some_and(|l| l.available_to(&A, t(499)))
+        );
+        assert!(
+            table
+                .get(ip(10))
+                .is_some_and(|l| l.available_to(&A, t(500)))
+        );
     }
 
     #[test]
@@ -540,7 +572,11 @@ mod tests {
         assert_eq!(table.find_free(&s, &B, t(0), reserved), Some(ip(4)));
         bind(&mut table, [9; 6], ip(4), 0, 10);
         assert_eq!(table.find_free(&s, &[7; 6], t(5), reserved), None, "full");
-        assert_eq!(table.find_free(&s, &[7; 6], t(10), reserved), Some(ip(1)), "expired reused");
+        assert_eq!(
+            table.find_free(&s, &[7; 6], t(10), reserved),
+            Some(ip(1)),
+            "expired reused"
+        );
     }
 
     #[test]
@@ -570,8 +606,14 @@ mod tests {
         // Out-of-order delivery of an old record changes nothing.
         fresh.replay(&journal[0]);
         let a = fresh.of_client(&A).expect("A");
-        assert_eq!((a.addr, a.state, a.until), (ip(10), LeaseState::Bound, t(1003)));
-        assert_eq!(fresh.get(ip(11)).map(|l| l.state), Some(LeaseState::Released));
+        assert_eq!(
+            (a.addr, a.state, a.until),
+            (ip(10), LeaseState::Bound, t(1003))
+        );
+        assert_eq!(
+            fresh.get(ip(11)).map(|l| l.state),
+            Some(LeaseState::Released)
+        );
     }
 
     #[test]

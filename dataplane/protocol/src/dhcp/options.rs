@@ -313,7 +313,8 @@ impl<'a> ClientOptions<'a> {
             code::RELAY_AGENT_INFO => first(&mut self.relay_agent_info, Some(v)),
             code::CLIENT_ARCH => first(
                 &mut self.client_arch,
-                v.get(..2).map(|a| ClientArch(u16::from_be_bytes([a[0], a[1]]))),
+                v.get(..2)
+                    .map(|a| ClientArch(u16::from_be_bytes([a[0], a[1]]))),
             ),
             code::CLIENT_UUID => first(&mut self.client_uuid, Some(v)),
             code::IPXE_ENCAP => self.ipxe_encap = true,
@@ -335,19 +336,22 @@ impl<'a> ClientOptions<'a> {
     /// Whether the vendor class says this is PXE firmware (or iPXE posing
     /// as it): it starts with `PXEClient`.
     pub fn is_pxe(&self) -> bool {
-        self.vendor_class.is_some_and(|v| v.starts_with(b"PXEClient"))
+        self.vendor_class
+            .is_some_and(|v| v.starts_with(b"PXEClient"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dhcp::wire::tests::request;
     use crate::dhcp::wire::Packet;
+    use crate::dhcp::wire::tests::request;
 
     fn scan(m: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, ParseError> {
         let p = Packet::new_checked(m).expect("header");
-        p.options().map(|o| o.map(|(c, v)| (c, v.to_vec()))).collect()
+        p.options()
+            .map(|o| o.map(|(c, v)| (c, v.to_vec())))
+            .collect()
     }
 
     #[test]
@@ -399,7 +403,12 @@ mod tests {
 
     #[test]
     fn malformed_or_repeated_overload_is_an_error() {
-        for opts in [&[52u8, 1, 0, 255][..], &[52, 1, 4], &[52, 2, 1, 1], &[52, 1, 1, 52, 1, 1]] {
+        for opts in [
+            &[52u8, 1, 0, 255][..],
+            &[52, 1, 4],
+            &[52, 2, 1, 1],
+            &[52, 1, 1, 52, 1, 1],
+        ] {
             let m = request([1; 6], opts);
             assert_eq!(scan(&m), Err(ParseError::BadOverload), "{opts:?}");
         }

@@ -148,7 +148,10 @@ impl RecordBatch {
     /// Appends a record; a third one is impossible by construction and is
     /// ignored (debug builds assert).
     pub(crate) fn push(&mut self, r: LeaseRecord) {
-        debug_assert!(self.len < self.items.len(), "at most two records per packet");
+        debug_assert!(
+            self.len < self.items.len(),
+            "at most two records per packet"
+        );
         if let Some(slot) = self.items.get_mut(self.len) {
             *slot = r;
             self.len += 1;

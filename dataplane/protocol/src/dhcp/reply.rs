@@ -71,7 +71,11 @@ pub(crate) fn lease_secs(settings: &DhcpSettings, subnet: &Subnet, requested: Op
     let secs = |d: std::time::Duration| u32::try_from(d.as_secs()).unwrap_or(INFINITE_LEASE - 1);
     let max = secs(subnet.max_lease_time.unwrap_or(settings.max_lease_time));
     let min = secs(settings.min_lease_time).min(max);
-    let default = secs(subnet.default_lease_time.unwrap_or(settings.default_lease_time));
+    let default = secs(
+        subnet
+            .default_lease_time
+            .unwrap_or(settings.default_lease_time),
+    );
     requested.map_or(default.min(max), |r| r.clamp(min, max))
 }
 
@@ -112,7 +116,10 @@ pub(crate) fn write(
         (ReplyKind::Bootp, None) => MIN_REPLY_LEN,
         (_, max) => reply_limit(max, out.len()),
     };
-    let tail = req.opts.relay_agent_info.map(|v| (code::RELAY_AGENT_INFO, v));
+    let tail = req
+        .opts
+        .relay_agent_info
+        .map(|v| (code::RELAY_AGENT_INFO, v));
     let tail_len = tail.map_or(0, |(_, v)| v.len() + 2);
     let mut w = ReplyWriter::new(out, limit, &req.packet, tail_len)
         .map_err(|_| DropReason::BufferTooSmall)?;
@@ -152,7 +159,9 @@ fn fill(
     }
     w.set_yiaddr(yiaddr);
     let class = ClientClass {
-        profile: host.and_then(|h| h.profile.as_deref()).unwrap_or(DEFAULT_PROFILE),
+        profile: host
+            .and_then(|h| h.profile.as_deref())
+            .unwrap_or(DEFAULT_PROFILE),
         arch: opts.client_arch,
         user_class: opts.user_class,
         ipxe_encap: opts.ipxe_encap,
@@ -191,9 +200,12 @@ fn fill(
         }
     }
     let host_name = host.and_then(|h| {
-        h.hostname
-            .as_deref()
-            .or_else(|| snap.config().dhcp.use_host_decl_names.then_some(h.name.as_str()))
+        h.hostname.as_deref().or_else(|| {
+            snap.config()
+                .dhcp
+                .use_host_decl_names
+                .then_some(h.name.as_str())
+        })
     });
     if let Some(name) = host_name.filter(|_| opts.wants(code::HOST_NAME)) {
         w.option(code::HOST_NAME, name.as_bytes());

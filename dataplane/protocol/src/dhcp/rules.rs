@@ -45,7 +45,8 @@ pub fn matches(rule: &BootRule, client: &ClientClass<'_>) -> bool {
 /// single framed class counts too.
 pub fn user_class_is(raw: &[u8], want: &str) -> bool {
     let want = want.as_bytes();
-    raw == want || (raw.len() == want.len() + 1 && usize::from(raw[0]) == want.len() && &raw[1..] == want)
+    raw == want
+        || (raw.len() == want.len() + 1 && usize::from(raw[0]) == want.len() && &raw[1..] == want)
 }
 
 #[cfg(test)]

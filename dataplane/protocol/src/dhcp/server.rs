@@ -54,7 +54,12 @@ impl DhcpServer {
     }
 
     /// Like [`DhcpServer::new`] with an explicit lease capacity.
-    pub fn with_capacity(snapshot: SharedSnapshot, shard: u32, shards: u32, capacity: usize) -> Self {
+    pub fn with_capacity(
+        snapshot: SharedSnapshot,
+        shard: u32,
+        shards: u32,
+        capacity: usize,
+    ) -> Self {
         let shards = shards.max(1);
         Self {
             snapshot,
@@ -85,8 +90,16 @@ impl DhcpServer {
         out: &mut [u8],
     ) -> Handled {
         let snap = self.snapshot.load();
-        self.core
-            .process(&snap, now, meta, iface, datagram, out, None, &mut self.probes)
+        self.core.process(
+            &snap,
+            now,
+            meta,
+            iface,
+            datagram,
+            out,
+            None,
+            &mut self.probes,
+        )
     }
 
     /// Resumes a DISCOVER after the ping check `token`: with no answer the
@@ -118,15 +131,27 @@ impl DhcpServer {
             Some(p.addr)
         };
         let datagram = &scratch[..p.len];
-        core.process(&snap, now, &p.meta, &[p.server_id], datagram, out, probed, probes)
+        core.process(
+            &snap,
+            now,
+            &p.meta,
+            &[p.server_id],
+            datagram,
+            out,
+            probed,
+            probes,
+        )
     }
 
     /// When [`DhcpServer::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<UnixTime> {
-        [self.core.leases.next_deadline(), self.probes.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.core.leases.next_deadline(),
+            self.probes.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Ends expired bindings, offers, quarantines and forgotten ping checks.
@@ -174,7 +199,9 @@ impl Core {
         probes: &mut ProbeSlots,
     ) -> Handled {
         let mut event = Event::default();
-        match self.dispatch(snap, now, meta, iface, datagram, out, probed, probes, &mut event) {
+        match self.dispatch(
+            snap, now, meta, iface, datagram, out, probed, probes, &mut event,
+        ) {
             Ok(action) => Handled { action, event },
             Err(reason) => self.dropped(reason, event),
         }
@@ -212,7 +239,9 @@ impl Core {
         if packet.op() != BOOTREQUEST {
             return Err(DropReason::NotRequest);
         }
-        let mac = packet.ethernet_addr().ok_or(DropReason::UnsupportedHardware)?;
+        let mac = packet
+            .ethernet_addr()
+            .ok_or(DropReason::UnsupportedHardware)?;
         event.mac = mac;
         if shard_of(&mac, self.shards) != self.shard {
             return Err(DropReason::NotOurShard);
@@ -247,12 +276,16 @@ impl Core {
         };
         match req.kind {
             None => self.bootp(snap, &req, now, out, event),
-            Some(MessageType::Discover) => self.discover(snap, &req, now, out, probed, probes, event),
+            Some(MessageType::Discover) => {
+                self.discover(snap, &req, now, out, probed, probes, event)
+            }
             Some(MessageType::Request) => self.request(snap, &req, now, out, event),
             Some(MessageType::Decline) => self.decline(snap, &req, now, event),
             Some(MessageType::Release) => self.release(&req, now, event),
             Some(MessageType::Inform) => self.inform(snap, &req, out, event),
-            Some(MessageType::Offer | MessageType::Ack | MessageType::Nak) => Err(DropReason::NotRequest),
+            Some(MessageType::Offer | MessageType::Ack | MessageType::Nak) => {
+                Err(DropReason::NotRequest)
+            }
         }
     }
 }

@@ -116,7 +116,8 @@ fn encode_subnet_options(s: &Subnet) -> Vec<u8> {
         out.push(len as u8); // `len` ≤ 255 by the line above.
         out.extend_from_slice(&data[..len]);
     };
-    let ips = |list: &[Ipv4Addr]| -> Vec<u8> { list.iter().take(63).flat_map(|a| a.octets()).collect() };
+    let ips =
+        |list: &[Ipv4Addr]| -> Vec<u8> { list.iter().take(63).flat_map(|a| a.octets()).collect() };
     push(code::ROUTERS, &ips(&s.routers));
     push(code::BROADCAST, &s.broadcast.octets());
     push(code::DNS_SERVERS, &ips(&s.dns_servers));

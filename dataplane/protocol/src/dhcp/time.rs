@@ -56,7 +56,10 @@ mod tests {
     fn arithmetic_saturates() {
         let t = UnixTime::from_secs(10);
         assert_eq!(t.as_millis(), 10_000);
-        assert_eq!(t.saturating_add(Duration::from_millis(5)).as_millis(), 10_005);
+        assert_eq!(
+            t.saturating_add(Duration::from_millis(5)).as_millis(),
+            10_005
+        );
         assert_eq!(UnixTime::NEVER.add_secs(7), UnixTime::NEVER);
         assert_eq!(t.add_secs(2).saturating_since(t), Duration::from_secs(2));
         assert_eq!(t.saturating_since(t.add_secs(1)), Duration::ZERO);

@@ -284,7 +284,10 @@ pub(crate) mod tests {
         let check = |m: &[u8]| Packet::new_checked(m).err();
         assert_eq!(check(&good[..239]), Some(ParseError::Truncated));
         assert_eq!(check(&[]), Some(ParseError::Truncated));
-        assert_eq!(check(&vec![0u8; MAX_MESSAGE_LEN + 1]), Some(ParseError::Oversized));
+        assert_eq!(
+            check(&vec![0u8; MAX_MESSAGE_LEN + 1]),
+            Some(ParseError::Oversized)
+        );
         let mut m = good.clone();
         m[field::OP] = 3;
         assert_eq!(check(&m), Some(ParseError::BadOp));

@@ -84,7 +84,11 @@ impl<'a> ReplyWriter<'a> {
         buf[field::MAGIC].copy_from_slice(&MAGIC_COOKIE);
         // END plus room for option 52 if options spill into `sname`.
         let fixed = HEADER_LEN + 1 + 3;
-        let tail_room = if fixed + tail_len <= limit { tail_len } else { 0 };
+        let tail_room = if fixed + tail_len <= limit {
+            tail_len
+        } else {
+            0
+        };
         Ok(Self {
             buf,
             pos: HEADER_LEN,
