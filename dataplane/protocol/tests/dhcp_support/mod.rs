@@ -356,3 +356,43 @@ pub(crate) fn mac_of_shard(shard: u32, shards: u32, n: usize) -> [u8; 6] {
         .nth(n)
         .expect("the sequence is endless")
 }
+
+/// 192.168.0.0/16 with the guide's rules and a pool of 64,000 addresses
+/// (192.168.2.0 onwards), for tables of thousands of leases.
+pub(crate) fn big_config() -> Config {
+    let mut s = subnet([192, 168, 0, 0], 16, [192, 168, 2, 0], [192, 168, 251, 255]);
+    s.routers = vec![SERVER];
+    s.next_server = Some(SERVER);
+    s.dns_servers = vec![SERVER];
+    base_config(vec![s], Vec::new())
+}
+
+/// A server on `big_config` with `n` clients bound (MACs `mac_n(0..n)`).
+pub(crate) fn server_with_leases(n: u32) -> DhcpServer {
+    let mut s = server(big_config());
+    let mut out = vec![0u8; MAX_MESSAGE_LEN];
+    for i in 0..n {
+        let mac = mac_n(i);
+        let h = s.handle(t(0), &bcast(), &IFACE, &discover(mac).build(), &mut out);
+        let Action::Send(tx) = h.action else {
+            panic!("no offer: {h:?}")
+        };
+        let yiaddr = Ipv4Addr::new(out[16], out[17], out[18], out[19]);
+        assert!(tx.len > 0);
+        let h = s.handle(
+            t(0),
+            &bcast(),
+            &IFACE,
+            &select(mac, yiaddr, SERVER).build(),
+            &mut out,
+        );
+        assert!(matches!(h.action, Action::Commit(_)), "no ack: {h:?}");
+    }
+    s
+}
+
+/// The `i`-th client MAC of the big tables.
+pub(crate) fn mac_n(i: u32) -> [u8; 6] {
+    let b = i.to_be_bytes();
+    [0x52, 0x54, b[0], b[1], b[2], b[3]]
+}
