@@ -1,0 +1,357 @@
+//! The portable backend: `ppoll`, `recvmmsg`, `sendmmsg`.
+//!
+//! For kernels or sandboxes without io_uring. Buffers are lent to the kernel
+//! only for the duration of a system call.
+
+use std::io;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::DriverError;
+use super::msg::{Aligned, PKTINFO_SPACE, SOCKADDR_IN_LEN, SendPlan, empty_msghdr, recv_meta};
+use super::service::Service;
+use super::shard::{ShardStats, StopSignal, wait_for};
+use super::tx::{Transmit, Tx};
+
+/// Datagrams per `recvmmsg` and transmits per `sendmmsg`.
+const BATCH: usize = 32;
+/// Bytes per receive buffer.
+const RECV_SIZE: usize = 2048;
+/// `recvmmsg` calls per readable socket per wake, so one busy socket cannot
+/// starve the others or the timers.
+const RECV_ROUNDS: usize = 8;
+/// Waits for a full send buffer before the rest of a batch is dropped.
+const SEND_RETRIES: usize = 3;
+/// How long one such wait lasts.
+const SEND_WAIT_MS: libc::c_int = 100;
+
+/// Runs the shard loop until it is told to stop; returns its counters.
+pub(crate) fn run<S: Service>(
+    sockets: &[UdpSocket],
+    local: &[SocketAddrV4],
+    service: &mut S,
+    stop: &StopSignal,
+    gso: bool,
+) -> Result<ShardStats, DriverError> {
+    let mut shard = PortableShard::new(sockets, local, stop.fd(), gso);
+    let mut tx = Tx::new(sockets.len());
+    loop {
+        shard.send_all(&mut tx);
+        let stop_ready = shard.wait(wait_for(service.poll_timeout(), Instant::now()))?;
+        let now = Instant::now();
+        for sock in 0..shard.fds.len() {
+            if shard.pollfds[sock].revents & libc::POLLIN != 0 {
+                shard.recv_socket(sock, service, &mut tx, now);
+            }
+        }
+        if service
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            service.on_timeout(now, &mut tx);
+        }
+        service.flush(now, &mut tx);
+        if stop_ready || stop.is_set() || service.should_stop() {
+            break;
+        }
+    }
+    shard.send_all(&mut tx);
+    Ok(shard.stats)
+}
+
+/// One shard's descriptors and batch storage.
+struct PortableShard {
+    fds: Vec<RawFd>,
+    local: Vec<SocketAddrV4>,
+    pollfds: Vec<libc::pollfd>,
+    recv: RecvBatch,
+    plans: Vec<SendPlan>,
+    transmits: Vec<Transmit>,
+    mmsg: Vec<libc::mmsghdr>,
+    op_info: Vec<(u32, bool)>,
+    gso: bool,
+    stats: ShardStats,
+}
+
+impl PortableShard {
+    fn new(sockets: &[UdpSocket], local: &[SocketAddrV4], stop_fd: RawFd, gso: bool) -> Self {
+        let fds: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
+        let pollfds = fds
+            .iter()
+            .chain(std::iter::once(&stop_fd))
+            .map(|&fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        Self {
+            fds,
+            local: local.to_vec(),
+            pollfds,
+            recv: RecvBatch::new(),
+            plans: (0..BATCH).map(|_| SendPlan::with_capacity(64)).collect(),
+            transmits: Vec::with_capacity(BATCH),
+            mmsg: Vec::with_capacity(4 * BATCH),
+            op_info: Vec::with_capacity(4 * BATCH),
+            gso,
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// Sleeps until a socket is readable, stop is raised, or `timeout`
+    /// passes. Returns whether stop is raised.
+    fn wait(&mut self, timeout: Duration) -> Result<bool, DriverError> {
+        for pfd in &mut self.pollfds {
+            pfd.revents = 0;
+        }
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // Safety: `pollfds` is a live array of the length passed; `ts` lives
+        // across the call; a null signal mask keeps the current one.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::ppoll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(DriverError::Sys {
+                    op: "ppoll",
+                    source: err,
+                });
+            }
+        }
+        let stop = self
+            .pollfds
+            .last()
+            .is_some_and(|pfd| pfd.revents & libc::POLLIN != 0);
+        Ok(stop)
+    }
+
+    /// Receives up to [`RECV_ROUNDS`] batches from socket `sock`.
+    fn recv_socket<S: Service>(&mut self, sock: usize, service: &mut S, tx: &mut Tx, now: Instant) {
+        for _ in 0..RECV_ROUNDS {
+            let n = match self.recv.recv(self.fds[sock]) {
+                Ok(n) => n,
+                Err(err) => {
+                    if err.raw_os_error() != Some(libc::EAGAIN)
+                        && err.raw_os_error() != Some(libc::EINTR)
+                    {
+                        tracing::debug!(sock, error = %err, "recvmmsg failed");
+                        self.stats.recv_errors += 1;
+                    }
+                    return;
+                }
+            };
+            for i in 0..n {
+                let (name, control, data, truncated) = self.recv.message(i);
+                match recv_meta(name, control, self.local[sock]) {
+                    Some(meta) if !truncated => {
+                        self.stats.rx_datagrams += 1;
+                        service.on_datagram(now, sock, &meta, data, tx);
+                    }
+                    _ => self.stats.rx_dropped += 1,
+                }
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Sends everything queued, in batches of transmits for one socket.
+    fn send_all(&mut self, tx: &mut Tx) {
+        while let Some(first) = tx.pop() {
+            let sock = first.sock;
+            self.transmits.push(first);
+            while self.transmits.len() < BATCH {
+                match tx.pop() {
+                    Some(next) if next.sock == sock => self.transmits.push(next),
+                    Some(next) => {
+                        tx.unpop(next);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.mmsg.clear();
+            self.op_info.clear();
+            for (plan, transmit) in self.plans.iter_mut().zip(&self.transmits) {
+                plan.build(transmit, self.gso);
+                for op in plan.ops() {
+                    self.mmsg.push(libc::mmsghdr {
+                        msg_hdr: op.hdr,
+                        msg_len: 0,
+                    });
+                    self.op_info.push((op.datagrams, op.gso));
+                }
+            }
+            if let Some(&fd) = self.fds.get(sock) {
+                self.send_batch(fd);
+            }
+            for transmit in self.transmits.drain(..) {
+                tx.recycle(transmit);
+            }
+        }
+    }
+
+    /// `sendmmsg` over `self.mmsg`, stepping over failed messages and
+    /// waiting (bounded) while the socket buffer is full.
+    fn send_batch(&mut self, fd: RawFd) {
+        let mut at = 0;
+        let mut retries = 0;
+        let mut calls = 0;
+        while at < self.mmsg.len() && calls < 2 * self.mmsg.len() + SEND_RETRIES {
+            calls += 1;
+            let rest = &mut self.mmsg[at..];
+            // Safety: every header points into `self.plans` and the batch's
+            // transmits, which are neither moved nor changed during the call.
+            #[allow(unsafe_code)]
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    rest.as_mut_ptr(),
+                    rest.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if rc > 0 {
+                for &(datagrams, gso) in &self.op_info[at..at + rc as usize] {
+                    self.stats.tx_datagrams += u64::from(datagrams);
+                    self.stats.gso_sends += u64::from(gso);
+                }
+                at += rc as usize;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) if retries < SEND_RETRIES => {
+                    retries += 1;
+                    let mut pfd = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // Safety: one live pollfd.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::poll(&mut pfd, 1, SEND_WAIT_MS)
+                    };
+                }
+                Some(libc::EAGAIN) => break,
+                errno => {
+                    self.stats.tx_errors += 1;
+                    if errno == Some(libc::EIO) && self.op_info[at].1 && self.gso {
+                        tracing::warn!(
+                            "UDP GSO send failed with EIO, sending windows datagram by datagram"
+                        );
+                        self.gso = false;
+                    } else {
+                        tracing::debug!(error = %err, "sendmmsg failed");
+                    }
+                    at += 1;
+                }
+            }
+        }
+        self.stats.tx_errors += (self.mmsg.len() - at) as u64;
+    }
+}
+
+/// Storage for one `recvmmsg` call; the headers point into the boxes, whose
+/// heap addresses never change.
+struct RecvBatch {
+    bufs: Box<[u8]>,
+    names: Box<[Aligned<SOCKADDR_IN_LEN>]>,
+    controls: Box<[Aligned<PKTINFO_SPACE>]>,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+}
+
+impl RecvBatch {
+    fn new() -> Self {
+        let mut bufs = vec![0u8; BATCH * RECV_SIZE].into_boxed_slice();
+        let mut names = vec![Aligned::default(); BATCH].into_boxed_slice();
+        let mut controls = vec![Aligned::default(); BATCH].into_boxed_slice();
+        let mut iovs: Box<[libc::iovec]> = bufs
+            .chunks_mut(RECV_SIZE)
+            .map(|chunk| libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: chunk.len(),
+            })
+            .collect();
+        let hdrs = (0..BATCH)
+            .map(|i| {
+                let mut hdr = empty_msghdr();
+                hdr.msg_name = names[i].0.as_mut_ptr().cast();
+                hdr.msg_iov = &mut iovs[i];
+                hdr.msg_iovlen = 1;
+                hdr.msg_control = controls[i].0.as_mut_ptr().cast();
+                libc::mmsghdr {
+                    msg_hdr: hdr,
+                    msg_len: 0,
+                }
+            })
+            .collect();
+        Self {
+            bufs,
+            names,
+            controls,
+            iovs,
+            hdrs,
+        }
+    }
+
+    /// Receives up to [`BATCH`] datagrams without blocking.
+    fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        for hdr in self.hdrs.iter_mut() {
+            hdr.msg_hdr.msg_namelen = SOCKADDR_IN_LEN as libc::socklen_t;
+            hdr.msg_hdr.msg_controllen = PKTINFO_SPACE;
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
+        }
+        debug_assert_eq!(self.iovs.len(), BATCH);
+        // Safety: each header points at its own name, control and iovec
+        // storage in this batch's boxes, with the lengths just reset; the
+        // iovecs cover `bufs`. The kernel writes only within those lengths.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc as usize)
+        }
+    }
+
+    /// Name, control data, payload and truncation flag of message `i`.
+    fn message(&self, i: usize) -> (&[u8], &[u8], &[u8], bool) {
+        let hdr = &self.hdrs[i];
+        let name_len = (hdr.msg_hdr.msg_namelen as usize).min(SOCKADDR_IN_LEN);
+        let control_len = hdr.msg_hdr.msg_controllen.min(PKTINFO_SPACE);
+        let data_len = (hdr.msg_len as usize).min(RECV_SIZE);
+        let truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        (
+            &self.names[i].0[..name_len],
+            &self.controls[i].0[..control_len],
+            &self.bufs[i * RECV_SIZE..i * RECV_SIZE + data_len],
+            truncated,
+        )
+    }
+}
