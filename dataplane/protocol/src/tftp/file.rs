@@ -4,7 +4,7 @@
 //! and gets back shared, immutable bytes ([`FileData`]) that stay valid for as
 //! long as a transfer holds them, even when the file is replaced meanwhile.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Immutable bytes of one version of a file.
@@ -51,4 +51,39 @@ pub enum Resolved {
 pub trait Resolver {
     /// Looks up one file.
     fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved;
+}
+
+impl<R: Resolver + ?Sized> Resolver for &R {
+    fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved {
+        (**self).resolve(request)
+    }
+}
+
+impl<R: Resolver + ?Sized> Resolver for Box<R> {
+    fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved {
+        (**self).resolve(request)
+    }
+}
+
+impl<R: Resolver + ?Sized> Resolver for Arc<R> {
+    fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved {
+        (**self).resolve(request)
+    }
+}
+
+/// Finds a client's MAC address from its IP address, for
+/// [`ResolveRequest::mac`]. The driver provides one backed by the DHCP
+/// bindings; closures `Fn(IpAddr) -> Option<[u8; 6]>` qualify.
+pub trait MacLookup: Send {
+    /// The MAC bound to `ip`, if known.
+    fn mac_of(&self, ip: IpAddr) -> Option<[u8; 6]>;
+}
+
+impl<F> MacLookup for F
+where
+    F: Fn(IpAddr) -> Option<[u8; 6]> + Send,
+{
+    fn mac_of(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        self(ip)
+    }
 }

@@ -1,5 +1,101 @@
-//! The TFTP server core.
+//! The TFTP server core (RFC 1350, 2347, 2348, 2349, 7440): read-only,
+//! sans-IO, one instance per shard.
+//!
+//! # Shape
+//!
+//! A [`TftpServer`] owns a table of compact transfer records (a slab with a
+//! free list, indexed by `(client address, local port)`), one timer heap and
+//! a handful of counters. It never touches a socket, a file or the clock:
+//! the driver passes every datagram in with the time it arrived and carries
+//! out the sends the core queues in a [`TxQueue`]. Files come from a
+//! [`Resolver`] as shared immutable bytes ([`FileData`]); DATA sends name a
+//! slice of them instead of copying.
+//!
+//! Requests arrive on the listen port (`TftpSettings::port`); each transfer
+//! is served from one of a few fixed data ports given at construction,
+//! chosen so that `(client address, data port)` is unique. The driver binds
+//! the listen port and every data port, and feeds the core whatever arrives
+//! on any of them.
+//!
+//! # The driving loop
+//!
+//! ```no_run
+//! # use std::time::Instant;
+//! # use bootwave_protocol::net::RecvMeta;
+//! # use bootwave_protocol::tftp::{Payload, Resolver, TftpServer, TxQueue};
+//! # fn recv(_: Option<Instant>) -> Option<(RecvMeta, Vec<u8>)> { None }
+//! # fn send_scatter(_: &RecvMeta, _: &[&[u8]]) {}
+//! # fn run<R: Resolver>(mut server: TftpServer<R>) {
+//! let mut out = TxQueue::new();
+//! loop {
+//!     // 1. Wait for a datagram or the next deadline, whichever is first.
+//!     let deadline = server.poll_timeout();
+//!     let now = Instant::now();
+//!     match recv(deadline) {
+//!         // 2. Feed datagrams in, with the time they arrived.
+//!         Some((meta, datagram)) => server.handle(now, &meta, &datagram, &mut out),
+//!         // 3. Or let timers fire (retransmissions, dropping dead clients).
+//!         None => server.handle_timeout(now, &mut out),
+//!     }
+//!     // 4. Send what was queued, in order. `out.batches()` groups a window
+//!     //    into runs suitable for one UDP GSO send; `out.parts(t)` gives
+//!     //    the header and the file slice for a scatter send. A file `Arc`
+//!     //    can be cloned from `out.file(..)` to keep the bytes alive until
+//!     //    an asynchronous send completes.
+//!     for t in out.transmits() {
+//!         let (header, body) = out.parts(t);
+//!         # let meta = RecvMeta { src: t.dest, dst_ip: t.dest.ip(), local_port: t.local_port, ifindex: 0 };
+//!         send_scatter(&meta, &[header, body]);
+//!     }
+//!     // 5. Reuse the queue: no allocation once it has warmed up.
+//!     out.clear();
+//! }
+//! # }
+//! ```
+//!
+//! A deadline from [`TftpServer::poll_timeout`] may lie in the past: then
+//! `handle_timeout` stopped at its burst budget and wants to be called again
+//! once the queue has been flushed.
+//!
+//! For a graceful stop call [`TftpServer::drain`], keep driving until
+//! [`TftpServer::is_drained`], then drop the core.
+//!
+//! # Behaviour in brief
+//!
+//! - Options: `blksize` (clamped to `max_blksize` and `mtu − 32`),
+//!   `timeout` (1–255 s), `tsize` (the real size, converted for netascii),
+//!   `windowsize` (clamped to `max_windowsize` and to the burst budget).
+//!   Names are case-insensitive; unknown options are ignored; without an
+//!   accepted option there is no OACK.
+//! - An ACK inside the window moves it (a partial-window ACK resumes after
+//!   the acknowledged block); duplicates and old ACKs are ignored, so no
+//!   ACK ever causes a retransmission of what it does not acknowledge.
+//! - Block numbers wrap from 65535 to 0.
+//! - Retransmission: the negotiated timeout, else an RFC 6298 estimate
+//!   bounded by `min_timeout..max_timeout` with exponential backoff;
+//!   after `max_retries` timeouts in a row the transfer is dropped.
+//! - File names are normalised by [`normalize_path`] before the resolver
+//!   sees them; `..`, control characters and over-long names are refused.
 
+mod counters;
 mod file;
+mod netascii;
+mod options;
+mod path;
+mod server;
+mod timers;
+mod transfer;
+mod tx;
+pub mod wire;
 
-pub use file::{FileData, ResolveRequest, Resolved, Resolver};
+#[cfg(test)]
+mod tests;
+
+pub use counters::TftpCounters;
+pub use file::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
+pub use netascii::NetasciiData;
+pub use options::{DEFAULT_BLKSIZE, MAX_BLKSIZE, MIN_BLKSIZE, MTU_OVERHEAD};
+pub use path::{DEFAULT_MAX_PATH_LEN, PathError, normalize as normalize_path};
+pub use server::{DEFAULT_BURST_BUDGET_BYTES, ServerOptions, TftpServer};
+pub use tx::{FileIndex, Payload, Transmit, TxQueue};
+pub use wire::{ErrorCode, Mode, Packet, ParseError};

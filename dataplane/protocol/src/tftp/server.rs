@@ -1,0 +1,566 @@
+//! The server core: requests in, transfers in a table, sends out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::counters::TftpCounters;
+use super::netascii::NetasciiData;
+use super::options::{Limits, Negotiated};
+use super::path::{self, PathError};
+use super::timers::{TimerEntry, TimerHeap};
+use super::transfer::{AckOutcome, NEVER, RtoBounds, Transfer};
+use super::tx::TxQueue;
+use super::wire::{self, ErrorCode, Mode, Packet, Request};
+use super::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
+use crate::config::TftpSettings;
+use crate::net::RecvMeta;
+
+/// Default burst budget: Linux's default socket send buffer
+/// (`net.core.wmem_default`).
+pub const DEFAULT_BURST_BUDGET_BYTES: usize = 212_992;
+
+/// Lower bound of the adaptive timeout whatever the configuration says.
+const RTO_FLOOR: Duration = Duration::from_millis(1);
+/// Timeout before a transfer has an RTT sample (RFC 6298).
+const INITIAL_RTO: Duration = Duration::from_secs(1);
+
+/// Tuning that belongs to the driver rather than the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Bytes of DATA datagrams (headers included) one window, and one
+    /// [`TftpServer::handle_timeout`] call, may queue at once: the socket
+    /// send buffer. Windows are negotiated down to fit.
+    pub burst_budget_bytes: usize,
+    /// Longest accepted file name in bytes.
+    pub max_path_len: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            burst_budget_bytes: DEFAULT_BURST_BUDGET_BYTES,
+            max_path_len: path::DEFAULT_MAX_PATH_LEN,
+        }
+    }
+}
+
+/// How a transfer ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    Failed,
+    TimedOut,
+    OptionsRefused,
+}
+
+/// One entry of the transfer table.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// Bumped each time the slot is freed, so stale timers are recognised.
+    generation: u32,
+    /// The transfer, if the slot is in use.
+    transfer: Option<Transfer>,
+}
+
+/// A TFTP read-only server core for one shard. See the [module
+/// docs](super) for the driving loop.
+pub struct TftpServer<R> {
+    resolver: R,
+    mac_lookup: Option<Box<dyn MacLookup>>,
+    limits: Limits,
+    rto: RtoBounds,
+    max_retries: u8,
+    max_transfers: usize,
+    max_path_len: usize,
+    listen_port: u16,
+    data_ports: Box<[u16]>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    index: HashMap<(SocketAddr, u16), u32>,
+    timers: TimerHeap,
+    epoch: Option<Instant>,
+    draining: bool,
+    counters: TftpCounters,
+    path_buf: String,
+}
+
+impl<R> std::fmt::Debug for TftpServer<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TftpServer")
+            .field("listen_port", &self.listen_port)
+            .field("data_ports", &self.data_ports)
+            .field("active", &self.index.len())
+            .field("draining", &self.draining)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Resolver> TftpServer<R> {
+    /// A core answering RRQs on `settings.port` and serving transfers from
+    /// `data_ports` (the listen port is used when none is given), with the
+    /// default [`ServerOptions`].
+    pub fn new(settings: &TftpSettings, data_ports: &[u16], resolver: R) -> Self {
+        Self::with_options(settings, data_ports, resolver, ServerOptions::default())
+    }
+
+    /// Like [`TftpServer::new`] with explicit driver tuning.
+    pub fn with_options(
+        settings: &TftpSettings,
+        data_ports: &[u16],
+        resolver: R,
+        options: ServerOptions,
+    ) -> Self {
+        let micros = |d: Duration| u32::try_from(d.max(RTO_FLOOR).as_micros()).unwrap_or(u32::MAX);
+        let (min, max) = (micros(settings.min_timeout), micros(settings.max_timeout));
+        let max = max.max(min);
+        let mut ports: Vec<u16> = data_ports.to_vec();
+        ports.sort_unstable();
+        ports.dedup();
+        if ports.is_empty() {
+            ports.push(settings.port);
+        }
+        Self {
+            resolver,
+            mac_lookup: None,
+            limits: Limits::new(
+                settings.max_blksize,
+                settings.mtu,
+                settings.max_windowsize,
+                options.burst_budget_bytes,
+            ),
+            rto: RtoBounds {
+                min,
+                max,
+                initial: micros(INITIAL_RTO).clamp(min, max),
+            },
+            max_retries: settings.max_retries,
+            max_transfers: settings.max_transfers as usize,
+            max_path_len: options.max_path_len,
+            listen_port: settings.port,
+            data_ports: ports.into_boxed_slice(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            timers: TimerHeap::default(),
+            epoch: None,
+            draining: false,
+            counters: TftpCounters::default(),
+            path_buf: String::new(),
+        }
+    }
+
+    /// Installs the "MAC by client IP" lookup whose answer is passed to the
+    /// resolver.
+    pub fn set_mac_lookup(&mut self, lookup: impl MacLookup + 'static) {
+        self.mac_lookup = Some(Box::new(lookup));
+    }
+
+    /// The resolver.
+    pub fn resolver(&self) -> &R {
+        &self.resolver
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> &TftpCounters {
+        &self.counters
+    }
+
+    /// Transfers in the table.
+    pub fn active_transfers(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Entries in the timer heap, live and stale (about one per transfer).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Stops accepting requests (they get ERROR 0 "server shutting down");
+    /// transfers in flight run to their end.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether [`TftpServer::drain`] was called and no transfer is left.
+    pub fn is_drained(&self) -> bool {
+        self.draining && self.index.is_empty()
+    }
+
+    /// Processes one datagram received at `now`, queueing replies in `out`.
+    pub fn handle(&mut self, now: Instant, meta: &RecvMeta, datagram: &[u8], out: &mut TxQueue) {
+        let now = self.ticks(now);
+        let packet = Packet::parse(datagram);
+        if meta.local_port == self.listen_port {
+            match packet {
+                Ok(Packet::Rrq(request)) => return self.on_request(now, meta.src, &request, out),
+                Ok(Packet::Wrq(_)) => {
+                    return self.send_error(
+                        out,
+                        meta.src,
+                        ErrorCode::AccessViolation,
+                        "server is read-only",
+                    );
+                }
+                Err(error) => {
+                    debug!(src = %meta.src, %error, "malformed TFTP request");
+                    self.counters.malformed_dropped += 1;
+                    return self.send_error(
+                        out,
+                        meta.src,
+                        ErrorCode::IllegalOperation,
+                        "malformed request",
+                    );
+                }
+                // A transfer may share the listen port when no data port
+                // was given: look it up below.
+                Ok(_) => {}
+            }
+        }
+        let packet = match packet {
+            Ok(packet) => packet,
+            Err(error) => {
+                debug!(src = %meta.src, %error, "malformed TFTP packet dropped");
+                self.counters.malformed_dropped += 1;
+                return;
+            }
+        };
+        let Some(&slot) = self.index.get(&(meta.src, meta.local_port)) else {
+            if !matches!(packet, Packet::Error { .. }) {
+                self.counters.errors_sent[ErrorCode::UnknownTid as usize] += 1;
+                out.push_control(meta.src, meta.local_port, |buf| {
+                    wire::emit_error(buf, ErrorCode::UnknownTid, "unknown transfer ID");
+                });
+            }
+            return;
+        };
+        match packet {
+            Packet::Ack { block } => self.on_ack(now, slot, block, out),
+            Packet::Error { code, .. } => {
+                let refused = code == ErrorCode::OptionsRefused as u16
+                    && self.transfer(slot).is_some_and(Transfer::awaiting_oack_ack);
+                debug!(src = %meta.src, code, "client ended the transfer");
+                self.finish(
+                    slot,
+                    if refused {
+                        Outcome::OptionsRefused
+                    } else {
+                        Outcome::Failed
+                    },
+                );
+            }
+            _ => {
+                self.counters.errors_sent[ErrorCode::IllegalOperation as usize] += 1;
+                out.push_control(meta.src, meta.local_port, |buf| {
+                    wire::emit_error(buf, ErrorCode::IllegalOperation, "unexpected packet");
+                });
+                self.finish(slot, Outcome::Failed);
+            }
+        }
+    }
+
+    /// When [`TftpServer::handle_timeout`] should next be called. A deadline
+    /// in the past means "as soon as the queue is flushed".
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let epoch = self.epoch?;
+        Some(epoch + Duration::from_micros(self.timers.earliest()?))
+    }
+
+    /// Retransmits or drops every transfer whose timer expired by `now`,
+    /// stopping early once a burst budget of DATA is queued (the rest stay
+    /// due; see [`TftpServer::poll_timeout`]).
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut TxQueue) {
+        let now = self.ticks(now);
+        let mut spent = 0;
+        while spent < self.limits.burst_budget {
+            let Some(entry) = self.timers.pop_due(now) else {
+                break;
+            };
+            let generation = self.slots.get(entry.slot as usize).map(|s| s.generation);
+            let Some(transfer) = self.transfer_mut(entry.slot) else {
+                continue;
+            };
+            if generation != Some(entry.generation) || transfer.scheduled != entry.deadline {
+                continue;
+            }
+            transfer.scheduled = NEVER;
+            if transfer.deadline > now {
+                let deadline = transfer.deadline;
+                self.arm(entry.slot, deadline);
+                continue;
+            }
+            spent += self.on_expired(now, entry.slot, out);
+        }
+    }
+
+    /// Microseconds since the epoch (set by the first call).
+    fn ticks(&mut self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(NEVER - 1)
+    }
+
+    fn on_request(
+        &mut self,
+        now: u64,
+        client: SocketAddr,
+        request: &Request<'_>,
+        out: &mut TxQueue,
+    ) {
+        if self.draining {
+            return self.send_error(out, client, ErrorCode::NotDefined, "server shutting down");
+        }
+        if request.mode == Mode::Mail {
+            return self.send_error(
+                out,
+                client,
+                ErrorCode::IllegalOperation,
+                "mail mode not supported",
+            );
+        }
+        if let Some(slot) = self.existing(client) {
+            if self.transfer(slot).is_some_and(Transfer::untouched) {
+                // The client repeated its request: our first answer was lost.
+                self.send_round(now, slot, out);
+                return;
+            }
+            self.finish(slot, Outcome::Failed);
+        }
+        if self.index.len() >= self.max_transfers {
+            return self.send_error(out, client, ErrorCode::NotDefined, "server busy");
+        }
+        let Some(local_port) = self.free_port(client) else {
+            return self.send_error(out, client, ErrorCode::NotDefined, "server busy");
+        };
+        let path = match path::normalize(request.filename, self.max_path_len, &mut self.path_buf) {
+            Ok(path) => path,
+            Err(error) => {
+                debug!(%client, %error, "refused file name");
+                return self.send_error(
+                    out,
+                    client,
+                    ErrorCode::AccessViolation,
+                    path_message(error),
+                );
+            }
+        };
+        let mac = self
+            .mac_lookup
+            .as_ref()
+            .and_then(|lookup| lookup.mac_of(client.ip()));
+        let file = match self.resolver.resolve(&ResolveRequest { path, client, mac }) {
+            Resolved::File(file) => file,
+            Resolved::NotFound => {
+                return self.send_error(out, client, ErrorCode::FileNotFound, "file not found");
+            }
+            Resolved::Denied => {
+                return self.send_error(out, client, ErrorCode::AccessViolation, "access denied");
+            }
+        };
+        let file: Arc<dyn FileData> = match request.mode {
+            Mode::Netascii => NetasciiData::convert_shared(&*file),
+            _ => file,
+        };
+        let negotiated = Negotiated::from_request(request.options, &self.limits);
+        let Some(transfer) = Transfer::new(file, client, local_port, &negotiated, &self.rto) else {
+            return self.send_error(out, client, ErrorCode::DiskFull, "file too large");
+        };
+        let slot = self.insert(transfer);
+        self.counters.transfers_started += 1;
+        self.send_round(now, slot, out);
+    }
+
+    fn on_ack(&mut self, now: u64, slot: u32, block: u16, out: &mut TxQueue) {
+        let bounds = self.rto;
+        let Some(transfer) = self.transfer_mut(slot) else {
+            return;
+        };
+        match transfer.on_ack(block, now, &bounds) {
+            AckOutcome::Ignored => {}
+            AckOutcome::Advanced => {
+                self.send_round(now, slot, out);
+            }
+            AckOutcome::Complete => self.finish(slot, Outcome::Completed),
+        }
+    }
+
+    /// Handles an expired timer; returns the bytes queued.
+    fn on_expired(&mut self, now: u64, slot: u32, out: &mut TxQueue) -> usize {
+        let (max_retries, max_rto) = (self.max_retries, self.rto.max);
+        let Some(transfer) = self.transfer_mut(slot) else {
+            return 0;
+        };
+        if !transfer.on_timeout(max_retries, max_rto) {
+            debug!(client = %transfer.client, "transfer timed out");
+            self.finish(slot, Outcome::TimedOut);
+            return 0;
+        }
+        self.send_round(now, slot, out)
+    }
+
+    /// Sends the current round of `slot` and re-arms its timer; returns
+    /// the bytes queued.
+    fn send_round(&mut self, now: u64, slot: u32, out: &mut TxQueue) -> usize {
+        let Some(transfer) = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.transfer.as_mut())
+        else {
+            return 0;
+        };
+        let bytes = transfer.send_round(now, out, &mut self.counters);
+        let deadline = now.saturating_add(u64::from(transfer.rto()));
+        self.arm(slot, deadline);
+        bytes
+    }
+
+    /// Sets the deadline of `slot`, pushing a heap entry only when it moves
+    /// earlier than the live one.
+    fn arm(&mut self, slot: u32, deadline: u64) {
+        let Some(entry) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        let generation = entry.generation;
+        let Some(transfer) = entry.transfer.as_mut() else {
+            return;
+        };
+        transfer.deadline = deadline;
+        if deadline < transfer.scheduled {
+            transfer.scheduled = deadline;
+            self.timers.push(TimerEntry {
+                deadline,
+                slot,
+                generation,
+            });
+        }
+    }
+
+    fn send_error(
+        &mut self,
+        out: &mut TxQueue,
+        client: SocketAddr,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        self.counters.errors_sent[code as usize] += 1;
+        let port = self.reply_port(client);
+        out.push_control(client, port, |buf| wire::emit_error(buf, code, message));
+    }
+
+    fn transfer(&self, slot: u32) -> Option<&Transfer> {
+        self.slots.get(slot as usize)?.transfer.as_ref()
+    }
+
+    fn transfer_mut(&mut self, slot: u32) -> Option<&mut Transfer> {
+        self.slots.get_mut(slot as usize)?.transfer.as_mut()
+    }
+
+    /// A transfer of `client` on any of our data ports.
+    fn existing(&self, client: SocketAddr) -> Option<u32> {
+        self.data_ports
+            .iter()
+            .find_map(|&port| self.index.get(&(client, port)).copied())
+    }
+
+    /// A data port not yet used with `client`, starting from one chosen by
+    /// the client's address so clients spread over the ports.
+    fn free_port(&self, client: SocketAddr) -> Option<u16> {
+        let n = self.data_ports.len();
+        let start = port_hash(client) % n;
+        (0..n)
+            .map(|i| self.data_ports[(start + i) % n])
+            .find(|&port| !self.index.contains_key(&(client, port)))
+    }
+
+    /// The port ERRORs to a request come from (a data port, as a new TID).
+    fn reply_port(&self, client: SocketAddr) -> u16 {
+        self.data_ports[port_hash(client) % self.data_ports.len()]
+    }
+
+    fn insert(&mut self, transfer: Transfer) -> u32 {
+        let key = (transfer.client, transfer.local_port);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize].transfer = Some(transfer);
+                slot
+            }
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    transfer: Some(transfer),
+                });
+                // The table never exceeds `max_transfers`, a u32.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(key, slot);
+        slot
+    }
+
+    fn finish(&mut self, slot: u32, outcome: Outcome) {
+        let Some(entry) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        let Some(transfer) = entry.transfer.take() else {
+            return;
+        };
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(slot);
+        self.index.remove(&(transfer.client, transfer.local_port));
+        let counter = match outcome {
+            Outcome::Completed => &mut self.counters.transfers_completed,
+            Outcome::Failed => &mut self.counters.transfers_failed,
+            Outcome::TimedOut => &mut self.counters.transfers_timed_out,
+            Outcome::OptionsRefused => &mut self.counters.option_refusals,
+        };
+        *counter += 1;
+    }
+}
+
+/// The ERROR 2 message for a refused name.
+fn path_message(error: PathError) -> &'static str {
+    match error {
+        PathError::Empty => "access violation: empty file name",
+        PathError::TooLong => "access violation: file name too long",
+        PathError::Nul | PathError::Control | PathError::NotUtf8 => {
+            "access violation: bad character in file name"
+        }
+        PathError::ParentDir => "access violation: '..' in file name",
+    }
+}
+
+/// A cheap, well-mixed hash of a client address for spreading it over the
+/// data ports.
+fn port_hash(client: SocketAddr) -> usize {
+    let ip = match client.ip() {
+        std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            (bits as u64) ^ ((bits >> 64) as u64)
+        }
+    };
+    let mixed = (ip ^ u64::from(client.port()) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> 32) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_stay_small() {
+        assert!(
+            std::mem::size_of::<Transfer>() <= 128,
+            "Transfer is {} bytes",
+            std::mem::size_of::<Transfer>()
+        );
+        assert!(
+            std::mem::size_of::<Slot>() <= 128,
+            "Slot is {} bytes",
+            std::mem::size_of::<Slot>()
+        );
+    }
+}
