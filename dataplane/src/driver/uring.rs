@@ -50,7 +50,20 @@ impl Default for UringConfig {
 
 /// Sets up a small ring with a provided-buffer ring and tears it down: the
 /// test of whether this process may use the backend.
+///
+/// Runs on a short-lived thread of its own: tearing a ring down can leave
+/// io_uring task work queued to the thread that created it, which would
+/// interrupt (EINTR) a blocking system call of the caller.
 pub(crate) fn probe() -> io::Result<()> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(probe_here)
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("io_uring probe panicked")))
+    })
+}
+
+fn probe_here() -> io::Result<()> {
     let ring = IoUring::new(8)?;
     let bufs = BufRing::new(2, 64)?;
     bufs.register(&ring, BGID)?;
