@@ -9,7 +9,8 @@ use super::convert::{Draft, RuleOut, SubnetDraft};
 /// main file first).
 pub(crate) fn emit(draft: &Draft, files: &[String]) -> String {
     let origin = files.first().map_or("?", String::as_str);
-    let name = |pos: super::Pos| comment(files.get(usize::from(pos.file)).map_or("?", String::as_str));
+    let name =
+        |pos: super::Pos| comment(files.get(usize::from(pos.file)).map_or("?", String::as_str));
     let mut out = String::new();
     let _ = writeln!(
         out,

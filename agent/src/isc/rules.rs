@@ -53,6 +53,11 @@ pub(crate) fn flatten(
                     .map(|rest| rest.iter().map(|t| &t.tok).collect::<Vec<_>>())
                     .as_deref()
                 {
+                    Some([Tok::Str(f)])
+                        if f.is_empty() || f.len() > 255 || f.chars().any(char::is_control) =>
+                    {
+                        notes.push(Note::warn(*pos, "not converted: the file name is empty, longer than 255 bytes or holds control characters"));
+                    }
                     Some([Tok::Str(f)]) => groups.push((
                         Flat {
                             rules: vec![RuleDraft {
