@@ -23,7 +23,6 @@ fn lookups(c: &mut Criterion) {
     }
     let store = Arc::new(FileStore::open(dir.path(), StoreOptions::default()).expect("load"));
     assert_eq!(store.report().files, FILES);
-    let handle = store.handle();
     let hit = format!("hosts/{:02x}/refind-{}.conf", 517 % 64, 517);
     let client = SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 2070));
 
@@ -35,7 +34,7 @@ fn lookups(c: &mut Criterion) {
             mac: None,
         };
         b.iter(|| {
-            let resolved = handle.resolve(black_box(&request));
+            let resolved = store.resolve(black_box(&request));
             assert!(matches!(resolved, Resolved::File(_)));
             resolved
         });
@@ -47,7 +46,7 @@ fn lookups(c: &mut Criterion) {
             mac: None,
         };
         b.iter(|| {
-            let resolved = handle.resolve(black_box(&request));
+            let resolved = store.resolve(black_box(&request));
             assert!(matches!(resolved, Resolved::NotFound));
             resolved
         });

@@ -54,7 +54,7 @@ fn boot_tree() -> tempfile::TempDir {
 fn loads_tree_and_serves_exact_names() {
     let dir = boot_tree();
     let store = Arc::new(FileStore::open(dir.path(), StoreOptions::default()).expect("load"));
-    let handle = store.handle();
+    let handle = Arc::clone(&store);
     assert_eq!(served(&*store, "ipxe.efi"), b"MZ ipxe");
     assert_eq!(served(&handle, "efi/refind_x64.efi"), b"MZ refind");
     assert_eq!(served(&handle, "efi/refind.conf"), b"timeout 1\n");

@@ -6,9 +6,9 @@ use bootwave_protocol::tftp::{ResolveRequest, Resolved, Resolver};
 ///
 /// The hook sees the whole request (path, client address, MAC) and answers
 /// `Some` to serve or refuse the name itself, e.g. a per-host iPXE script
-/// built from the lease table, or `None` to let the fallback (usually a
-/// [`StoreHandle`](super::StoreHandle)) answer. It runs on the shard's hot
-/// path: it must not block.
+/// built from the lease table, or `None` to let the fallback (usually an
+/// `Arc<FileStore>`) answer. It runs on the shard's hot path: it must not
+/// block.
 #[derive(Clone)]
 pub struct DynamicResolver<F, R> {
     hook: F,

@@ -165,17 +165,13 @@ impl FileStore {
         &self.options
     }
 
-    /// A cheap, cloneable resolver for one shard.
-    pub fn handle(self: &Arc<Self>) -> StoreHandle {
-        StoreHandle(Arc::clone(self))
-    }
-
     /// Canonical directories of the current map (watched by the watcher).
     pub(super) fn dirs(&self) -> Vec<PathBuf> {
         self.current.load().dirs.clone()
     }
 }
 
+/// Shards share the store as `Arc<FileStore>`, which is a [`Resolver`] too.
 impl Resolver for FileStore {
     fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved {
         self.lookup(request.path)
@@ -189,22 +185,5 @@ impl std::fmt::Debug for FileStore {
             .field("options", &self.options)
             .field("report", &self.report())
             .finish_non_exhaustive()
-    }
-}
-
-/// A shared [`FileStore`] as a [`Resolver`]; clone one per shard.
-#[derive(Debug, Clone)]
-pub struct StoreHandle(Arc<FileStore>);
-
-impl StoreHandle {
-    /// The store behind the handle.
-    pub fn store(&self) -> &Arc<FileStore> {
-        &self.0
-    }
-}
-
-impl Resolver for StoreHandle {
-    fn resolve(&self, request: &ResolveRequest<'_>) -> Resolved {
-        self.0.lookup(request.path)
     }
 }

@@ -21,7 +21,7 @@
 //! takes no lock, allocates nothing and never touches the disk, including
 //! for missing names (PXE clients probe many). Matching is exact and
 //! case-sensitive, like the file system; no case-folding fallback.
-//! Shards resolve through a cloned [`StoreHandle`], optionally wrapped in a
+//! Shards resolve through a cloned `Arc<FileStore>`, optionally wrapped in a
 //! [`DynamicResolver`] whose hook answers first (per-host iPXE scripts).
 //!
 //! # What is loaded
@@ -79,5 +79,5 @@ mod watch;
 pub use boot_file::BootFile;
 pub use dynamic::DynamicResolver;
 pub use error::StoreError;
-pub use file_store::{FileStore, LoadReport, StoreHandle, StoreOptions};
+pub use file_store::{FileStore, LoadReport, StoreOptions};
 pub use watch::{WatchHandle, WatchOptions};
