@@ -249,6 +249,30 @@ fn depth_limit_stops_descent() {
     assert_eq!(served(&store, "efi/refind.conf"), b"timeout 1\n");
 }
 
+/// Every level links twice to the next: 2^16 paths unless the walk is bounded.
+#[test]
+fn directory_limit_bounds_a_tree_of_aliases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut level = dir.path().to_path_buf();
+    for i in 0..16 {
+        let next = level.join(format!("l{i}"));
+        std::fs::create_dir(&next).expect("mkdir");
+        symlink(format!("l{i}"), level.join("a")).expect("symlink");
+        symlink(format!("l{i}"), level.join("b")).expect("symlink");
+        level = next;
+    }
+    put(&level, "leaf", b"leaf");
+    let options = StoreOptions {
+        max_dirs: 100,
+        max_depth: 64,
+        ..StoreOptions::default()
+    };
+    let store = FileStore::open(dir.path(), options).expect("load");
+    let report = store.report();
+    assert!(report.skipped_dirs > 0, "{report:?}");
+    assert!(report.files <= 100, "{report:?}");
+}
+
 #[test]
 fn non_utf8_names_are_skipped() {
     let dir = boot_tree();

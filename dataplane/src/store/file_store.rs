@@ -23,6 +23,9 @@ pub struct StoreOptions {
     pub max_file_size: u64,
     /// Deepest directory nesting entered below the root.
     pub max_depth: usize,
+    /// Most directories entered, counting each path through a directory
+    /// symlink; bounds the walk of a tree full of aliases.
+    pub max_dirs: usize,
 }
 
 impl Default for StoreOptions {
@@ -32,6 +35,7 @@ impl Default for StoreOptions {
             max_total_bytes: 4 << 30,
             max_file_size: 1 << 30,
             max_depth: 16,
+            max_dirs: 10_000,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct LoadReport {
     pub skipped_over_budget: usize,
     /// Directories not entered because they are nested too deep.
     pub skipped_too_deep: usize,
+    /// Directories not entered because the directory limit was reached.
+    pub skipped_dirs: usize,
     /// Entries whose name is not UTF-8.
     pub skipped_non_utf8: usize,
     /// FIFOs, sockets, devices.

@@ -37,7 +37,8 @@
 //!
 //! [`StoreOptions`] bound a scan: at most 10,000 names (the rest are left
 //! out), 1 GiB per file and 4 GiB across the snapshot (files beyond those are
-//! denied), 16 directory levels. Nothing over a limit fails the load; each
+//! denied), 16 directory levels, 10,000 directories entered (a path through
+//! a directory symlink counts again). Nothing over a limit fails the load; each
 //! case is logged and counted in the [`LoadReport`]. A name reached through
 //! two paths (a symlink alias) shares one loaded version.
 //!

@@ -144,6 +144,11 @@ impl Scan<'_> {
             self.next.report.skipped_too_deep += 1;
             return;
         }
+        if self.next.dirs.len() >= self.options.max_dirs {
+            tracing::warn!(dir = %abs.display(), limit = self.options.max_dirs, "TFTP root holds too many directories; not entered");
+            self.next.report.skipped_dirs += 1;
+            return;
+        }
         let listing = match fs::read_dir(&abs) {
             Ok(listing) => listing,
             Err(error) => return self.failed(&abs, &error),
