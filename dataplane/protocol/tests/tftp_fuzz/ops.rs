@@ -57,7 +57,7 @@ impl Input<'_> {
 }
 
 /// Runs the operations encoded in `data`.
-pub fn run(data: &[u8]) {
+pub(crate) fn run(data: &[u8]) {
     let settings = TftpSettings {
         port: LISTEN,
         root: "/srv/tftp".into(),
