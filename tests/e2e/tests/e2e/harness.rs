@@ -81,3 +81,22 @@ fn lab_clients_reach_the_server_through_the_bridge() -> anyhow::Result<()> {
     assert!(addrs.contains("10.77.0.1/24"), "{addrs}");
     Ok(())
 }
+
+#[test]
+fn a_panicking_test_still_removes_its_namespace() -> anyhow::Result<()> {
+    require_root_and_tools(&["ip"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let ns = Netns::create("panic").expect("namespace");
+        tx.send(ns.name().to_owned()).expect("send name");
+        panic!("deliberate panic while {} exists", ns.name());
+    })
+    .join();
+    assert!(outcome.is_err(), "the thread panicked");
+    let name = rx.recv()?;
+    assert!(
+        !Path::new("/run/netns").join(&name).exists(),
+        "{name} removed during unwinding"
+    );
+    Ok(())
+}
