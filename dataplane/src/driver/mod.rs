@@ -94,7 +94,7 @@ pub use backend::{Backend, BackendChoice, select_backend};
 pub use service::{Service, ShardContext};
 pub use shard::{DriverConfig, ShardExit, ShardGroup, ShardStats, StopHandle, spawn_shards};
 pub use socket::{Binding, SocketSpec, Steering, gso_supported};
-pub use tx::{Chunk, SourceHint, Tx, TxError};
+pub use tx::{Chunk, MAX_WINDOW, SourceHint, Tx, TxError};
 pub use uring::UringConfig;
 
 use std::io;

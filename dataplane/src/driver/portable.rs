@@ -41,7 +41,8 @@ pub(crate) fn run<S: Service>(
         let stop_ready = shard.wait(wait_for(service.poll_timeout(), Instant::now()))?;
         let now = Instant::now();
         for sock in 0..shard.fds.len() {
-            if shard.pollfds[sock].revents & libc::POLLIN != 0 {
+            // POLLERR too: reading clears a pending socket error.
+            if shard.pollfds[sock].revents & (libc::POLLIN | libc::POLLERR) != 0 {
                 shard.recv_socket(sock, service, &mut tx, now);
             }
         }

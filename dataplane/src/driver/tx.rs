@@ -10,6 +10,8 @@ use bootwave_protocol::tftp::FileData;
 const BUFFER_CAPACITY: usize = 1536;
 /// Send buffers kept for reuse; more are freed.
 const POOL_LIMIT: usize = 4096;
+/// Most datagrams in one window (far above any TFTP `windowsize` in use).
+pub const MAX_WINDOW: usize = 1024;
 
 /// Where a reply leaves from, as `IP_PKTINFO` on the send side.
 ///
@@ -56,6 +58,9 @@ pub enum TxError {
     /// A window without chunks.
     #[error("empty window")]
     EmptyWindow,
+    /// A window of more than [`MAX_WINDOW`] chunks.
+    #[error("window of {0} datagrams exceeds {MAX_WINDOW}")]
+    WindowTooLarge(usize),
 }
 
 /// Bytes of one queued transmit.
@@ -150,6 +155,9 @@ impl Tx {
         self.check_socket(sock)?;
         if chunks.is_empty() {
             return Err(TxError::EmptyWindow);
+        }
+        if chunks.len() > MAX_WINDOW {
+            return Err(TxError::WindowTooLarge(chunks.len()));
         }
         let file_len = file.bytes().len();
         for chunk in chunks {
