@@ -199,3 +199,46 @@ fn join_within<S: Send + 'static>(
         .expect("shards did not stop in time")
         .expect("shards stop cleanly")
 }
+
+fn per_shard_sockets_reach_their_shard(backend: BackendChoice) {
+    let mut cfg = config(2, backend, "127.0.0.1:0", Binding::Group(Steering::Kernel));
+    cfg.sockets
+        .push(bootwave_dataplane::driver::SocketSpec::new(
+            "127.0.0.1:0".parse().unwrap(),
+            Binding::PerShard,
+        ));
+    let (group, counter) = start_probes(cfg, Reply::Echo, Duration::ZERO);
+    let client = client();
+    let mut ports = Vec::new();
+    for shard in 0..2 {
+        let addrs = group.local_addrs(shard);
+        ports.push(addrs[1].port());
+        assert_eq!(addrs.len(), 2);
+        client.send_to(&[shard as u8], addrs[1]).unwrap();
+        let mut buf = [0u8; 4];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&[shard as u8][..], SocketAddr::V4(addrs[1]))
+        );
+    }
+    assert_ne!(ports[0], ports[1]);
+    wait_count(&counter, 2);
+    for exit in stop_and_join(group) {
+        assert_eq!(exit.service.seen.len(), 1, "shard {}", exit.shard);
+        let seen = &exit.service.seen[0];
+        assert_eq!(seen.sock, 1);
+        assert_eq!(seen.data, vec![exit.shard as u8]);
+        assert_eq!(seen.meta.local_port, ports[exit.shard]);
+    }
+}
+
+#[test]
+fn uring_per_shard_socket_reaches_its_shard() {
+    per_shard_sockets_reach_their_shard(BackendChoice::Uring);
+}
+
+#[test]
+fn portable_per_shard_socket_reaches_its_shard() {
+    per_shard_sockets_reach_their_shard(BackendChoice::Portable);
+}

@@ -7,6 +7,7 @@
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io;
+use std::mem::size_of;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -15,6 +16,9 @@ use io_uring::types::BufRingEntry;
 
 /// Alignment the kernel requires of the ring.
 const PAGE: usize = 4096;
+
+// `push` writes entries by the kernel's `struct io_uring_buf` layout.
+const _: () = assert!(size_of::<BufRingEntry>() == 16);
 
 /// A provided-buffer ring and its buffers.
 #[derive(Debug)]
@@ -92,16 +96,20 @@ impl BufRing {
         let bid = bid & (self.entries - 1);
         let index = usize::from(self.tail & (self.entries - 1));
         let addr = self.buf_ptr(bid) as u64;
+        let entry = self.ring.as_ptr().wrapping_add(index).cast::<u8>();
         // Safety: `index < entries`, so the entry lies inside the ring
         // allocation. Entries between the published tail and our local tail
-        // are ours: the kernel reads only up to the published tail. Only the
-        // addr/len/bid fields are written; the shared tail (entry 0's `resv`)
-        // is written by `publish` alone.
+        // are ours: the kernel reads only up to the published tail, and at
+        // most `entries` buffers are ever listed, so the entry at our tail
+        // has been consumed. The writes follow `struct io_uring_buf`
+        // { u64 addr; u32 len; u16 bid; u16 resv } and leave `resv` alone:
+        // in entry 0 it is the shared tail, written by `publish` alone.
         #[allow(unsafe_code)]
-        let entry = unsafe { &mut *self.ring.as_ptr().add(index) };
-        entry.set_addr(addr);
-        entry.set_len(self.buf_size);
-        entry.set_bid(bid);
+        unsafe {
+            entry.cast::<u64>().write(addr);
+            entry.add(8).cast::<u32>().write(self.buf_size);
+            entry.add(12).cast::<u16>().write(bid);
+        }
         self.tail = self.tail.wrapping_add(1);
     }
 

@@ -34,9 +34,32 @@
 //!   with a timeout equal to the service's next deadline. One loop iteration
 //!   reaps every completion, runs the service over the batch, then submits
 //!   the resulting sends with a single system call.
-//! - [`Backend::Portable`]: `poll`, `recvmmsg` and `sendmmsg`. Chosen when
-//!   the kernel or a seccomp filter refuses io_uring (EPERM, ENOSYS, EACCES),
-//!   or on request.
+//! - [`Backend::Portable`]: `ppoll`, `recvmmsg` and `sendmmsg`. Chosen when
+//!   the kernel or a seccomp filter (Docker's default profile) refuses
+//!   io_uring (EPERM, ENOSYS, EACCES), or on request. The choice is made
+//!   once, by setting up a small ring on a throw-away thread (tearing a ring
+//!   down can queue io_uring task work to the thread that made it, which
+//!   would interrupt that thread's next blocking system call with EINTR).
+//!
+//! Both backends wake for three things: a datagram, the service's next
+//! deadline ([`Service::poll_timeout`], the `io_uring_enter` or `ppoll`
+//! timeout, capped at 250 ms so [`Service::should_stop`] is polled), and the
+//! stop eventfd that [`ShardGroup::stop`] writes.
+//!
+//! # Backpressure and limits
+//!
+//! - A transmit that finds no free send slot stays queued in [`Tx`]; the
+//!   shard then sleeps until completions free slots. [`Tx::queued`] lets a
+//!   service see the queue and slow down.
+//! - A window holds at most [`MAX_WINDOW`] datagrams.
+//! - A receive buffer of [`UringConfig::recv_buffer_size`] bytes carries
+//!   64 bytes of header, address and control data; longer datagrams are
+//!   truncated and dropped (counted in [`ShardStats::rx_dropped`]). The
+//!   portable backend receives up to 2048 bytes.
+//! - When every receive buffer is in use the multishot receive ends with
+//!   ENOBUFS; the datagrams wait in the socket, the buffers are listed
+//!   again as soon as the service has seen them, and the receive is
+//!   re-armed in the same iteration ([`ShardStats::recv_no_buffers`]).
 //!
 //! # Buffer ownership
 //!
