@@ -68,15 +68,17 @@ impl Core {
         let subnet = self.subnet(snap, req)?;
         let mac = req.mac;
         let usable = |a: Ipv4Addr| self.in_slice(subnet, a) && snap.reserved_for(a).is_none();
-        if let Some(l) = self.leases.of_client(&mac) {
-            if usable(l.addr) && l.available_to(&mac, now) {
-                return Ok(l.addr);
-            }
+        if let Some(l) = self.leases.of_client(&mac)
+            && usable(l.addr)
+            && l.available_to(&mac, now)
+        {
+            return Ok(l.addr);
         }
-        if let Some(a) = req.opts.requested_ip {
-            if usable(a) && self.leases.get(a).is_none_or(|l| l.available_to(&mac, now)) {
-                return Ok(a);
-            }
+        if let Some(a) = req.opts.requested_ip
+            && usable(a)
+            && self.leases.get(a).is_none_or(|l| l.available_to(&mac, now))
+        {
+            return Ok(a);
         }
         self.leases
             .find_free(subnet, &mac, now, |a| snap.reserved_for(a).is_some())

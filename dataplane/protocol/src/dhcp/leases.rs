@@ -216,10 +216,10 @@ impl LeaseTable {
         now: UnixTime,
         out: &mut RecordBatch,
     ) {
-        if let Some(&old) = self.by_mac.get(&mac).filter(|&&old| old != addr) {
-            if let Some(r) = self.release(mac, old, now) {
-                out.push(r);
-            }
+        if let Some(&old) = self.by_mac.get(&mac).filter(|&&old| old != addr)
+            && let Some(r) = self.release(mac, old, now)
+        {
+            out.push(r);
         }
         let renew = self
             .by_addr

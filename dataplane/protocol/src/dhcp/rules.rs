@@ -32,10 +32,10 @@ pub fn matches(rule: &BootRule, client: &ClientClass<'_>) -> bool {
     if !rule.arch.is_empty() && !client.arch.is_some_and(|a| rule.arch.contains(&a)) {
         return false;
     }
-    if let Some(want) = &rule.user_class {
-        if !client.user_class.is_some_and(|uc| user_class_is(uc, want)) {
-            return false;
-        }
+    if let Some(want) = &rule.user_class
+        && !client.user_class.is_some_and(|uc| user_class_is(uc, want))
+    {
+        return false;
     }
     rule.ipxe_encap.is_none_or(|want| want == client.ipxe_encap)
 }

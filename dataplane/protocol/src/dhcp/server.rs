@@ -312,10 +312,10 @@ fn locate(
         return Ok((subnet, id));
     }
     let ciaddr = packet.ciaddr();
-    if let Some(id) = unicast_to_us.filter(|_| !ciaddr.is_unspecified()) {
-        if let Some(subnet) = snap.subnet_index(ciaddr) {
-            return Ok((subnet, id));
-        }
+    if let Some(id) = unicast_to_us.filter(|_| !ciaddr.is_unspecified())
+        && let Some(subnet) = snap.subnet_index(ciaddr)
+    {
+        return Ok((subnet, id));
     }
     if iface.is_empty() {
         return Err(DropReason::NoServerAddress);

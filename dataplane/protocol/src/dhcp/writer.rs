@@ -184,15 +184,14 @@ impl<'a> ReplyWriter<'a> {
             pos += 3;
             buf[self.sname_pos] = code::END;
         }
-        if let Some((code, data)) = tail {
-            if let Ok(len) = u8::try_from(data.len()) {
-                if 2 + data.len() <= self.tail_room {
-                    buf[pos] = code;
-                    buf[pos + 1] = len;
-                    buf[pos + 2..pos + 2 + data.len()].copy_from_slice(data);
-                    pos += 2 + data.len();
-                }
-            }
+        if let Some((code, data)) = tail
+            && let Ok(len) = u8::try_from(data.len())
+            && 2 + data.len() <= self.tail_room
+        {
+            buf[pos] = code;
+            buf[pos + 1] = len;
+            buf[pos + 2..pos + 2 + data.len()].copy_from_slice(data);
+            pos += 2 + data.len();
         }
         buf[pos] = code::END;
         pos += 1;
