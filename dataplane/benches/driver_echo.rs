@@ -6,9 +6,15 @@
 //! is round trips per second through the shard. A datagram not echoed
 //! within 100 ms counts as lost (and is reported) so an iteration always
 //! ends.
+//!
+//! `driver_sink` measures the receive path alone: the client sends
+//! 200 000 datagrams with `sendmmsg`, never more than 2048 ahead of what the
+//! shard has counted, so nothing overflows the socket.
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bootwave_dataplane::driver::{
@@ -26,6 +32,10 @@ const WINDOW: usize = 256;
 const BATCH: usize = 32;
 /// Payload bytes.
 const SIZE: usize = 64;
+/// Datagrams per measured iteration of the one-way bench.
+const SINK_PER_ITER: usize = 200_000;
+/// Datagrams the one-way sender may run ahead of the shard.
+const SINK_WINDOW: usize = 2048;
 
 #[derive(Debug)]
 struct Echo;
@@ -43,6 +53,22 @@ impl Service for Echo {
             addr,
         };
         let _ = tx.send(sock, dst, Some(hint), buf);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn on_timeout(&mut self, _: Instant, _: &mut Tx) {}
+}
+
+/// Counts datagrams without answering.
+#[derive(Debug)]
+struct Sink(Arc<AtomicUsize>);
+
+impl Service for Sink {
+    fn on_datagram(&mut self, _: Instant, _: usize, _: &RecvMeta, _: &[u8], _: &mut Tx) {
+        self.0.fetch_add(1, Ordering::Relaxed);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -125,6 +151,29 @@ impl Client {
         usize::try_from(rc).unwrap_or(0)
     }
 
+    /// Sends `n` datagrams, keeping at most [`SINK_WINDOW`] ahead of what
+    /// the shard has counted; returns when all are counted or after 5 s.
+    fn blast(&mut self, n: usize, counted: &AtomicUsize) -> Duration {
+        let start = Instant::now();
+        let base = counted.load(Ordering::Relaxed);
+        let mut sent = 0;
+        let deadline = start + Duration::from_secs(5);
+        loop {
+            let done = counted.load(Ordering::Relaxed) - base;
+            if done >= n || Instant::now() >= deadline {
+                if done < n {
+                    eprintln!("sink: {} of {n} datagrams not counted", n - done);
+                }
+                return start.elapsed();
+            }
+            if sent < n && sent - done < SINK_WINDOW {
+                sent += self.send(BATCH.min(n - sent));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
     /// Echoes received in one call, or `None` after the read timeout.
     fn recv(&mut self) -> Option<usize> {
         let mut iovs: Vec<libc::iovec> = self
@@ -204,5 +253,39 @@ fn echo(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, echo);
+fn sink(c: &mut Criterion) {
+    let mut group = c.benchmark_group("driver_sink");
+    group.throughput(Throughput::Elements(SINK_PER_ITER as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for (name, backend) in [
+        ("uring", BackendChoice::Uring),
+        ("portable", BackendChoice::Portable),
+    ] {
+        let spec = SocketSpec::new(
+            "127.0.0.1:0".parse().expect("address"),
+            Binding::Group(Steering::Kernel),
+        );
+        let mut config = DriverConfig::new(1, vec![spec]);
+        config.backend = backend;
+        let counted = Arc::new(AtomicUsize::new(0));
+        let shared = counted.clone();
+        let shards = spawn_shards(config, move |_: &ShardContext| Sink(shared.clone()))
+            .expect("start shard");
+        let mut client = Client::new(std::net::SocketAddr::V4(shards.local_addrs(0)[0]));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| client.blast(SINK_PER_ITER, &counted))
+                    .sum()
+            })
+        });
+        shards.stop();
+        let exits = shards.join().expect("shard stops");
+        eprintln!("{name}: {:?}", exits[0].stats);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, echo, sink);
 criterion_main!(benches);
