@@ -17,11 +17,11 @@
 //! Capacity is reserved at construction: no packet allocates while the
 //! table stays within it.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::config::Subnet;
+use crate::dhcp::hash::{FastMap, map_with_capacity};
 use crate::dhcp::pool;
 use crate::dhcp::record::{LeaseRecord, RecordBatch, RecordKind};
 use crate::dhcp::time::UnixTime;
@@ -88,8 +88,8 @@ impl Lease {
 pub struct LeaseTable {
     shard: u32,
     shards: u32,
-    by_addr: HashMap<Ipv4Addr, Lease>,
-    by_mac: HashMap<[u8; 6], Ipv4Addr>,
+    by_addr: FastMap<Ipv4Addr, Lease>,
+    by_mac: FastMap<[u8; 6], Ipv4Addr>,
     next_deadline: Option<UnixTime>,
     /// Last address handed out: the next search starts after it.
     cursor: u32,
@@ -102,8 +102,8 @@ impl LeaseTable {
         Self {
             shard,
             shards: shards.max(1),
-            by_addr: HashMap::with_capacity(capacity),
-            by_mac: HashMap::with_capacity(capacity),
+            by_addr: map_with_capacity(capacity),
+            by_mac: map_with_capacity(capacity),
             next_deadline: None,
             cursor: 0,
         }

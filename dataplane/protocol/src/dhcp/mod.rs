@@ -94,6 +94,7 @@
 
 mod event;
 mod exchange;
+mod hash;
 mod leases;
 mod options;
 mod outcome;

@@ -1,7 +1,6 @@
 //! Assembling a reply: header, boot file, options by importance, and where
 //! it goes.
 
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::config::{DEFAULT_PROFILE, DhcpSettings, Subnet};
@@ -219,14 +218,68 @@ fn fill(
     }
     if let Some(ns) = next_server.filter(|_| opts.asked_for(code::TFTP_SERVER)) {
         let mut text = [0u8; 15];
-        let mut cursor = &mut text[..];
-        // "255.255.255.255" is 15 bytes: the write cannot run out of room.
-        if write!(cursor, "{ns}").is_ok() {
-            let used = 15 - cursor.len();
-            w.option(code::TFTP_SERVER, &text[..used]);
-        }
+        let len = dotted_quad(ns, &mut text);
+        w.option(code::TFTP_SERVER, &text[..len]);
     }
     if let Some(f) = file.filter(|_| opts.asked_for(code::BOOTFILE)) {
         w.option(code::BOOTFILE, f);
+    }
+}
+
+/// Writes `ip` as dotted-quad text (what option 66 carries) into `out` and
+/// returns its length; "255.255.255.255" is the longest at 15 bytes.
+fn dotted_quad(ip: Ipv4Addr, out: &mut [u8; 15]) -> usize {
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            out[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_quad_matches_display() {
+        for ip in [
+            Ipv4Addr::new(0, 0, 0, 0),
+            Ipv4Addr::new(192, 168, 1, 1),
+            Ipv4Addr::new(10, 99, 100, 255),
+            Ipv4Addr::new(255, 255, 255, 255),
+        ] {
+            let mut text = [0u8; 15];
+            let len = dotted_quad(ip, &mut text);
+            assert_eq!(&text[..len], ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn lease_time_bounds() {
+        let cfg = crate::dhcp::snapshot::tests::guide_config();
+        let (settings, subnet) = (&cfg.dhcp, &cfg.subnets[0]);
+        assert_eq!(lease_secs(settings, subnet, None), 7200);
+        assert_eq!(lease_secs(settings, subnet, Some(1)), 60);
+        assert_eq!(lease_secs(settings, subnet, Some(600)), 600);
+        assert_eq!(lease_secs(settings, subnet, Some(u32::MAX)), 7200);
+        let mut short = subnet.clone();
+        short.max_lease_time = Some(std::time::Duration::from_secs(30));
+        assert_eq!(lease_secs(settings, &short, None), 30, "max below min wins");
+        assert_eq!(lease_secs(settings, &short, Some(10)), 30);
     }
 }

@@ -6,13 +6,13 @@
 //! reserved addresses, subnets by specificity, pre-encoded subnet options)
 //! are built here once, not per packet.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Host, Subnet};
+use crate::dhcp::hash::{FastMap, map_with_capacity};
 use crate::dhcp::options::code;
 use crate::dhcp::pool;
 
@@ -23,8 +23,8 @@ pub type SharedSnapshot = Arc<ArcSwap<Snapshot>>;
 #[derive(Debug)]
 pub struct Snapshot {
     config: Config,
-    hosts: HashMap<[u8; 6], usize>,
-    reserved: HashMap<Ipv4Addr, [u8; 6]>,
+    hosts: FastMap<[u8; 6], usize>,
+    reserved: FastMap<Ipv4Addr, [u8; 6]>,
     /// Subnet indices, most specific (longest prefix) first.
     by_prefix: Vec<usize>,
     /// Per subnet: options 3, 28, 6, 15, 42, 2 as encoded TLVs.
@@ -35,8 +35,8 @@ impl Snapshot {
     /// Builds the lookup tables of `config`. Should two hosts share a MAC or
     /// a fixed address (validation forbids it), the first one wins.
     pub fn new(config: Config) -> Self {
-        let mut hosts = HashMap::with_capacity(config.hosts.len());
-        let mut reserved = HashMap::new();
+        let mut hosts = map_with_capacity(config.hosts.len());
+        let mut reserved = map_with_capacity(config.hosts.len());
         for (i, h) in config.hosts.iter().enumerate() {
             hosts.entry(h.mac).or_insert(i);
             if let Some(addr) = h.fixed_address {
