@@ -13,7 +13,7 @@ use super::options::{Limits, Negotiated};
 use super::path::{self, PathError};
 use super::timers::{TimerEntry, TimerHeap};
 use super::transfer::{AckOutcome, NEVER, RtoBounds, Transfer};
-use super::tx::TxQueue;
+use super::tx::{Route, TxQueue};
 use super::wire::{self, ErrorCode, Mode, Packet, Request};
 use super::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
 use crate::config::TftpSettings;
@@ -57,14 +57,8 @@ enum Outcome {
     OptionsRefused,
 }
 
-/// One entry of the transfer table.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    /// Bumped each time the slot is freed, so stale timers are recognised.
-    generation: u32,
-    /// The transfer, if the slot is in use.
-    transfer: Option<Transfer>,
-}
+/// One entry of the transfer table: a transfer or a free slot.
+pub(crate) type Slot = Option<Transfer>;
 
 /// A TFTP read-only server core for one shard. See the [module
 /// docs](super) for the driving loop.
@@ -79,6 +73,9 @@ pub struct TftpServer<R> {
     listen_port: u16,
     data_ports: Box<[u16]>,
     slots: Vec<Slot>,
+    /// Per slot, bumped each time it is freed, so stale timers are
+    /// recognised.
+    generations: Vec<u32>,
     free: Vec<u32>,
     index: HashMap<(SocketAddr, u16), u32>,
     timers: TimerHeap,
@@ -144,6 +141,7 @@ impl<R: Resolver> TftpServer<R> {
             listen_port: settings.port,
             data_ports: ports.into_boxed_slice(),
             slots: Vec::new(),
+            generations: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
             timers: TimerHeap::default(),
@@ -197,11 +195,11 @@ impl<R: Resolver> TftpServer<R> {
         let packet = Packet::parse(datagram);
         if meta.local_port == self.listen_port {
             match packet {
-                Ok(Packet::Rrq(request)) => return self.on_request(now, meta.src, &request, out),
+                Ok(Packet::Rrq(request)) => return self.on_request(now, meta, &request, out),
                 Ok(Packet::Wrq(_)) => {
                     return self.send_error(
                         out,
-                        meta.src,
+                        meta,
                         ErrorCode::AccessViolation,
                         "server is read-only",
                     );
@@ -211,7 +209,7 @@ impl<R: Resolver> TftpServer<R> {
                     self.counters.malformed_dropped += 1;
                     return self.send_error(
                         out,
-                        meta.src,
+                        meta,
                         ErrorCode::IllegalOperation,
                         "malformed request",
                     );
@@ -232,7 +230,7 @@ impl<R: Resolver> TftpServer<R> {
         let Some(&slot) = self.index.get(&(meta.src, meta.local_port)) else {
             if !matches!(packet, Packet::Error { .. }) {
                 self.counters.errors_sent[ErrorCode::UnknownTid as usize] += 1;
-                out.push_control(meta.src, meta.local_port, |buf| {
+                out.push_control(reply_route(meta), |buf| {
                     wire::emit_error(buf, ErrorCode::UnknownTid, "unknown transfer ID");
                 });
             }
@@ -255,7 +253,7 @@ impl<R: Resolver> TftpServer<R> {
             }
             _ => {
                 self.counters.errors_sent[ErrorCode::IllegalOperation as usize] += 1;
-                out.push_control(meta.src, meta.local_port, |buf| {
+                out.push_control(reply_route(meta), |buf| {
                     wire::emit_error(buf, ErrorCode::IllegalOperation, "unexpected packet");
                 });
                 self.finish(slot, Outcome::Failed);
@@ -280,7 +278,7 @@ impl<R: Resolver> TftpServer<R> {
             let Some(entry) = self.timers.pop_due(now) else {
                 break;
             };
-            let generation = self.slots.get(entry.slot as usize).map(|s| s.generation);
+            let generation = self.generations.get(entry.slot as usize).copied();
             let Some(transfer) = self.transfer_mut(entry.slot) else {
                 continue;
             };
@@ -303,26 +301,25 @@ impl<R: Resolver> TftpServer<R> {
         u64::try_from(now.saturating_duration_since(epoch).as_micros()).unwrap_or(NEVER - 1)
     }
 
-    fn on_request(
-        &mut self,
-        now: u64,
-        client: SocketAddr,
-        request: &Request<'_>,
-        out: &mut TxQueue,
-    ) {
+    fn on_request(&mut self, now: u64, meta: &RecvMeta, request: &Request<'_>, out: &mut TxQueue) {
+        let client = meta.src;
         if self.draining {
-            return self.send_error(out, client, ErrorCode::NotDefined, "server shutting down");
+            return self.send_error(out, meta, ErrorCode::NotDefined, "server shutting down");
         }
         if request.mode == Mode::Mail {
             return self.send_error(
                 out,
-                client,
+                meta,
                 ErrorCode::IllegalOperation,
                 "mail mode not supported",
             );
         }
+        let negotiated = Negotiated::from_request(request.options, &self.limits);
         if let Some(slot) = self.existing(client) {
-            if self.transfer(slot).is_some_and(Transfer::untouched) {
+            let repeated = self
+                .transfer(slot)
+                .is_some_and(|t| t.untouched() && t.negotiated() == negotiated);
+            if repeated {
                 // The client repeated its request: our first answer was lost.
                 self.send_round(now, slot, out);
                 return;
@@ -330,21 +327,16 @@ impl<R: Resolver> TftpServer<R> {
             self.finish(slot, Outcome::Failed);
         }
         if self.index.len() >= self.max_transfers {
-            return self.send_error(out, client, ErrorCode::NotDefined, "server busy");
+            return self.send_error(out, meta, ErrorCode::NotDefined, "server busy");
         }
         let Some(local_port) = self.free_port(client) else {
-            return self.send_error(out, client, ErrorCode::NotDefined, "server busy");
+            return self.send_error(out, meta, ErrorCode::NotDefined, "server busy");
         };
         let path = match path::normalize(request.filename, self.max_path_len, &mut self.path_buf) {
             Ok(path) => path,
             Err(error) => {
                 debug!(%client, %error, "refused file name");
-                return self.send_error(
-                    out,
-                    client,
-                    ErrorCode::AccessViolation,
-                    path_message(error),
-                );
+                return self.send_error(out, meta, ErrorCode::AccessViolation, path_message(error));
             }
         };
         let mac = self
@@ -354,19 +346,19 @@ impl<R: Resolver> TftpServer<R> {
         let file = match self.resolver.resolve(&ResolveRequest { path, client, mac }) {
             Resolved::File(file) => file,
             Resolved::NotFound => {
-                return self.send_error(out, client, ErrorCode::FileNotFound, "file not found");
+                return self.send_error(out, meta, ErrorCode::FileNotFound, "file not found");
             }
             Resolved::Denied => {
-                return self.send_error(out, client, ErrorCode::AccessViolation, "access denied");
+                return self.send_error(out, meta, ErrorCode::AccessViolation, "access denied");
             }
         };
         let file: Arc<dyn FileData> = match request.mode {
             Mode::Netascii => NetasciiData::convert_shared(&*file),
             _ => file,
         };
-        let negotiated = Negotiated::from_request(request.options, &self.limits);
-        let Some(transfer) = Transfer::new(file, client, local_port, &negotiated, &self.rto) else {
-            return self.send_error(out, client, ErrorCode::DiskFull, "file too large");
+        let local = (meta.dst_ip, local_port);
+        let Some(transfer) = Transfer::new(file, client, local, &negotiated, &self.rto) else {
+            return self.send_error(out, meta, ErrorCode::DiskFull, "file too large");
         };
         let slot = self.insert(transfer);
         self.counters.transfers_started += 1;
@@ -404,11 +396,7 @@ impl<R: Resolver> TftpServer<R> {
     /// Sends the current round of `slot` and re-arms its timer; returns
     /// the bytes queued.
     fn send_round(&mut self, now: u64, slot: u32, out: &mut TxQueue) -> usize {
-        let Some(transfer) = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(|s| s.transfer.as_mut())
-        else {
+        let Some(transfer) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return 0;
         };
         let bytes = transfer.send_round(now, out, &mut self.counters);
@@ -420,11 +408,10 @@ impl<R: Resolver> TftpServer<R> {
     /// Sets the deadline of `slot`, pushing a heap entry only when it moves
     /// earlier than the live one.
     fn arm(&mut self, slot: u32, deadline: u64) {
-        let Some(entry) = self.slots.get_mut(slot as usize) else {
+        let Some(&generation) = self.generations.get(slot as usize) else {
             return;
         };
-        let generation = entry.generation;
-        let Some(transfer) = entry.transfer.as_mut() else {
+        let Some(transfer) = self.transfer_mut(slot) else {
             return;
         };
         transfer.deadline = deadline;
@@ -438,24 +425,21 @@ impl<R: Resolver> TftpServer<R> {
         }
     }
 
-    fn send_error(
-        &mut self,
-        out: &mut TxQueue,
-        client: SocketAddr,
-        code: ErrorCode,
-        message: &str,
-    ) {
+    fn send_error(&mut self, out: &mut TxQueue, meta: &RecvMeta, code: ErrorCode, message: &str) {
         self.counters.errors_sent[code as usize] += 1;
-        let port = self.reply_port(client);
-        out.push_control(client, port, |buf| wire::emit_error(buf, code, message));
+        let route = Route {
+            local_port: self.reply_port(meta.src),
+            ..reply_route(meta)
+        };
+        out.push_control(route, |buf| wire::emit_error(buf, code, message));
     }
 
     fn transfer(&self, slot: u32) -> Option<&Transfer> {
-        self.slots.get(slot as usize)?.transfer.as_ref()
+        self.slots.get(slot as usize)?.as_ref()
     }
 
     fn transfer_mut(&mut self, slot: u32) -> Option<&mut Transfer> {
-        self.slots.get_mut(slot as usize)?.transfer.as_mut()
+        self.slots.get_mut(slot as usize)?.as_mut()
     }
 
     /// A transfer of `client` on any of our data ports.
@@ -484,14 +468,12 @@ impl<R: Resolver> TftpServer<R> {
         let key = (transfer.client, transfer.local_port);
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize].transfer = Some(transfer);
+                self.slots[slot as usize] = Some(transfer);
                 slot
             }
             None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    transfer: Some(transfer),
-                });
+                self.slots.push(Some(transfer));
+                self.generations.push(0);
                 // The table never exceeds `max_transfers`, a u32.
                 (self.slots.len() - 1) as u32
             }
@@ -501,13 +483,13 @@ impl<R: Resolver> TftpServer<R> {
     }
 
     fn finish(&mut self, slot: u32, outcome: Outcome) {
-        let Some(entry) = self.slots.get_mut(slot as usize) else {
+        let Some(transfer) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        let Some(transfer) = entry.transfer.take() else {
-            return;
-        };
-        entry.generation = entry.generation.wrapping_add(1);
+        // `generations` grows with `slots`, so the slot that held a
+        // transfer has an entry.
+        let generation = &mut self.generations[slot as usize];
+        *generation = generation.wrapping_add(1);
         self.free.push(slot);
         self.index.remove(&(transfer.client, transfer.local_port));
         let counter = match outcome {
@@ -517,6 +499,15 @@ impl<R: Resolver> TftpServer<R> {
             Outcome::OptionsRefused => &mut self.counters.option_refusals,
         };
         *counter += 1;
+    }
+}
+
+/// Addressing of a reply to `meta`'s sender from where it arrived.
+fn reply_route(meta: &RecvMeta) -> Route {
+    Route {
+        dest: meta.src,
+        src_ip: meta.dst_ip,
+        local_port: meta.local_port,
     }
 }
 

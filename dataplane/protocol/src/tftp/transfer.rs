@@ -6,13 +6,13 @@
 //! is the first block not yet acknowledged, `next` the first not yet sent in
 //! this round. Times are microseconds since the server's epoch.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::FileData;
 use super::counters::TftpCounters;
 use super::options::{Negotiated, flag};
-use super::tx::TxQueue;
+use super::tx::{Route, TxQueue};
 use super::wire;
 
 /// State bits kept next to the option flags in [`Transfer::flags`].
@@ -35,8 +35,6 @@ pub(crate) struct Transfer {
     pub(crate) file: Arc<dyn FileData>,
     /// The client's address and port (its transfer ID).
     pub(crate) client: SocketAddr,
-    /// Length of `file`.
-    size: u64,
     /// When the current window times out.
     pub(crate) deadline: u64,
     /// Deadline of this transfer's live timer-heap entry, or [`NEVER`].
@@ -61,6 +59,8 @@ pub(crate) struct Transfer {
     windowsize: u16,
     /// Our UDP port for this transfer (our transfer ID).
     pub(crate) local_port: u16,
+    /// Our address the client sent its request to.
+    local_ip: IpAddr,
     /// Consecutive timeouts of the current window.
     retries: u8,
     /// Accepted option flags (low bits) and [`state`] bits.
@@ -100,7 +100,7 @@ impl Transfer {
     pub(crate) fn new(
         file: Arc<dyn FileData>,
         client: SocketAddr,
-        local_port: u16,
+        local: (IpAddr, u16),
         negotiated: &Negotiated,
         rto: &RtoBounds,
     ) -> Option<Self> {
@@ -113,7 +113,6 @@ impl Transfer {
         Some(Self {
             file,
             client,
-            size,
             deadline: NEVER,
             scheduled: NEVER,
             sent_at: 0,
@@ -129,7 +128,8 @@ impl Transfer {
             rttvar: 0,
             blksize: negotiated.blksize,
             windowsize: negotiated.windowsize,
-            local_port,
+            local_port: local.1,
+            local_ip: local.0,
             retries: 0,
             flags: negotiated.flags,
             timeout_secs: negotiated.timeout_secs,
@@ -198,11 +198,9 @@ impl Transfer {
         if self.base == 0 {
             self.mark_retransmitted(self.next > 0, counters, 1);
             self.next = 1;
-            let (negotiated, size) = (self.negotiated(), self.size);
+            let (negotiated, size, route) = (self.negotiated(), self.size(), self.route());
             let before = out.control_len();
-            out.push_control(self.client, self.local_port, |buf| {
-                negotiated.emit_oack(size, buf)
-            });
+            out.push_control(route, |buf| negotiated.emit_oack(size, buf));
             return out.control_len() - before;
         }
         let end = self
@@ -211,16 +209,13 @@ impl Transfer {
             .min(self.last + 1);
         let resent = self.next.min(end).saturating_sub(self.base);
         self.mark_retransmitted(resent > 0, counters, resent);
+        let (size, route) = (self.size(), self.route());
         let mut bytes = 0;
         for block in self.base..end {
             let offset = u64::from(block - 1) * u64::from(self.blksize);
-            let len = self
-                .size
-                .saturating_sub(offset)
-                .min(u64::from(self.blksize)) as u32;
+            let len = size.saturating_sub(offset).min(u64::from(self.blksize)) as u32;
             out.push_data(
-                self.client,
-                self.local_port,
+                route,
                 wire::data_header(block as u16),
                 &self.file,
                 offset,
@@ -245,8 +240,22 @@ impl Transfer {
         }
     }
 
+    /// Length of the file.
+    fn size(&self) -> u64 {
+        self.file.bytes().len() as u64
+    }
+
+    /// Addressing of our packets to the client.
+    pub(crate) fn route(&self) -> Route {
+        Route {
+            dest: self.client,
+            src_ip: self.local_ip,
+            local_port: self.local_port,
+        }
+    }
+
     /// The options as negotiated, for rebuilding the OACK.
-    fn negotiated(&self) -> Negotiated {
+    pub(crate) fn negotiated(&self) -> Negotiated {
         Negotiated {
             flags: self.flags & flag::ALL,
             blksize: self.blksize,

@@ -9,7 +9,7 @@
 //! inside the queue. Everything is cleared and reused between calls: after
 //! warm-up, filling the queue allocates nothing.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -45,11 +45,28 @@ pub enum Payload {
     },
 }
 
+/// Who sends to whom: the addressing of a [`Transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The peer.
+    pub(crate) dest: SocketAddr,
+    /// Our address the peer talked to.
+    pub(crate) src_ip: IpAddr,
+    /// Our port.
+    pub(crate) local_port: u16,
+}
+
 /// One datagram to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
     /// Where to send it.
     pub dest: SocketAddr,
+    /// The local address to send it from: the one the client's request was
+    /// sent to ([`RecvMeta::dst_ip`](crate::net::RecvMeta::dst_ip)). A
+    /// driver bound to a single address may ignore it; a multi-homed one
+    /// sets it with `IP_PKTINFO`, since clients only accept replies from the
+    /// address they asked.
+    pub src_ip: IpAddr,
     /// The local UDP port to send it from (the transfer ID).
     pub local_port: u16,
     /// What to send.
@@ -177,7 +194,7 @@ impl TxQueue {
             &self.transmits[next - 1],
             &self.transmits[next],
         );
-        if a.dest != b.dest || a.local_port != b.local_port {
+        if a.dest != b.dest || a.src_ip != b.src_ip || a.local_port != b.local_port {
             return false;
         }
         let (
@@ -211,8 +228,7 @@ impl TxQueue {
     /// Queues a DATA block.
     pub(crate) fn push_data(
         &mut self,
-        dest: SocketAddr,
-        local_port: u16,
+        route: Route,
         header: [u8; DATA_HEADER_LEN],
         file: &Arc<dyn FileData>,
         offset: u64,
@@ -220,8 +236,9 @@ impl TxQueue {
     ) {
         let file = self.intern(file);
         self.transmits.push(Transmit {
-            dest,
-            local_port,
+            dest: route.dest,
+            src_ip: route.src_ip,
+            local_port: route.local_port,
             payload: Payload::Data {
                 header,
                 file,
@@ -232,18 +249,14 @@ impl TxQueue {
     }
 
     /// Queues a control packet written by `write` into the arena.
-    pub(crate) fn push_control(
-        &mut self,
-        dest: SocketAddr,
-        local_port: u16,
-        write: impl FnOnce(&mut Vec<u8>),
-    ) {
+    pub(crate) fn push_control(&mut self, route: Route, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.control.len();
         write(&mut self.control);
         let len = self.control.len() - start;
         self.transmits.push(Transmit {
-            dest,
-            local_port,
+            dest: route.dest,
+            src_ip: route.src_ip,
+            local_port: route.local_port,
             payload: Payload::Control {
                 start: start as u32,
                 len: len as u32,
@@ -269,8 +282,12 @@ mod tests {
     use super::*;
     use crate::tftp::wire::data_header;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, 1], port))
+    fn route(port: u16) -> Route {
+        Route {
+            dest: SocketAddr::from(([10, 0, 0, 1], port)),
+            src_ip: IpAddr::from([10, 0, 0, 254]),
+            local_port: 70,
+        }
     }
 
     #[test]
@@ -279,11 +296,11 @@ mod tests {
         let other: Arc<dyn FileData> = Arc::new(vec![1u8; 10]);
         let mut q = TxQueue::new();
         for (i, len) in [(0u64, 1000u32), (1, 1000), (2, 500)] {
-            q.push_data(addr(1), 70, data_header(i as u16 + 1), &file, i * 1000, len);
+            q.push_data(route(1), data_header(i as u16 + 1), &file, i * 1000, len);
         }
-        q.push_data(addr(2), 70, data_header(1), &other, 0, 10);
-        q.push_control(addr(2), 70, |b| b.extend_from_slice(b"ctl"));
-        q.push_data(addr(2), 70, data_header(2), &other, 0, 10);
+        q.push_data(route(2), data_header(1), &other, 0, 10);
+        q.push_control(route(2), |b| b.extend_from_slice(b"ctl"));
+        q.push_data(route(2), data_header(2), &other, 0, 10);
         let batches: Vec<_> = q.batches().collect();
         assert_eq!(batches, vec![0..3, 3..4, 4..5, 5..6]);
         let (h, body) = q.parts(&q.transmits()[2]);

@@ -163,6 +163,44 @@ fn unknown_tid_gets_error_5_and_transfer_goes_on() {
 }
 
 #[test]
+fn replies_come_from_the_address_the_client_asked() {
+    use crate::net::RecvMeta;
+    use crate::tftp::TxQueue;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let mut d = direct(&[("f", pattern(5000, 14))]);
+    let mut out = TxQueue::new();
+    for (host, ours) in [
+        (1, Ipv4Addr::new(10, 0, 0, 1)),
+        (2, Ipv4Addr::new(192, 168, 7, 1)),
+    ] {
+        let meta = RecvMeta {
+            src: client_addr(host, 1),
+            dst_ip: IpAddr::V4(ours),
+            local_port: LISTEN_PORT,
+            ifindex: 2,
+        };
+        let name: &[u8] = if host == 1 { b"f" } else { b"missing" };
+        d.server
+            .handle(d.at(0), &meta, &rrq(name, &[("windowsize", "2")]), &mut out);
+        let t = out.transmits()[0];
+        assert_eq!((t.dest, t.src_ip), (meta.src, IpAddr::V4(ours)));
+        if host == 1 {
+            let ack = RecvMeta {
+                local_port: t.local_port,
+                ..meta
+            };
+            out.clear();
+            d.server.handle(d.at(1), &ack, &wire::ack(0), &mut out);
+            assert_eq!(out.len(), 2);
+            assert!(out.transmits().iter().all(|t| t.src_ip == IpAddr::V4(ours)));
+            assert_eq!(out.batches().count(), 1, "a window is one GSO batch");
+        }
+        out.clear();
+    }
+}
+
+#[test]
 fn wrq_and_mail_mode_refused() {
     let mut d = direct(&[("f", vec![1])]);
     let mut wrq = Vec::new();
