@@ -25,7 +25,8 @@ pub struct TftpCounters {
     pub bytes_sent: u64,
     /// ERROR packets sent, indexed by error code 0..=8.
     pub errors_sent: [u64; 9],
-    /// Datagrams dropped because they did not parse.
+    /// Datagrams that did not parse: answered with ERROR 4 on the listen
+    /// port, dropped silently on a data port.
     pub malformed_dropped: u64,
 }
 

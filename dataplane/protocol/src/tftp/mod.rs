@@ -37,7 +37,8 @@
 //!         // 3. Or let timers fire (retransmissions, dropping dead clients).
 //!         None => server.handle_timeout(now, &mut out),
 //!     }
-//!     // 4. Send what was queued, in order. `out.batches()` groups a window
+//!     // 4. Send what was queued, in order, from `t.src_ip`:`t.local_port`
+//!     //    to `t.dest`. `out.batches()` groups a window
 //!     //    into runs suitable for one UDP GSO send; `out.parts(t)` gives
 //!     //    the header and the file slice for a scatter send. A file `Arc`
 //!     //    can be cloned from `out.file(..)` to keep the bytes alive until

@@ -359,6 +359,22 @@ fn repeated_rrq_resends_the_first_answer() {
 }
 
 #[test]
+fn repeated_rrq_with_other_options_restarts() {
+    // OVMF's ERROR 8 was lost: its download request, from the same port,
+    // must not get the probe's OACK again.
+    let mut d = direct(&[("ipxe.efi", pattern(10_000, 15))]);
+    let client = client_addr(7, 1);
+    let probe = rrq(b"ipxe.efi", &[("tsize", "0"), ("blksize", "1468")]);
+    let download = rrq(b"ipxe.efi", &[("blksize", "1468")]);
+    d.recv(0, client, LISTEN_PORT, &probe);
+    let sent = d.recv(5, client, LISTEN_PORT, &download);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].bytes, b"\x00\x06blksize\x001468\x00");
+    assert_eq!(d.server.active_transfers(), 1);
+    assert_eq!(d.server.counters().transfers_started, 2);
+}
+
+#[test]
 fn busy_when_the_table_is_full() {
     let mut limited = settings();
     limited.max_transfers = 2;
