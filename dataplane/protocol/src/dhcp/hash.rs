@@ -39,7 +39,7 @@ impl KeyedState {
         let random = RandomState::new();
         Self {
             seed: random.hash_one(0x5eed_u64),
-            key: random.hash_one(0x6b65_79_u64) | 1,
+            key: random.hash_one(0x006b_6579_u64) | 1,
         }
     }
 }

@@ -267,6 +267,8 @@ pub struct ClientOptions<'a> {
     pub client_uuid: Option<&'a [u8]>,
     /// Whether option 175 is present.
     pub ipxe_encap: bool,
+    /// Option 55 as a set of codes, for [`ClientOptions::wants`].
+    requested: [u64; 4],
 }
 
 impl<'a> ClientOptions<'a> {
@@ -302,7 +304,12 @@ impl<'a> ClientOptions<'a> {
                 &mut self.lease_time,
                 <[u8; 4]>::try_from(v).ok().map(u32::from_be_bytes),
             ),
-            code::PARAMETER_LIST => first(&mut self.parameter_list, Some(v)),
+            code::PARAMETER_LIST if self.parameter_list.is_none() => {
+                self.parameter_list = Some(v);
+                for &c in v {
+                    self.requested[usize::from(c >> 6)] |= 1 << (c & 63);
+                }
+            }
             code::MAX_MESSAGE_SIZE => first(
                 &mut self.max_message_size,
                 <[u8; 2]>::try_from(v).ok().map(u16::from_be_bytes),
@@ -325,12 +332,12 @@ impl<'a> ClientOptions<'a> {
     /// Whether the client listed `code` in option 55; true when it sent no
     /// list at all (then every configured option is sent).
     pub fn wants(&self, code: u8) -> bool {
-        self.parameter_list.is_none_or(|list| list.contains(&code))
+        self.parameter_list.is_none() || self.asked_for(code)
     }
 
     /// Whether the client listed `code` in option 55 (false without a list).
     pub fn asked_for(&self, code: u8) -> bool {
-        self.parameter_list.is_some_and(|list| list.contains(&code))
+        self.requested[usize::from(code >> 6)] & (1 << (code & 63)) != 0
     }
 
     /// Whether the vendor class says this is PXE firmware (or iPXE posing
@@ -434,6 +441,9 @@ mod tests {
         assert_eq!(o.user_class, Some(&b"iPXE"[..]));
         assert!(o.ipxe_encap);
         assert!(o.wants(1) && !o.wants(6) && o.asked_for(3));
+        assert!(!o.asked_for(255) && !o.asked_for(0) && !o.asked_for(64));
+        let none = ClientOptions::default();
+        assert!(none.wants(6) && !none.asked_for(6));
     }
 
     #[test]
