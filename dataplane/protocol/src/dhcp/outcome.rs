@@ -51,7 +51,10 @@ pub struct Transmit {
 }
 
 /// Records to persist, and the reply that may leave only afterwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Deliberately not `Copy`: [`Commit::persisted`] consumes it, so the
+/// records must be read (and written) before the reply is reachable.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "persist the records, then call `persisted` and send the reply"]
 pub struct Commit {
     records: RecordBatch,
@@ -101,7 +104,7 @@ pub struct Probe {
 }
 
 /// What to do after a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub enum Action {
     /// Nothing (the event says why).
@@ -115,7 +118,7 @@ pub enum Action {
 }
 
 /// The result of handling one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Handled {
     /// What the driver must do.

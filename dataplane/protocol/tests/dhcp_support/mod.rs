@@ -307,7 +307,7 @@ pub(crate) struct Step {
 
 impl Step {
     pub(crate) fn from(handled: Handled, out: &[u8]) -> Self {
-        let (records, transmit) = match handled.action {
+        let (records, transmit) = match handled.action.clone() {
             Action::None | Action::Probe(_) => (Vec::new(), None),
             Action::Send(tx) => (Vec::new(), Some(tx)),
             Action::Commit(c) => {
