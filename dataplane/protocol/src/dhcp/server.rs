@@ -18,8 +18,9 @@ use crate::shard::shard_of;
 
 /// Concurrent ping checks per shard.
 pub const PROBE_SLOTS: usize = 64;
-/// Upper bound on the lease capacity reserved at construction.
-pub const MAX_PREALLOCATED_LEASES: u64 = 1 << 20;
+/// Upper bound on the lease capacity reserved at construction (larger pools
+/// still work; the table then grows, allocating, past this many leases).
+pub const MAX_PREALLOCATED_LEASES: u64 = 1 << 18;
 
 /// The DHCP server of one shard. See the [module docs](crate::dhcp) for the
 /// driving loop.
