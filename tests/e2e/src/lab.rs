@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::link::{Bridge, VethPair};
 use crate::netns::Netns;
-use crate::servers::ServeSpec;
+use crate::servers::{JournalSync, ServeSpec};
 
 /// The lab network.
 pub const LAB_NET: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 0);
@@ -30,6 +30,11 @@ pub const POOL_START: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
 pub const POOL_END: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 250);
 /// The server's interface name inside the server namespace.
 pub const SERVER_IF: &str = "srv0";
+/// Prefix length of the wide layout ([`Lab::star_wide`]).
+pub const WIDE_PREFIX: u8 = 16;
+/// Pool of the wide layout: 10.77.1.0 – 10.77.8.255 (2048 addresses).
+pub const WIDE_POOL: (Ipv4Addr, Ipv4Addr) =
+    (Ipv4Addr::new(10, 77, 1, 0), Ipv4Addr::new(10, 77, 8, 255));
 /// Each client's interface name inside its own namespace.
 pub const CLIENT_IF: &str = "eth0";
 
@@ -53,18 +58,29 @@ pub struct Lab {
     /// The server namespace; [`SERVER_IF`] holds [`SERVER_ADDR`].
     pub server: Netns,
     _switch: Netns,
+    prefix: u8,
 }
 
 impl Lab {
     /// Builds the layout with `n_clients` client namespaces.
     pub fn star(n_clients: usize) -> Result<Self> {
+        Self::build(n_clients, LAB_PREFIX)
+    }
+
+    /// The same layout on 10.77.0.0/16 with a pool of 2048 addresses
+    /// ([`WIDE_POOL`]), for runs of a thousand clients.
+    pub fn star_wide(n_clients: usize) -> Result<Self> {
+        Self::build(n_clients, WIDE_PREFIX)
+    }
+
+    fn build(n_clients: usize, prefix: u8) -> Result<Self> {
         let server = Netns::create("srv")?;
         let switch = Netns::create("sw")?;
         let bridge = Bridge::create(&switch, "br0")?;
         let mut links = Vec::with_capacity(n_clients + 1);
         links.push(VethPair::create(&switch, "sw-srv", &server, SERVER_IF)?);
         bridge.attach("sw-srv")?;
-        server.add_addr(SERVER_IF, SERVER_ADDR, LAB_PREFIX)?;
+        server.add_addr(SERVER_IF, SERVER_ADDR, prefix)?;
         let mut clients = Vec::with_capacity(n_clients);
         for i in 0..n_clients {
             let ns = Netns::create(&format!("c{i}"))?;
@@ -82,7 +98,13 @@ impl Lab {
             clients,
             server,
             _switch: switch,
+            prefix,
         })
+    }
+
+    /// The layout's prefix length ([`LAB_PREFIX`] or [`WIDE_PREFIX`]).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
     }
 
     /// The serving parameters that fit this layout.
@@ -90,11 +112,19 @@ impl Lab {
         ServeSpec {
             interface: SERVER_IF.to_owned(),
             server_addr: SERVER_ADDR,
-            prefix: LAB_PREFIX,
-            pool: (POOL_START, POOL_END),
+            prefix: self.prefix,
+            pool: if self.prefix == WIDE_PREFIX {
+                WIDE_POOL
+            } else {
+                (POOL_START, POOL_END)
+            },
             lease_secs: 3600,
             boot_file: boot_file.map(str::to_owned),
             tftp_root,
+            boot_rules: Vec::new(),
+            hosts: Vec::new(),
+            state_dir: None,
+            journal_sync: JournalSync::Batch,
         }
     }
 }

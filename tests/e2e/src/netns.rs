@@ -1,7 +1,10 @@
 //! [`Netns`]: a named network namespace deleted on drop.
 
 use std::ffi::OsStr;
+use std::fs::File;
 use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -9,6 +12,9 @@ use crate::child::ChildGuard;
 use crate::error::{HarnessError, Result};
 use crate::naming::{kill_all_inside, sweep_once, unique_name};
 use crate::tools::ip_tool;
+
+/// Directory where `ip netns` keeps named namespaces.
+const NETNS_DIR: &str = "/run/netns";
 
 /// Deadline for the `ip` commands that set namespaces and links up.
 pub(crate) const IP_LIMIT: Duration = Duration::from_secs(10);
@@ -81,6 +87,44 @@ impl Netns {
     pub fn add_addr(&self, ifname: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
         self.ip(&["addr", "add", &format!("{addr}/{prefix}"), "dev", ifname])?;
         Ok(())
+    }
+
+    /// Sets the hardware address of `ifname` inside this namespace.
+    pub fn set_mac(&self, ifname: &str, mac: [u8; 6]) -> Result<()> {
+        let mac = mac.map(|b| format!("{b:02x}")).join(":");
+        self.ip(&["link", "set", "dev", ifname, "address", &mac])?;
+        Ok(())
+    }
+
+    /// Runs `f` on a thread that has entered this namespace and returns its
+    /// result. Sockets `f` creates belong to this namespace for their whole
+    /// life, so `f` may hand them back for use from any thread.
+    pub fn run_inside<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: FnOnce() -> T + Send,
+    {
+        let path = Path::new(NETNS_DIR).join(&self.name);
+        let file = File::open(&path).map_err(|source| HarnessError::Io {
+            what: format!("opening {}", path.display()),
+            source,
+        })?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    rustix::thread::move_into_link_name_space(
+                        file.as_fd(),
+                        Some(rustix::thread::LinkNameSpaceType::Network),
+                    )
+                    .map_err(|e| HarnessError::Io {
+                        what: format!("entering namespace {}", self.name),
+                        source: e.into(),
+                    })?;
+                    Ok(f())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// PIDs of the processes whose network namespace this is.

@@ -1,10 +1,12 @@
-//! The DHCP + TFTP servers under test: peers (dnsmasq) and bootwave, behind
-//! one [`Server`] enum so every end-to-end test runs against each.
+//! The DHCP + TFTP servers under test: peers (dnsmasq) and bootwave on each
+//! backend, behind one [`Server`] enum so every end-to-end test runs
+//! against each.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::bootwave_config::{bootwave_toml, check_bootwave_toml};
 use crate::child::ChildGuard;
 use crate::error::{HarnessError, Result};
 use crate::netns::Netns;
@@ -31,6 +33,50 @@ pub struct ServeSpec {
     pub boot_file: Option<String>,
     /// TFTP root; `None` serves DHCP only.
     pub tftp_root: Option<PathBuf>,
+    /// Boot rules before the catch-all `boot_file` (bootwave only).
+    pub boot_rules: Vec<BootRuleSpec>,
+    /// Known hosts (dnsmasq: `--dhcp-host`).
+    pub hosts: Vec<HostSpec>,
+    /// Lease journal directory that outlives the server (for restarts);
+    /// `None`: a fresh directory per start (bootwave only).
+    pub state_dir: Option<PathBuf>,
+    /// When journal records reach the disk (bootwave only).
+    pub journal_sync: JournalSync,
+}
+
+/// One boot rule: the first whose conditions hold gives the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootRuleSpec {
+    /// Option 93 values that match (empty: any).
+    pub arch: Vec<u16>,
+    /// Option 77 that must match, if any.
+    pub user_class: Option<String>,
+    /// The boot file.
+    pub filename: String,
+}
+
+/// A known client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// Unique name.
+    pub name: String,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// A fixed address outside the pool.
+    pub fixed_address: Option<Ipv4Addr>,
+    /// Host name sent as option 12.
+    pub hostname: Option<String>,
+}
+
+/// bootwave's `[journal] fsync` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalSync {
+    /// Leave flushing to the kernel (survives a process crash).
+    Never,
+    /// Group fsync; replies wait for it (the shipped default).
+    Batch,
+    /// fsync before every reply.
+    Always,
 }
 
 impl ServeSpec {
@@ -53,8 +99,31 @@ impl ServeSpec {
 pub enum Server {
     /// dnsmasq (DHCP + TFTP), the reference peer.
     Dnsmasq,
-    /// `bootwave-dataplane`, found through [`bootwave_binary`].
-    Bootwave,
+    /// `bootwave-dataplane` on the given I/O backend, found through
+    /// [`bootwave_binary`].
+    Bootwave(Backend),
+}
+
+/// The data plane's I/O backend (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring shards.
+    Uring,
+    /// The portable (poll-based) shards.
+    Portable,
+}
+
+impl Backend {
+    /// Both backends, for tests that run on each.
+    pub const ALL: [Self; 2] = [Self::Uring, Self::Portable];
+
+    /// The `--backend` argument.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Self::Uring => "uring",
+            Self::Portable => "portable",
+        }
+    }
 }
 
 /// A started server; stopped when dropped.
@@ -81,11 +150,23 @@ impl Server {
                 let dnsmasq = find_tool("dnsmasq").unwrap_or_else(|| "dnsmasq".into());
                 ns.spawn(dnsmasq, &dnsmasq_args(spec))?
             }
-            Self::Bootwave => {
+            Self::Bootwave(backend) => {
                 let config = config_dir.path().join("bootwave.toml");
-                write_file(&config, &bootwave_toml(spec, config_dir.path()))?;
+                let text = bootwave_toml(spec, config_dir.path());
+                check_bootwave_toml(&text, config_dir.path())?;
+                write_file(&config, &text)?;
                 let config = config.to_string_lossy().into_owned();
-                ns.spawn(bootwave_binary()?, &["--config", config.as_str()])?
+                ns.spawn(
+                    bootwave_binary()?,
+                    &[
+                        "--config",
+                        config.as_str(),
+                        "--backend",
+                        backend.arg(),
+                        "--log-format",
+                        "human",
+                    ],
+                )?
             }
         };
         let mut server = RunningServer {
@@ -101,6 +182,17 @@ impl Server {
 }
 
 impl RunningServer {
+    /// Kills the server with SIGKILL (no chance to flush or clean up) and
+    /// reaps it; returns its exit status.
+    pub fn kill9(&mut self) -> Option<std::process::ExitStatus> {
+        if let Some(status) = self.child.try_status() {
+            return Some(status);
+        }
+        // Not reaped yet, so the PID is still the server's.
+        crate::child::signal(self.child.pid(), rustix::process::Signal::KILL);
+        self.child.wait_timeout(START_LIMIT).ok()
+    }
+
     fn wait_bound(&mut self, ns: &Netns, port: u16) -> Result<()> {
         wait_udp_bound(ns, port, START_LIMIT).map_err(|err| {
             let exited = self
@@ -143,6 +235,16 @@ pub fn dnsmasq_args(spec: &ServeSpec) -> Vec<String> {
     if let Some(file) = &spec.boot_file {
         args.push(format!("--dhcp-boot={file},,{}", spec.server_addr));
     }
+    for host in &spec.hosts {
+        let mut entry = host.mac.map(|b| format!("{b:02x}")).join(":");
+        if let Some(ip) = host.fixed_address {
+            entry.push_str(&format!(",{ip}"));
+        }
+        if let Some(name) = &host.hostname {
+            entry.push_str(&format!(",{name}"));
+        }
+        args.push(format!("--dhcp-host={entry}"));
+    }
     if let Some(root) = &spec.tftp_root {
         args.push("--enable-tftp".to_owned());
         args.push(format!("--tftp-root={}", root.display()));
@@ -175,50 +277,6 @@ pub fn bootwave_binary() -> Result<PathBuf> {
         })
 }
 
-/// `bootwave.toml` for `spec`.
-///
-/// PROVISIONAL SCHEMA: the file format is not settled yet (there is no
-/// `assets/bootwave.toml`). The keys below mirror the validated model in
-/// `bootwave_protocol::config::model`; align them with the real parser once
-/// it exists. `state_dir` receives the lease journal.
-pub fn bootwave_toml(spec: &ServeSpec, state_dir: &Path) -> String {
-    let mut toml = format!(
-        r#"interfaces = ["{iface}"]
-
-[dhcp]
-default_lease_time = "{lease}s"
-max_lease_time = "{lease}s"
-authoritative = true
-ping_check = false
-
-[journal]
-dir = "{journal}"
-fsync = "never"
-
-[[subnets]]
-net = "{net}/{prefix}"
-ranges = [{{ start = "{start}", end = "{end}" }}]
-routers = ["{server}"]
-next_server = "{server}"
-"#,
-        iface = spec.interface,
-        lease = spec.lease_secs,
-        journal = state_dir.join("journal").display(),
-        net = Ipv4Addr::from(u32::from(spec.server_addr) & u32::from(spec.netmask())),
-        prefix = spec.prefix,
-        start = spec.pool.0,
-        end = spec.pool.1,
-        server = spec.server_addr,
-    );
-    if let Some(file) = &spec.boot_file {
-        toml.push_str(&format!("boot_file = \"{file}\"\n"));
-    }
-    if let Some(root) = &spec.tftp_root {
-        toml.push_str(&format!("\n[tftp]\nroot = \"{}\"\n", root.display()));
-    }
-    toml
-}
-
 fn write_file(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(|source| HarnessError::Io {
         what: format!("writing {}", path.display()),
@@ -239,6 +297,15 @@ mod tests {
             lease_secs: 600,
             boot_file: Some("ipxe.efi".to_owned()),
             tftp_root: Some(PathBuf::from("/srv/boot")),
+            boot_rules: Vec::new(),
+            hosts: vec![HostSpec {
+                name: "n7".to_owned(),
+                mac: [2, 0, 0, 0, 0, 7],
+                fixed_address: Some(Ipv4Addr::new(10, 77, 0, 5)),
+                hostname: Some("n7".to_owned()),
+            }],
+            state_dir: None,
+            journal_sync: JournalSync::Never,
         }
     }
 
@@ -261,6 +328,7 @@ mod tests {
             "--dhcp-boot=ipxe.efi,,10.77.0.1",
             "--enable-tftp",
             "--tftp-root=/srv/boot",
+            "--dhcp-host=02:00:00:00:00:07,10.77.0.5,n7",
         ] {
             assert!(
                 args.iter().any(|a| a == expected),
@@ -276,17 +344,5 @@ mod tests {
             ..spec()
         };
         assert!(!dnsmasq_args(&spec).iter().any(|a| a.contains("tftp")));
-    }
-
-    #[test]
-    fn bootwave_toml_names_subnet_pool_and_root() {
-        let toml = bootwave_toml(&spec(), Path::new("/tmp/state"));
-        assert!(toml.contains(r#"net = "10.77.0.0/24""#), "{toml}");
-        assert!(
-            toml.contains(r#"start = "10.77.0.10", end = "10.77.0.250""#),
-            "{toml}"
-        );
-        assert!(toml.contains(r#"root = "/srv/boot""#), "{toml}");
-        assert!(toml.contains(r#"dir = "/tmp/state/journal""#), "{toml}");
     }
 }
