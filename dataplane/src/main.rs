@@ -1,11 +1,18 @@
 //! `bootwave-dataplane`: the data-plane server.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use bootwave_dataplane::driver::BackendChoice;
+use bootwave_dataplane::runtime::{self, Options, RuntimeError};
 use bootwave_protocol::config::{self, Config};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// bootwave data plane: DHCPv4 + TFTP network-boot server.
 #[derive(Debug, Parser)]
@@ -14,6 +21,22 @@ struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short, global = true, default_value = "assets/bootwave.toml")]
     config: PathBuf,
+    /// Shard threads (default: one per CPU).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// I/O backend.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    backend: Backend,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9167).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// Longest wait for TFTP transfers to finish after SIGTERM/SIGINT
+    /// (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    drain_timeout: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -24,22 +47,77 @@ enum Command {
     Check,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// io_uring when the kernel allows it, else portable.
+    Auto,
+    /// io_uring or fail.
+    Uring,
+    /// poll + recvmmsg/sendmmsg.
+    Portable,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    let Some(config) = load(&cli.config)? else {
+    if let Some(Command::Check) = cli.command {
+        return check(&cli.config);
+    }
+    init_logs(cli.log_format);
+    let options = Options {
+        config: cli.config,
+        shards: cli
+            .shards
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        backend: match cli.backend {
+            Backend::Auto => BackendChoice::Auto,
+            Backend::Uring => BackendChoice::Uring,
+            Backend::Portable => BackendChoice::Portable,
+        },
+        metrics: cli.metrics,
+        drain_timeout: Duration::from_secs(cli.drain_timeout),
+    };
+    match runtime::run(&options) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(RuntimeError::Config(e)) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("bootwave-dataplane")),
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `check`: validate and print the summary.
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(config) = load(path)? else {
         return Ok(ExitCode::FAILURE);
     };
-    println!("{}: configuration is valid", cli.config.display());
+    println!("{}: configuration is valid", path.display());
     println!("{}", config.summary());
     if !config.tftp.root.is_dir() {
         eprintln!(
             "warning: tftp.root {} is not a directory",
             config.tftp.root.display()
         );
-    }
-    match cli.command {
-        Some(Command::Check) => {}
-        None => println!("serving starts with the data-plane runtime; nothing is served yet"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,331 @@
+//! The DHCP half of a shard: feeds datagrams to the core, journals lease
+//! records and holds each reply until its records are acknowledged.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bootwave_protocol::dhcp::{
+    Action, Destination, DhcpServer, Handled, LeaseRecord, MAX_MESSAGE_LEN, Transmit, UnixTime,
+};
+use bootwave_protocol::net::RecvMeta;
+
+use super::interfaces::Served;
+use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
+use crate::driver::{SourceHint, Tx};
+use crate::journal::Journal;
+
+/// Socket index of the DHCP group in every shard.
+pub const DHCP_SOCKET: usize = 0;
+/// Longest chain of ping checks resolved in one go when no prober exists.
+const MAX_PROBE_CHAIN: usize = 8;
+
+/// UDP ports replies go to. On the standard port 67, relays listen on 67
+/// and clients on 68; a server moved to port `p` (tests, side-by-side
+/// runs) talks to relays on `p` and to clients on `p + 1`, as ISC dhcpd
+/// does with `-p`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DhcpPorts {
+    /// Where relays listen.
+    pub relay: u16,
+    /// Where clients listen.
+    pub client: u16,
+}
+
+impl DhcpPorts {
+    /// The ports for a server listening on `server_port`.
+    pub fn for_server(server_port: u16) -> Self {
+        if server_port == bootwave_protocol::dhcp::SERVER_PORT {
+            Self {
+                relay: bootwave_protocol::dhcp::SERVER_PORT,
+                client: bootwave_protocol::dhcp::CLIENT_PORT,
+            }
+        } else {
+            Self {
+                relay: server_port,
+                client: server_port.wrapping_add(1),
+            }
+        }
+    }
+}
+
+/// A reply waiting for its lease records to be acknowledged.
+#[derive(Debug)]
+struct Held {
+    /// Acknowledged once the journal's `acked_seq` reaches this.
+    seq_end: u64,
+    dst: SocketAddrV4,
+    src: SourceHint,
+    bytes: Vec<u8>,
+}
+
+/// The DHCP state of one shard.
+#[derive(Debug)]
+pub struct DhcpSide {
+    server: DhcpServer,
+    journal: Journal,
+    journal_name: String,
+    journal_failed: bool,
+    held: VecDeque<Held>,
+    out: Box<[u8]>,
+    expired: Vec<LeaseRecord>,
+    served: Arc<Served>,
+    ports: DhcpPorts,
+}
+
+impl DhcpSide {
+    /// The DHCP side of a shard over its replayed server and open journal.
+    pub fn new(
+        server: DhcpServer,
+        (journal_name, journal): (String, Journal),
+        served: Arc<Served>,
+        ports: DhcpPorts,
+    ) -> Self {
+        Self {
+            server,
+            journal,
+            journal_name,
+            journal_failed: false,
+            held: VecDeque::with_capacity(64),
+            out: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
+            expired: Vec::new(),
+            served,
+            ports,
+        }
+    }
+
+    /// Handles one datagram of the DHCP socket.
+    pub fn on_datagram(&mut self, meta: &RecvMeta, data: &[u8], tx: &mut Tx, c: &mut Counters) {
+        let Some(iface) = self.served.dhcp_addrs(meta.ifindex) else {
+            tracing::trace!(ifindex = meta.ifindex, src = %meta.src, "dhcp: datagram from an unserved interface dropped");
+            c.drop(RuntimeDrop::UnselectedInterface);
+            return;
+        };
+        let handled = self
+            .server
+            .handle(unix_now(), meta, iface, data, &mut self.out);
+        self.carry_out(handled, tx, c);
+    }
+
+    /// Carries out one [`Handled`], resolving ping checks at once (no
+    /// prober: every probe counts as unanswered).
+    fn carry_out(&mut self, mut handled: Handled, tx: &mut Tx, c: &mut Counters) {
+        for _ in 0..MAX_PROBE_CHAIN {
+            c.dhcp_event(&handled.event);
+            match handled.action {
+                Action::None => {}
+                Action::Send(t) => self.send(&t, tx, c),
+                Action::Commit(commit) => {
+                    let seq_end = self.append(commit.records(), c);
+                    if let Some(t) = commit.persisted() {
+                        match seq_end {
+                            Some(seq_end) => self.hold(seq_end, &t),
+                            None => c.drop(RuntimeDrop::JournalFailed),
+                        }
+                    }
+                }
+                Action::Probe(probe) => {
+                    c.probe(ProbeOutcome::Unavailable);
+                    handled =
+                        self.server
+                            .probe_result(unix_now(), probe.token, false, &mut self.out);
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+
+    /// Appends `records` to the journal; the sequence number just past the
+    /// last one, or `None` when the journal refused them.
+    fn append(&mut self, records: &[LeaseRecord], c: &mut Counters) -> Option<u64> {
+        let mut end = None;
+        for record in records {
+            match self.journal.append(&record.encode()) {
+                Ok(seq) => end = Some(seq + 1),
+                Err(err) => {
+                    self.fail(&err, c);
+                    return None;
+                }
+            }
+        }
+        end.or(Some(0))
+    }
+
+    /// Copies the reply in `out` into a pooled buffer held until `seq_end`
+    /// is acknowledged.
+    fn hold(&mut self, seq_end: u64, t: &Transmit) {
+        let mut bytes = Vec::with_capacity(t.len);
+        bytes.extend_from_slice(&self.out[..t.len]);
+        let (dst, src) = self.route(t);
+        self.held.push_back(Held {
+            seq_end,
+            dst,
+            src,
+            bytes,
+        });
+    }
+
+    /// Sends the reply at the start of `out` now.
+    fn send(&mut self, t: &Transmit, tx: &mut Tx, c: &mut Counters) {
+        let (dst, src) = self.route(t);
+        let mut bytes = tx.buffer();
+        bytes.extend_from_slice(&self.out[..t.len]);
+        if tx.send(DHCP_SOCKET, dst, Some(src), bytes).is_err() {
+            c.drop(RuntimeDrop::SendFailed);
+        }
+    }
+
+    /// Destination and source of a reply. Broadcasts (and replies to a
+    /// client that has no address yet) leave by the ingress interface;
+    /// unicast to a relay or a configured client is routed.
+    fn route(&self, t: &Transmit) -> (SocketAddrV4, SourceHint) {
+        let on_link = SourceHint {
+            ifindex: t.ifindex,
+            addr: t.src_ip,
+        };
+        let routed = SourceHint {
+            ifindex: 0,
+            addr: t.src_ip,
+        };
+        match t.destination {
+            Destination::Relay(a) => (SocketAddrV4::new(*a.ip(), self.ports.relay), routed),
+            Destination::Unicast(a) => (SocketAddrV4::new(*a.ip(), self.ports.client), routed),
+            Destination::Broadcast => (self.broadcast(), on_link),
+            // Unicast to an address the client does not hold yet needs a
+            // neighbour entry for its MAC; without one, broadcast.
+            Destination::Direct { .. } => (self.broadcast(), on_link),
+        }
+    }
+
+    fn broadcast(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, self.ports.client)
+    }
+
+    /// Group commit of everything appended this iteration, then release of
+    /// every reply whose records are acknowledged.
+    pub fn flush(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
+        let pending = self.journal.pending_records();
+        if pending > 0 && !self.journal_failed {
+            let started = Instant::now();
+            match self.journal.commit(now) {
+                Ok(_) => c.journal_commit(pending, started.elapsed()),
+                Err(err) => self.fail(&err, c),
+            }
+        }
+        self.release(tx);
+    }
+
+    /// Syncs the journal when the batch policy says so.
+    pub fn on_timeout(&mut self, now: Instant, c: &mut Counters) {
+        if !self.journal_failed
+            && self.journal.next_sync_at(now).is_some_and(|at| at <= now)
+            && let Err(err) = self.journal.sync(now)
+        {
+            self.fail(&err, c);
+        }
+        let unix = unix_now();
+        if self.server.poll_timeout().is_some_and(|d| d <= unix) {
+            self.expired.clear();
+            self.server.handle_timeout(unix, &mut self.expired);
+            let expired = std::mem::take(&mut self.expired);
+            self.append(&expired, c);
+            self.expired = expired;
+        }
+    }
+
+    /// When [`DhcpSide::on_timeout`] has work: the next journal sync or
+    /// lease deadline.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let sync = if self.journal_failed {
+            None
+        } else {
+            self.journal.next_sync_at(now)
+        };
+        let unix = unix_now();
+        let lease = self
+            .server
+            .poll_timeout()
+            .map(|d| now + d.saturating_since(unix));
+        [sync, lease].into_iter().flatten().min()
+    }
+
+    fn release(&mut self, tx: &mut Tx) {
+        let acked = self.journal.acked_seq();
+        while self.held.front().is_some_and(|h| h.seq_end <= acked) {
+            let Some(h) = self.held.pop_front() else {
+                break;
+            };
+            let _ = tx.send(DHCP_SOCKET, h.dst, Some(h.src), h.bytes);
+        }
+    }
+
+    /// A journal failure: the journal is unusable, every held reply is
+    /// dropped (its records may be lost) and later replies are refused.
+    fn fail(&mut self, err: &crate::journal::JournalError, c: &mut Counters) {
+        c.journal_error();
+        if !self.journal_failed {
+            tracing::error!(journal = %self.journal_name, error = %err, "lease journal failed: no ACK will be sent until restart");
+        }
+        self.journal_failed = true;
+        for _ in self.held.drain(..) {
+            c.drop(RuntimeDrop::JournalFailed);
+        }
+    }
+
+    /// Replies still waiting for the journal.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The DHCP core (counters, leases).
+    pub fn server(&self) -> &DhcpServer {
+        &self.server
+    }
+
+    /// Syncs the journal one last time at shutdown.
+    pub fn finish(&mut self, now: Instant) {
+        if self.journal_failed {
+            return;
+        }
+        if let Err(err) = self
+            .journal
+            .commit(now)
+            .and_then(|_| self.journal.sync(now))
+        {
+            tracing::error!(journal = %self.journal_name, error = %err, "final journal sync failed");
+        }
+    }
+}
+
+/// The wall clock as the DHCP core reads it.
+pub fn unix_now() -> UnixTime {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    UnixTime::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moved_servers_use_the_next_port_for_clients() {
+        assert_eq!(
+            DhcpPorts::for_server(67),
+            DhcpPorts {
+                relay: 67,
+                client: 68
+            }
+        );
+        assert_eq!(
+            DhcpPorts::for_server(10067),
+            DhcpPorts {
+                relay: 10067,
+                client: 10068
+            }
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! Start-up of the lease state: replay every journal in the directory into
+//! every shard's DHCP server, write each shard's live leases into a journal
+//! named by the new layout, then retire journals of other layouts.
+
+use std::path::Path;
+
+use bootwave_protocol::config::FsyncPolicy;
+use bootwave_protocol::dhcp::{
+    DhcpServer, LeaseRecord, LeaseState, LeaseTable, RecordKind, SharedSnapshot,
+};
+use bootwave_protocol::shard::shard_of;
+
+use super::RuntimeError;
+use crate::journal::{self, Journal};
+
+/// The lease state of every shard, ready to serve.
+#[derive(Debug)]
+pub struct Prepared {
+    /// One DHCP server per shard, in shard order, with every journaled
+    /// record replayed.
+    pub servers: Vec<DhcpServer>,
+    /// One open journal per shard, in shard order, holding that shard's
+    /// live leases.
+    pub journals: Vec<(String, Journal)>,
+    /// Records read from the journals found at start.
+    pub replayed: usize,
+    /// Records that did not decode (skipped).
+    pub undecodable: usize,
+    /// Journals of other layouts that were retired.
+    pub retired: Vec<String>,
+}
+
+/// The journal name of shard `shard` of `shards`.
+pub fn layout_name(shard: u32, shards: u32) -> String {
+    format!("shard-{shard}-of-{shards}")
+}
+
+/// Replays `dir` (created if missing) into `shards` new servers and starts
+/// one journal per shard.
+///
+/// Order, so that a crash at any point loses nothing: read every journal
+/// without changing it; write each new journal with `create_from` (an
+/// existing journal of the same name is replaced atomically, and the old
+/// layout's files are still there); only then retire the journals of other
+/// layouts. A crash before the retirement leaves both layouts, and the next
+/// start replays both (records merge by address and time).
+pub fn prepare(
+    dir: &Path,
+    policy: FsyncPolicy,
+    snapshot: &SharedSnapshot,
+    shards: u32,
+) -> Result<Prepared, RuntimeError> {
+    std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+        what: format!("creating journal directory {}", dir.display()),
+        source,
+    })?;
+    let found = journal::replay_dir(dir)?;
+    let mut servers: Vec<DhcpServer> = (0..shards)
+        .map(|i| DhcpServer::new(snapshot.clone(), i, shards))
+        .collect();
+    let (mut replayed, mut undecodable) = (0, 0);
+    for named in &found {
+        if let Some(torn) = named.replay.torn_tail() {
+            tracing::warn!(journal = %named.name, ?torn, "journal has a torn tail (unacknowledged records dropped)");
+        }
+        for bytes in named.replay.records() {
+            match LeaseRecord::decode(bytes) {
+                Ok(record) => {
+                    replayed += 1;
+                    for server in &mut servers {
+                        server.replay(&record);
+                    }
+                }
+                Err(err) => {
+                    undecodable += 1;
+                    tracing::warn!(journal = %named.name, error = %err, "skipping an undecodable lease record");
+                }
+            }
+        }
+    }
+    let mut journals = Vec::with_capacity(servers.len());
+    for (shard, server) in (0..shards).zip(&servers) {
+        let name = layout_name(shard, shards);
+        let live = live_records(server.leases(), shard, shards);
+        let journal = Journal::create_from(dir, &name, policy, live.iter().map(|r| &r[..]))?;
+        journals.push((name, journal));
+    }
+    let mut retired = Vec::new();
+    for named in found {
+        if journals.iter().all(|(name, _)| *name != named.name) {
+            journal::retire(dir, &named.name)?;
+            retired.push(named.name);
+        }
+    }
+    Ok(Prepared {
+        servers,
+        journals,
+        replayed,
+        undecodable,
+        retired,
+    })
+}
+
+/// The records that rebuild the leases of the clients shard `shard` owns:
+/// a binding or quarantine as one record; a released or expired address as
+/// a binding that ended when it was released, followed by the release, so
+/// a returning client still gets its address back. Offers and abandoned
+/// addresses are not journaled.
+pub fn live_records(
+    table: &LeaseTable,
+    shard: u32,
+    shards: u32,
+) -> Vec<[u8; bootwave_protocol::dhcp::RECORD_LEN]> {
+    let mut out = Vec::new();
+    for lease in table.iter().filter(|l| shard_of(&l.mac, shards) == shard) {
+        let record = |kind, until| LeaseRecord {
+            kind,
+            mac: lease.mac,
+            addr: lease.addr,
+            at: lease.updated,
+            until,
+        };
+        match lease.state {
+            LeaseState::Bound => out.push(record(RecordKind::Bind, lease.until).encode()),
+            LeaseState::Declined => out.push(record(RecordKind::Decline, lease.until).encode()),
+            LeaseState::Released | LeaseState::Expired => {
+                let kind = if lease.state == LeaseState::Released {
+                    RecordKind::Release
+                } else {
+                    RecordKind::Expire
+                };
+                out.push(record(RecordKind::Bind, lease.updated).encode());
+                out.push(record(kind, lease.updated).encode());
+            }
+            LeaseState::Offered | LeaseState::Abandoned => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use bootwave_protocol::dhcp::UnixTime;
+
+    use super::*;
+
+    fn record(kind: RecordKind, mac: [u8; 6], last: u8, at: u64, until: u64) -> LeaseRecord {
+        LeaseRecord {
+            kind,
+            mac,
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            at: UnixTime::from_secs(at),
+            until: UnixTime::from_secs(until),
+        }
+    }
+
+    #[test]
+    fn live_records_rebuild_the_same_table() {
+        let (a, b, c) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 3]);
+        let mut table = LeaseTable::new(0, 1, 8);
+        for r in [
+            record(RecordKind::Bind, a, 10, 1, 100),
+            record(RecordKind::Bind, b, 11, 2, 100),
+            record(RecordKind::Release, b, 11, 3, 3),
+            record(RecordKind::Decline, c, 12, 4, 50),
+        ] {
+            table.replay(&r);
+        }
+        let mut rebuilt = LeaseTable::new(0, 1, 8);
+        for bytes in live_records(&table, 0, 1) {
+            rebuilt.replay(&LeaseRecord::decode(&bytes).expect("decodes"));
+        }
+        let mut want: Vec<_> = table.iter().copied().collect();
+        let mut got: Vec<_> = rebuilt.iter().copied().collect();
+        want.sort_by_key(|l| l.addr);
+        got.sort_by_key(|l| l.addr);
+        assert_eq!(got, want);
+        assert_eq!(
+            rebuilt.of_client(&b).map(|l| l.addr),
+            Some(Ipv4Addr::new(10, 0, 0, 11))
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! The data-plane runtime: wires configuration, interfaces, journals, the
+//! boot-file store and the protocol cores into running shards.
+//!
+//! # Start-up
+//!
+//! 1. Block `SIGTERM`, `SIGINT` and `SIGHUP` before any thread exists, so
+//!    every thread inherits the mask and only the main thread takes them.
+//! 2. Read and validate the configuration; list the machine's interfaces
+//!    (`getifaddrs`) and select the served ones
+//!    ([`select_interfaces`](bootwave_protocol::config::select_interfaces)).
+//!    **Safety rule**: a DHCP datagram whose ingress interface is not served
+//!    is dropped, so the data plane never answers on, say, the machine's
+//!    uplink. When nothing matches, DHCP stays idle (with a warning) and
+//!    the process keeps running. TFTP answers on served interfaces and on
+//!    loopback only.
+//! 3. Load the TFTP root into the [`FileStore`](crate::store::FileStore)
+//!    and start its inotify watcher.
+//! 4. Journals ([`leases::prepare`]): replay every journal of the journal
+//!    directory into every shard's `DhcpServer` (whatever shard count wrote
+//!    them), write each shard's live leases into `shard-<i>-of-<n>` with
+//!    `create_from`, then retire the journals of other layouts. Until the
+//!    retirement both layouts exist, so a crash in between loses nothing.
+//! 5. Spawn the shards ([`spawn_shards`](crate::driver::spawn_shards)), each
+//!    with three sockets: 0 = DHCP group on `0.0.0.0:<dhcp.port>` steered by
+//!    `chaddr`, 1 = TFTP listen group on `0.0.0.0:<tftp.port>` (kernel
+//!    hash), 2 = the shard's own ephemeral TFTP data port, handed to its
+//!    `TftpServer`. Print a one-screen summary of what is served where.
+//!
+//! # A shard ([`ShardService`])
+//!
+//! DHCP (`dhcp` module): each datagram goes to the core with the ingress
+//! interface's addresses. `Send` replies leave at once. `Commit` is
+//! persist-then-send: the records are appended to the shard's journal and
+//! the reply is copied into a small held queue; `flush` (once per loop
+//! iteration) commits the journal once for the whole batch (group commit)
+//! and releases the replies whose records are acknowledged
+//! (`acked_seq`). Under `fsync = batch` the shard's timer follows
+//! `next_sync_at` and syncs then. A journal failure is logged, held replies
+//! are dropped and no further ACK leaves: a client never holds a lease a
+//! crash could forget. Replies follow the core's destination; "unicast to
+//! `yiaddr`" is sent as a broadcast (no neighbour-table entry is added
+//! yet); broadcasts leave by the ingress interface (`IP_PKTINFO`). On a
+//! port other than 67, relays are answered on that port and clients on the
+//! next one (ISC dhcpd's `-p`). Ping checks: no prober is wired in yet, so
+//! every probe is reported unanswered at once and counted.
+//!
+//! TFTP (`tftp` module): every datagram of sockets 1 and 2 goes to the core
+//! with its real local port and destination address; DATA runs from
+//! `TxQueue::batches` become one `send_window` each (the file `Arc` is kept
+//! until the send completes, UDP GSO when possible), control packets go
+//! in pooled buffers. After `handle_timeout`, while the core's deadline is
+//! already past, it runs again (bounded).
+//!
+//! Counters stay plain integers on the shard and are copied into shared
+//! atomics every 250 ms ([`stats`]); [`stats::render`] writes them as
+//! Prometheus text.
+//!
+//! # Signals
+//!
+//! `SIGHUP`: re-read the configuration; if it does not validate, log why and
+//! keep the old one; otherwise swap the DHCP snapshot (one atomic swap seen
+//! by every shard), reload the file store and log what changed. Interfaces,
+//! ports, the journal and the shard count are fixed at start.
+//! `SIGTERM`/`SIGINT`: drain: DHCP stops answering, TFTP refuses new
+//! requests, transfers in flight run until they end or the drain timeout
+//! passes (a second signal stops at once); then the shards stop, journals
+//! get a last sync, and the process exits 0.
+
+pub mod dhcp;
+pub mod interfaces;
+pub mod leases;
+mod run;
+pub mod service;
+pub mod stats;
+mod summary;
+pub mod tftp;
+
+pub use run::{Options, load_config, run};
+pub use service::{Control, ShardService};
+
+/// Why the runtime could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The configuration file could not be read.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// The configuration file did not validate.
+    #[error("{0}")]
+    Config(#[from] bootwave_protocol::config::ConfigError),
+    /// A journal could not be replayed, created or retired.
+    #[error("lease journal: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+    /// The TFTP root could not be loaded.
+    #[error("tftp root: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Sockets, backend or shard threads failed.
+    #[error("driver: {0}")]
+    Driver(#[from] crate::driver::DriverError),
+    /// The metrics endpoint was asked for but cannot be served.
+    #[error("metrics: {0}")]
+    Metrics(String),
+}

@@ -1,0 +1,264 @@
+//! Start-up, the main thread's signal loop, reload and drain.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bootwave_protocol::config::{self, Config};
+use bootwave_protocol::dhcp::{SharedSnapshot, Snapshot};
+use bootwave_protocol::tftp::TftpServer;
+
+use super::RuntimeError;
+use super::dhcp::{DhcpPorts, DhcpSide};
+use super::interfaces::Served;
+use super::leases;
+use super::service::{Control, ShardService};
+use super::stats::Published;
+use super::summary::Startup;
+use super::tftp::TftpSide;
+use crate::driver::{
+    BackendChoice, Binding, DriverConfig, ShardGroup, SocketSpec, Steering, spawn_shards,
+};
+use crate::store::{FileStore, StoreOptions};
+use crate::sys::{ifaddrs, signals};
+
+/// How often the main thread looks at the drain while waiting for it.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// How long the main thread sleeps in `sigtimedwait` between checks.
+const SIGNAL_POLL: Duration = Duration::from_millis(500);
+
+/// What the command line decides.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The configuration file.
+    pub config: PathBuf,
+    /// Shard threads.
+    pub shards: usize,
+    /// I/O backend.
+    pub backend: BackendChoice,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<SocketAddr>,
+    /// Longest wait for TFTP transfers to end after `SIGTERM`/`SIGINT`.
+    pub drain_timeout: Duration,
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load_config(path: &Path) -> Result<Config, RuntimeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RuntimeError::Io {
+        what: format!("reading {}", path.display()),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(config::parse(&text, &path.display().to_string(), base)?)
+}
+
+/// Runs the data plane until `SIGTERM` or `SIGINT` (see the [module
+/// docs](super)).
+pub fn run(options: &Options) -> Result<(), RuntimeError> {
+    let signals = signals::block().map_err(|source| RuntimeError::Io {
+        what: "blocking signals".to_owned(),
+        source,
+    })?;
+    let config = load_config(&options.config)?;
+    let machine = ifaddrs::interfaces().map_err(|source| RuntimeError::Io {
+        what: "listing interfaces (getifaddrs)".to_owned(),
+        source,
+    })?;
+    let served = Arc::new(Served::select(&config, &machine));
+    if let Some(reason) = &served.idle_reason {
+        tracing::warn!("DHCP idle: {reason}");
+    }
+    let store = Arc::new(FileStore::open(&config.tftp.root, StoreOptions::default())?);
+    let watcher = match store.watch() {
+        Ok(handle) => Some(handle),
+        Err(err) => {
+            tracing::warn!(error = %err, "tftp root not watched; send SIGHUP after changing files");
+            None
+        }
+    };
+    let shards = options.shards.max(1);
+    let shard_count = u32::try_from(shards).unwrap_or(u32::MAX);
+    let snapshot: SharedSnapshot = Snapshot::shared(config.clone());
+    let prepared = leases::prepare(
+        &config.journal.dir,
+        config.journal.fsync,
+        &snapshot,
+        shard_count,
+    )?;
+    let startup = Startup::new(&options.config, &config, &served, &store, &prepared, shards);
+    let published: Vec<Arc<Published>> = (0..shards).map(|_| Arc::default()).collect();
+    let control = Arc::new(Control::default());
+    let group = start_shards(
+        options, &config, &served, &store, prepared, &published, &control,
+    )?;
+    let metrics = serve_metrics(options.metrics, &published)?;
+    println!("{}", startup.finish(&group, metrics));
+    let mut current = config;
+    loop {
+        match signals.wait(SIGNAL_POLL) {
+            Some(signals::Signal::Hup) => reload(&options.config, &mut current, &snapshot, &store),
+            Some(signal) => {
+                tracing::info!(?signal, "draining");
+                break;
+            }
+            None => {}
+        }
+    }
+    drain(&signals, &control, &published, options.drain_timeout);
+    group.stop();
+    let exits = group.join()?;
+    for mut exit in exits {
+        exit.service.finish();
+    }
+    drop(watcher);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Per-shard parts built before the shards start, taken by each shard
+/// thread.
+type Parts = (
+    bootwave_protocol::dhcp::DhcpServer,
+    (String, crate::journal::Journal),
+);
+
+fn start_shards(
+    options: &Options,
+    config: &Config,
+    served: &Arc<Served>,
+    store: &Arc<FileStore>,
+    prepared: leases::Prepared,
+    published: &[Arc<Published>],
+    control: &Arc<Control>,
+) -> Result<ShardGroup<ShardService>, RuntimeError> {
+    let any = Ipv4Addr::UNSPECIFIED;
+    let sockets = vec![
+        SocketSpec::new(
+            SocketAddrV4::new(any, config.dhcp.port),
+            Binding::Group(Steering::Chaddr),
+        ),
+        SocketSpec::new(
+            SocketAddrV4::new(any, config.tftp.port),
+            Binding::Group(Steering::Kernel),
+        ),
+        SocketSpec::new(SocketAddrV4::new(any, 0), Binding::PerShard),
+    ];
+    let mut driver = DriverConfig::new(options.shards.max(1), sockets);
+    driver.backend = options.backend;
+    let parts: Vec<Option<Parts>> = prepared
+        .servers
+        .into_iter()
+        .zip(prepared.journals)
+        .map(Some)
+        .collect();
+    let parts = Mutex::new(parts);
+    let (served, store, control) = (served.clone(), store.clone(), control.clone());
+    let published = published.to_vec();
+    let tftp_settings = config.tftp.clone();
+    let ports = DhcpPorts::for_server(config.dhcp.port);
+    let group = spawn_shards(driver, move |ctx| {
+        // Each shard index is built exactly once, and `parts` holds one
+        // entry per shard, so the slot is always there and still full.
+        let (server, journal) = parts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)[ctx.shard]
+            .take()
+            .expect("one set of parts per shard");
+        let data_port = ctx.local_addrs[super::tftp::DATA_SOCKET].port();
+        let tftp = TftpServer::new(&tftp_settings, &[data_port], store.clone());
+        ShardService::new(
+            DhcpSide::new(server, journal, served.clone(), ports),
+            TftpSide::new(tftp, data_port, served.clone()),
+            control.clone(),
+            published[ctx.shard].clone(),
+        )
+    })?;
+    Ok(group)
+}
+
+/// Starts the metrics endpoint when asked for.
+fn serve_metrics(
+    addr: Option<SocketAddr>,
+    _published: &[Arc<Published>],
+) -> Result<Option<SocketAddr>, RuntimeError> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => Err(RuntimeError::Metrics(format!(
+            "cannot serve on {addr}: this build has no metrics endpoint"
+        ))),
+    }
+}
+
+/// `SIGHUP`: a new configuration snapshot (when it validates) and a file
+/// store reload.
+fn reload(path: &Path, current: &mut Config, snapshot: &SharedSnapshot, store: &FileStore) {
+    match load_config(path) {
+        Err(err) => {
+            tracing::error!("reload: keeping the running configuration: {err}");
+        }
+        Ok(new) => {
+            if new.interfaces != current.interfaces
+                || new.dhcp.port != current.dhcp.port
+                || new.tftp.port != current.tftp.port
+                || new.tftp.root != current.tftp.root
+                || new.journal != current.journal
+            {
+                tracing::warn!(
+                    "reload: interfaces, ports, tftp.root and the journal stay as they were at start; restart to change them"
+                );
+            }
+            let rules = |c: &Config| c.subnets.iter().map(|s| s.boot_rules.len()).sum::<usize>();
+            tracing::info!(
+                subnets = format!("{} -> {}", current.subnets.len(), new.subnets.len()),
+                hosts = format!("{} -> {}", current.hosts.len(), new.hosts.len()),
+                boot_rules = format!("{} -> {}", rules(current), rules(&new)),
+                "reload: configuration swapped"
+            );
+            snapshot.store(Arc::new(Snapshot::new(new.clone())));
+            *current = new;
+        }
+    }
+    match store.reload() {
+        Ok(report) => tracing::info!(
+            files = report.files,
+            bytes = report.bytes,
+            copied = report.copied,
+            reused = report.reused,
+            "reload: tftp root rescanned"
+        ),
+        Err(err) => tracing::error!("reload: tftp root kept as it was: {err}"),
+    }
+}
+
+/// Raises the drain flag and waits until no TFTP transfer is left, the
+/// timeout passes, or a second signal asks to stop now.
+fn drain(
+    signals: &signals::Blocked,
+    control: &Control,
+    published: &[Arc<Published>],
+    timeout: Duration,
+) {
+    control.draining.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + timeout;
+    // Let every shard see the flag and publish its counters once.
+    std::thread::sleep(super::stats::PUBLISH_EVERY + DRAIN_POLL);
+    loop {
+        let active: u64 = published.iter().map(|p| p.tftp_active()).sum();
+        if active == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(active, "drain timeout: stopping with transfers in flight");
+            return;
+        }
+        if let Some(signal) = signals.wait(DRAIN_POLL) {
+            tracing::warn!(?signal, active, "second signal: stopping now");
+            return;
+        }
+    }
+}

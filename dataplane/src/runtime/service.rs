@@ -1,0 +1,124 @@
+//! The service every shard runs: DHCP on socket 0, TFTP on sockets 1 and 2,
+//! counters published to the metrics endpoint.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bootwave_protocol::net::RecvMeta;
+
+use super::dhcp::{DHCP_SOCKET, DhcpSide};
+use super::stats::{Counters, PUBLISH_EVERY, Published, RuntimeDrop};
+use super::tftp::TftpSide;
+use crate::driver::{Service, Tx};
+
+/// Flags the main thread raises for every shard.
+#[derive(Debug, Default)]
+pub struct Control {
+    /// Stop accepting DHCP messages and TFTP requests; let transfers end.
+    pub draining: AtomicBool,
+}
+
+/// One shard's DHCP and TFTP state.
+#[derive(Debug)]
+pub struct ShardService {
+    dhcp: DhcpSide,
+    tftp: TftpSide,
+    control: Arc<Control>,
+    draining: bool,
+    counters: Counters,
+    published: Arc<Published>,
+    next_publish: Instant,
+}
+
+impl ShardService {
+    /// A shard serving `dhcp` and `tftp`, publishing into `published`.
+    pub fn new(
+        dhcp: DhcpSide,
+        tftp: TftpSide,
+        control: Arc<Control>,
+        published: Arc<Published>,
+    ) -> Self {
+        Self {
+            dhcp,
+            tftp,
+            control,
+            draining: false,
+            counters: Counters::default(),
+            published,
+            next_publish: Instant::now(),
+        }
+    }
+
+    /// Notices a drain request once.
+    fn check_drain(&mut self) {
+        if !self.draining && self.control.draining.load(Ordering::Relaxed) {
+            self.draining = true;
+            self.tftp.drain();
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        self.counters.set_core_drops(self.dhcp.server().counters());
+        let tftp = self.tftp.server();
+        self.counters
+            .set_tftp(tftp.counters(), tftp.active_transfers());
+        self.published.store(&self.counters);
+        self.next_publish = now + PUBLISH_EVERY;
+    }
+
+    /// Shutdown: the last journal sync.
+    pub fn finish(&mut self) {
+        let now = Instant::now();
+        self.dhcp.finish(now);
+        self.publish(now);
+    }
+}
+
+impl Service for ShardService {
+    fn on_datagram(
+        &mut self,
+        now: Instant,
+        sock: usize,
+        meta: &RecvMeta,
+        data: &[u8],
+        tx: &mut Tx,
+    ) {
+        self.check_drain();
+        if sock == DHCP_SOCKET {
+            if self.draining {
+                self.counters.drop(RuntimeDrop::Draining);
+                return;
+            }
+            self.dhcp.on_datagram(meta, data, tx, &mut self.counters);
+        } else {
+            self.tftp
+                .on_datagram(now, meta, data, tx, &mut self.counters);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let now = Instant::now();
+        [
+            self.tftp.poll_timeout(),
+            self.dhcp.poll_timeout(now),
+            Some(self.next_publish),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_timeout(&mut self, now: Instant, tx: &mut Tx) {
+        self.check_drain();
+        self.tftp.on_timeout(now, tx, &mut self.counters);
+        self.dhcp.on_timeout(now, &mut self.counters);
+        if now >= self.next_publish {
+            self.publish(now);
+        }
+    }
+
+    fn flush(&mut self, now: Instant, tx: &mut Tx) {
+        self.dhcp.flush(now, tx, &mut self.counters);
+    }
+}

@@ -1,0 +1,132 @@
+//! The one-screen account printed at start: what is served, and where.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use bootwave_protocol::config::{Config, FsyncPolicy};
+
+use super::interfaces::Served;
+use super::leases::Prepared;
+use super::service::ShardService;
+use crate::driver::ShardGroup;
+use crate::store::FileStore;
+
+/// What is known before the shards start.
+#[derive(Debug)]
+pub(super) struct Startup {
+    text: String,
+    shards: usize,
+}
+
+impl Startup {
+    /// Collects the configuration, interfaces, files and journals.
+    pub(super) fn new(
+        path: &Path,
+        config: &Config,
+        served: &Served,
+        store: &FileStore,
+        prepared: &Prepared,
+        shards: usize,
+    ) -> Self {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "bootwave-dataplane {} serving {}",
+            env!("CARGO_PKG_VERSION"),
+            path.display()
+        );
+        if served.interfaces.is_empty() {
+            let reason = served
+                .idle_reason
+                .as_deref()
+                .unwrap_or("no interface selected");
+            let _ = writeln!(text, "  interfaces  NONE: DHCP is idle ({reason})");
+        }
+        for iface in &served.interfaces {
+            let addrs: Vec<String> = iface
+                .addrs
+                .iter()
+                .map(|(ip, net)| format!("{ip} in {net}"))
+                .collect();
+            let addrs = if addrs.is_empty() {
+                "no address in a declared subnet (relayed clients only)".to_owned()
+            } else {
+                addrs.join(", ")
+            };
+            let _ = writeln!(
+                text,
+                "  interface   {} (index {}): {addrs}",
+                iface.name, iface.index
+            );
+        }
+        let hosts = config.hosts.len();
+        let _ = writeln!(
+            text,
+            "  dhcp        udp port {}, {} subnet(s), {hosts} host(s), ping-check {}",
+            config.dhcp.port,
+            config.subnets.len(),
+            if config.dhcp.ping_check {
+                "on but unavailable (probes count as unanswered)"
+            } else {
+                "off"
+            },
+        );
+        let report = store.report();
+        let _ = writeln!(
+            text,
+            "  tftp        udp port {}, root {} ({} files, {} bytes)",
+            config.tftp.port,
+            config.tftp.root.display(),
+            report.files,
+            report.bytes
+        );
+        let fsync = match config.journal.fsync {
+            FsyncPolicy::Always => "fsync always".to_owned(),
+            FsyncPolicy::Batch(d) => format!("fsync every {d:?}"),
+            FsyncPolicy::Never => "fsync never".to_owned(),
+        };
+        let live: usize = prepared.servers.iter().map(|s| s.leases().len()).sum();
+        let _ = writeln!(
+            text,
+            "  journal     {} ({fsync}; {} records replayed, {live} leases across shards{})",
+            config.journal.dir.display(),
+            prepared.replayed,
+            if prepared.retired.is_empty() {
+                String::new()
+            } else {
+                format!("; retired {}", prepared.retired.join(", "))
+            }
+        );
+        let _ = write!(text, "  shards      {shards}");
+        Self { text, shards }
+    }
+
+    /// Adds what the running shard group reports.
+    pub(super) fn finish(
+        mut self,
+        group: &ShardGroup<ShardService>,
+        metrics: Option<SocketAddr>,
+    ) -> String {
+        let data_ports: Vec<String> = (0..self.shards)
+            .filter_map(|i| group.local_addrs(i).get(super::tftp::DATA_SOCKET))
+            .map(|a| a.port().to_string())
+            .collect();
+        let _ = writeln!(
+            self.text,
+            ", backend {:?}{}",
+            group.backend(),
+            if group.gso() { " with UDP GSO" } else { "" }
+        );
+        let _ = writeln!(self.text, "  tftp data   ports {}", data_ports.join(", "));
+        match metrics {
+            Some(addr) => {
+                let _ = write!(self.text, "  metrics     http://{addr}/metrics");
+            }
+            None => {
+                let _ = write!(self.text, "  metrics     off (--metrics ADDR)");
+            }
+        }
+        self.text
+    }
+}
