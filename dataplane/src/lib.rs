@@ -3,12 +3,14 @@
 //! - [`journal`]: the append-only lease journal (group commit, replay, compaction).
 //! - [`store`]: the boot-file store that TFTP transfers read from.
 //! - [`driver`]: sockets, io_uring and portable backends, shard threads.
+//! - [`metrics`]: Prometheus text exposition and the scrape endpoint.
 //! - [`runtime`]: the running server: wires the cores, journals and store
 //!   into shards; signals, reload and drain.
 //! - [`sys`]: small OS helpers (interfaces, signals).
 
 pub mod driver;
 pub mod journal;
+pub mod metrics;
 pub mod runtime;
 pub mod store;
 pub mod sys;
