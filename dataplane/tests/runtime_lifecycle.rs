@@ -64,3 +64,82 @@ fn sigterm_exits_zero_and_summary_names_everything() {
     let status = server.stop();
     assert_eq!(status.code(), Some(0));
 }
+
+/// `GET /metrics` from `addr`, the body only.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn metrics_count_dhcp_and_tftp() {
+    let dir = test_dir(&[("f.bin", b"0123456789")]);
+    let (dhcp, tftp) = free_ports();
+    let server = Running::start(
+        dir.path(),
+        &runtime_support::config_text(dhcp, tftp, ""),
+        dhcp,
+        tftp,
+        &["--shards", "2", "--metrics", "127.0.0.1:0"],
+    );
+    let addr = server
+        .summary
+        .lines()
+        .find_map(|l| l.split("http://").nth(1))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in\n{}", server.summary))
+        .to_owned();
+    let relay = Relay::new(dhcp);
+    relay.lease([2, 0, 0, 0x30, 0, 1], 0x77);
+    assert_eq!(
+        runtime_support::tftp_get(tftp, "f.bin", None, None),
+        b"0123456789"
+    );
+    let sum = |text: &str, prefix: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let mut text = String::new();
+    for _ in 0..40 {
+        text = scrape(&addr);
+        if sum(&text, "bootwave_tftp_transfers_completed_total") == 1
+            && sum(&text, "bootwave_journal_records_total") >= 1
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let discovers: u64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("bootwave_dhcp_messages_total") && l.contains("type=\"discover\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    // The relayed DISCOVER reaches only the owning shard (chaddr steering).
+    assert_eq!(discovers, 1, "{text}");
+    assert_eq!(
+        sum(&text, "bootwave_tftp_transfers_completed_total"),
+        1,
+        "{text}"
+    );
+    assert!(sum(&text, "bootwave_journal_records_total") >= 1, "{text}");
+    assert!(
+        text.contains("bootwave_journal_commit_seconds_bucket"),
+        "{text}"
+    );
+    assert!(server.stop().success());
+}

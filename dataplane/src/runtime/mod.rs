@@ -102,7 +102,7 @@ pub enum RuntimeError {
     /// Sockets, backend or shard threads failed.
     #[error("driver: {0}")]
     Driver(#[from] crate::driver::DriverError),
-    /// The metrics endpoint was asked for but cannot be served.
-    #[error("metrics: {0}")]
-    Metrics(String),
+    /// The metrics endpoint could not be started.
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
 }

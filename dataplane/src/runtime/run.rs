@@ -15,12 +15,13 @@ use super::dhcp::{DhcpPorts, DhcpSide};
 use super::interfaces::Served;
 use super::leases;
 use super::service::{Control, ShardService};
-use super::stats::Published;
+use super::stats::{self, Published};
 use super::summary::Startup;
 use super::tftp::TftpSide;
 use crate::driver::{
     BackendChoice, Binding, DriverConfig, ShardGroup, SocketSpec, Steering, spawn_shards,
 };
+use crate::metrics::{self, MetricsServer};
 use crate::store::{FileStore, StoreOptions};
 use crate::sys::{ifaddrs, signals};
 
@@ -97,7 +98,10 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         options, &config, &served, &store, prepared, &published, &control,
     )?;
     let metrics = serve_metrics(options.metrics, &published)?;
-    println!("{}", startup.finish(&group, metrics));
+    println!(
+        "{}",
+        startup.finish(&group, metrics.as_ref().map(MetricsServer::local_addr))
+    );
     let mut current = config;
     loop {
         match signals.wait(SIGNAL_POLL) {
@@ -116,6 +120,7 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         exit.service.finish();
     }
     drop(watcher);
+    drop(metrics);
     tracing::info!("stopped");
     Ok(())
 }
@@ -184,14 +189,14 @@ fn start_shards(
 /// Starts the metrics endpoint when asked for.
 fn serve_metrics(
     addr: Option<SocketAddr>,
-    _published: &[Arc<Published>],
-) -> Result<Option<SocketAddr>, RuntimeError> {
-    match addr {
-        None => Ok(None),
-        Some(addr) => Err(RuntimeError::Metrics(format!(
-            "cannot serve on {addr}: this build has no metrics endpoint"
-        ))),
-    }
+    published: &[Arc<Published>],
+) -> Result<Option<MetricsServer>, RuntimeError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let shards = published.to_vec();
+    let render: metrics::Render = Arc::new(move |out: &mut String| stats::render(&shards, out));
+    Ok(Some(metrics::serve(addr, render)?))
 }
 
 /// `SIGHUP`: a new configuration snapshot (when it validates) and a file

@@ -7,13 +7,15 @@
 //! the atomics with relaxed loads. A rendered value may be up to one period
 //! old, and the slots of one shard are not read as one consistent set.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bootwave_protocol::config::ClientArch;
 use bootwave_protocol::dhcp::{DropCounters, DropReason, Event, MessageType, Verdict};
 use bootwave_protocol::tftp::TftpCounters;
+
+use crate::metrics::{Exposition, MetricKind, Value};
 
 /// How often a shard copies its counters into the shared atomics.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
@@ -261,25 +263,25 @@ impl Published {
 }
 
 /// Appends the Prometheus text exposition of every shard's counters.
-pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    let labelled =
-        |out: &mut String, name: &str, help: &str, label: &str, names: &[&str], base: usize| {
-            family(out, name, "counter", help);
-            for (shard, p) in shards.iter().enumerate() {
-                for (i, value) in names.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{shard=\"{shard}\",{label}=\"{value}\"}} {}",
-                        p.get(base + i)
-                    );
-                }
+pub fn render(shards: &[Arc<Published>], out: &mut String) {
+    let mut exp = Exposition::new(out);
+    let names: Vec<String> = (0..shards.len()).map(|i| i.to_string()).collect();
+    let each = || shards.iter().zip(names.iter().map(String::as_str));
+    let labelled = |exp: &mut Exposition<'_>,
+                    name: &str,
+                    help: &str,
+                    label: &str,
+                    values: &[&str],
+                    base: usize| {
+        exp.header(name, help, MetricKind::Counter);
+        for (p, shard) in each() {
+            for (i, value) in values.iter().enumerate() {
+                exp.sample(name, &[("shard", shard), (label, value)], p.get(base + i));
             }
-        };
+        }
+    };
     labelled(
-        out,
+        &mut exp,
         "bootwave_dhcp_messages_total",
         "DHCP messages received, by type.",
         "type",
@@ -288,7 +290,7 @@ pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
     );
     let arch_names: Vec<&str> = ARCHES.iter().map(|(n, _)| *n).collect();
     labelled(
-        out,
+        &mut exp,
         "bootwave_dhcp_client_arch_total",
         "DHCP messages received, by client architecture (option 93).",
         "arch",
@@ -296,7 +298,7 @@ pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
         ARCH,
     );
     labelled(
-        out,
+        &mut exp,
         "bootwave_dhcp_verdicts_total",
         "DHCP messages by outcome (NAKs are nacked, declines declined).",
         "verdict",
@@ -306,7 +308,7 @@ pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
     let reasons: Vec<String> = DropReason::ALL.iter().map(|r| format!("{r:?}")).collect();
     let reasons: Vec<&str> = reasons.iter().map(String::as_str).collect();
     labelled(
-        out,
+        &mut exp,
         "bootwave_dhcp_dropped_total",
         "DHCP messages dropped by the core, by reason.",
         "reason",
@@ -314,29 +316,17 @@ pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
         CORE_DROP,
     );
     labelled(
-        out,
+        &mut exp,
         "bootwave_runtime_dropped_total",
         "Datagrams or replies dropped by the runtime, by reason.",
         "reason",
         &RUNTIME_DROPS,
         RUNTIME_DROP,
     );
-    for (i, name) in TFTP_NAMES.iter().enumerate() {
-        let kind = if *name == "transfers_active" {
-            "gauge"
-        } else {
-            "counter"
-        };
-        let metric = format!("bootwave_tftp_{name}");
-        family(out, &metric, kind, "TFTP server counter.");
-        for (shard, p) in shards.iter().enumerate() {
-            let _ = writeln!(out, "{metric}{{shard=\"{shard}\"}} {}", p.get(TFTP + i));
-        }
-    }
     let codes: Vec<String> = (0..TFTP_ERRORS).map(|c| c.to_string()).collect();
     let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
     labelled(
-        out,
+        &mut exp,
         "bootwave_tftp_errors_sent_total",
         "TFTP ERROR packets sent, by code.",
         "code",
@@ -344,13 +334,24 @@ pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
         TFTP_ERR,
     );
     labelled(
-        out,
+        &mut exp,
         "bootwave_dhcp_ping_checks_total",
         "Ping checks, by outcome.",
         "outcome",
         &PROBE_NAMES,
         PROBES,
     );
+    for (i, name) in TFTP_NAMES.iter().enumerate() {
+        let (metric, kind) = if *name == "transfers_active" {
+            (format!("bootwave_tftp_{name}"), MetricKind::Gauge)
+        } else {
+            (format!("bootwave_tftp_{name}_total"), MetricKind::Counter)
+        };
+        exp.header(&metric, "TFTP server counter.", kind);
+        for (p, shard) in each() {
+            exp.sample(&metric, &[("shard", shard)], p.get(TFTP + i));
+        }
+    }
     for (name, slot, help) in [
         (
             "bootwave_journal_commits_total",
@@ -368,43 +369,45 @@ pub fn render(shards: &[std::sync::Arc<Published>], out: &mut String) {
             "Journal write or sync failures.",
         ),
     ] {
-        family(out, name, "counter", help);
-        for (shard, p) in shards.iter().enumerate() {
-            let _ = writeln!(out, "{name}{{shard=\"{shard}\"}} {}", p.get(slot));
+        for (p, shard) in each() {
+            exp.counter(name, help, &[("shard", shard)], p.get(slot));
         }
     }
     let name = "bootwave_journal_commit_seconds";
-    family(
-        out,
+    exp.header(
         name,
-        "histogram",
         "Journal group commit latency (write and, when due, sync).",
+        MetricKind::Histogram,
     );
-    for (shard, p) in shards.iter().enumerate() {
+    for (p, shard) in each() {
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BOUNDS_US.iter().enumerate() {
             cumulative += p.get(LATENCY + i);
-            let le = *bound as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}"
+            let le = (*bound as f64 / 1e6).to_string();
+            exp.sample(
+                &format!("{name}_bucket"),
+                &[("shard", shard), ("le", &le)],
+                cumulative,
             );
         }
         cumulative += p.get(LATENCY + LATENCY_BOUNDS_US.len());
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{shard=\"{shard}\",le=\"+Inf\"}} {cumulative}"
+        exp.sample(
+            &format!("{name}_bucket"),
+            &[("shard", shard), ("le", "+Inf")],
+            cumulative,
         );
         let sum = p.get(LATENCY_SUM_US) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{shard=\"{shard}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{shard=\"{shard}\"}} {cumulative}");
+        exp.sample(
+            &format!("{name}_sum"),
+            &[("shard", shard)],
+            Value::Float(sum),
+        );
+        exp.sample(&format!("{name}_count"), &[("shard", shard)], cumulative);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     #[test]
