@@ -65,19 +65,21 @@ def start_kea(ns, iface, workdir, persist):
     return netns.Proc(ns, ["kea-dhcp4", "-c", path], os.path.join(workdir, "kea.log"), env=env)
 
 
-def start_bootwave(ns, iface, workdir):
-    binary = netns.bootwave_binary(REPO)
-    path = os.path.join(workdir, "bootwave.toml")
+def start_bootwave(ns, iface, workdir, backend):
+    # A fresh state directory per start: each step begins with no leases.
+    state = tempfile.mkdtemp(prefix="bootwave-", dir=workdir)
+    path = os.path.join(state, "bootwave.toml")
     with open(path, "w") as f:
-        f.write(netns.bootwave_config(iface, SERVER, NET, PREFIX, POOL[0], POOL[1], LEASE_SECS, workdir))
-    return netns.Proc(ns, [binary, "--config", path], os.path.join(workdir, "bootwave.log"))
+        f.write(netns.bootwave_config(iface, SERVER, NET, PREFIX, POOL[0], POOL[1], LEASE_SECS, state))
+    return netns.Proc(ns, netns.bootwave_argv(REPO, path, backend), os.path.join(state, "bootwave.log"))
 
 
 SERVERS = {
     "dnsmasq": lambda ns, iface, wd: start_dnsmasq(ns, iface, wd),
     "kea": lambda ns, iface, wd: start_kea(ns, iface, wd, persist=True),
     "kea-volatile": lambda ns, iface, wd: start_kea(ns, iface, wd, persist=False),
-    "bootwave": start_bootwave,
+    "bootwave-uring": lambda ns, iface, wd: start_bootwave(ns, iface, wd, "uring"),
+    "bootwave-portable": lambda ns, iface, wd: start_bootwave(ns, iface, wd, "portable"),
 }
 
 
@@ -139,14 +141,15 @@ def run_step(lab, name, rate, seconds, clients, workdir):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", action="append", choices=sorted(SERVERS),
-                    help="server to measure (repeatable; default dnsmasq, kea, kea-volatile)")
+    ap.add_argument("--server", action="append", choices=sorted(SERVERS) + ["bootwave"],
+                    help="server to measure (repeatable; bootwave = both backends; default dnsmasq, kea, kea-volatile)")
     ap.add_argument("--rates", default="250,500,1000,2000,4000,8000", help="rate ladder, exchanges/s")
     ap.add_argument("--seconds", type=int, default=4, help="period of each step (max 30)")
     ap.add_argument("--clients", type=int, default=4096, help="simulated clients (-R), ≤ pool size")
     ap.add_argument("--json", help="write all steps as JSON here")
     args = ap.parse_args()
     servers = args.server or ["dnsmasq", "kea", "kea-volatile"]
+    servers = [b for s in servers for b in (["bootwave-uring", "bootwave-portable"] if s == "bootwave" else [s])]
     if "dnsmasq" not in servers:
         servers.insert(0, "dnsmasq")  # the reference for the ratios
     rates = [int(r) for r in args.rates.split(",")][:12]

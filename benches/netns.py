@@ -292,36 +292,43 @@ def bootwave_binary(repo):
     return path
 
 
-def bootwave_config(iface, server_addr, net, prefix, pool_start, pool_end, lease_secs, state_dir,
-                    tftp_root=None, boot_file=None):
-    """bootwave.toml for the benchmark.
+def bootwave_argv(repo, config_path, backend):
+    """The data plane's command line on `backend` (uring | portable | auto)."""
+    return [bootwave_binary(repo), "--config", config_path, "--backend", backend]
 
-    PROVISIONAL SCHEMA — there is no assets/bootwave.toml yet. The keys mirror
-    the validated model (bootwave_protocol::config::model) and the Rust
-    harness's `bootwave_toml`; align both with the real parser once it lands.
-    """
-    text = f'''interfaces = ["{iface}"]
+
+def bootwave_config(iface, server_addr, net, prefix, pool_start, pool_end, lease_secs, state_dir,
+                    tftp_root=None, boot_file=None, fsync="never"):
+    """bootwave.toml for the benchmark, in the schema of assets/bootwave.toml
+    (reference: assets/README.md); the same shape as `bootwave_toml` in
+    tests/e2e/src/bootwave_config.rs. Without a TFTP root, `state_dir` (empty
+    apart from the journal) is served. fsync "never" matches the peers, which
+    keep leases in memory (dnsmasq --leasefile-ro) or write without fsync."""
+    q = lambda s: '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    text = f'''interfaces = [{q(iface)}]
 
 [dhcp]
-default_lease_time = "{lease_secs}s"
-max_lease_time = "{lease_secs}s"
+default-lease-time = {lease_secs}
+max-lease-time = {lease_secs}
 authoritative = true
-ping_check = false
+ping-check = false
+
+[tftp]
+root = {q(tftp_root or state_dir)}
+max-transfers = 20000
 
 [journal]
-dir = "{state_dir}/journal"
-fsync = "never"
+dir = {q(os.path.join(state_dir, "journal"))}
+fsync = {q(fsync)}
 
 [[subnets]]
-net = "{net}/{prefix}"
-ranges = [{{ start = "{pool_start}", end = "{pool_end}" }}]
-routers = ["{server_addr}"]
-next_server = "{server_addr}"
+network = "{net}/{prefix}"
+ranges = ["{pool_start}-{pool_end}"]
+routers = [{q(server_addr)}]
+next-server = {q(server_addr)}
 '''
     if boot_file:
-        text += f'boot_file = "{boot_file}"\n'
-    if tftp_root:
-        text += f'\n[tftp]\nroot = "{tftp_root}"\nmax_transfers = 4096\n'
+        text += f"\n[[subnets.boot-rules]]\nfilename = {q(boot_file)}\n"
     return text
 
 

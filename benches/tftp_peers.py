@@ -52,16 +52,21 @@ def start_dnsmasq(ns, iface, root, workdir):
     return netns.Proc(ns, argv, os.path.join(workdir, "dnsmasq.log"))
 
 
-def start_bootwave(ns, iface, root, workdir):
-    binary = netns.bootwave_binary(REPO)
-    path = os.path.join(workdir, "bootwave.toml")
+def start_bootwave(ns, iface, root, workdir, backend):
+    state = tempfile.mkdtemp(prefix="bootwave-", dir=workdir)
+    path = os.path.join(state, "bootwave.toml")
     with open(path, "w") as f:
         f.write(netns.bootwave_config(iface, SERVER, "10.77.0.0", PREFIX, "10.77.0.10", "10.77.0.250", 3600,
-                                      workdir, tftp_root=root, boot_file="ipxe.efi"))
-    return netns.Proc(ns, [binary, "--config", path], os.path.join(workdir, "bootwave.log"))
+                                      state, tftp_root=root, boot_file="ipxe.efi"))
+    return netns.Proc(ns, netns.bootwave_argv(REPO, path, backend), os.path.join(state, "bootwave.log"))
 
 
-SERVERS = {"tftpd-hpa": start_tftpd_hpa, "dnsmasq": start_dnsmasq, "bootwave": start_bootwave}
+SERVERS = {
+    "tftpd-hpa": start_tftpd_hpa,
+    "dnsmasq": start_dnsmasq,
+    "bootwave-uring": lambda ns, iface, root, wd: start_bootwave(ns, iface, root, wd, "uring"),
+    "bootwave-portable": lambda ns, iface, root, wd: start_bootwave(ns, iface, root, wd, "portable"),
+}
 
 
 def make_root(root):
@@ -103,13 +108,14 @@ def run(lab, server, scenario, root, sums, workdir, deadline):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", action="append", choices=sorted(SERVERS),
-                    help="server to measure (repeatable; default tftpd-hpa, dnsmasq)")
+    ap.add_argument("--server", action="append", choices=sorted(SERVERS) + ["bootwave"],
+                    help="server to measure (repeatable; bootwave = both backends; default tftpd-hpa, dnsmasq)")
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     ap.add_argument("--deadline", type=float, default=120.0, help="limit per run, seconds (max 300)")
     ap.add_argument("--json", help="write all results as JSON here")
     args = ap.parse_args()
     servers = args.server or ["tftpd-hpa", "dnsmasq"]
+    servers = [b for s in servers for b in (["bootwave-uring", "bootwave-portable"] if s == "bootwave" else [s])]
     scenarios = args.scenario or list(SCENARIOS)
     deadline = min(args.deadline, 300.0)
 

@@ -209,6 +209,37 @@ mod tests {
         assert!(err.to_string().contains("ranges"), "{err}");
     }
 
+    /// The peer benchmarks' Python generator (`benches/netns.py`) writes
+    /// the same schema; its output must pass the parser too.
+    #[test]
+    fn bench_generator_output_passes_the_real_parser() {
+        let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benches");
+        let script = "import sys; sys.path.insert(0, sys.argv[1]); import netns; \
+            print(netns.bootwave_config('srv0', '10.77.0.1', '10.77.0.0', 16, '10.77.1.0', \
+            '10.77.32.255', 3600, '/tmp/bw \"state', tftp_root='/srv/t', boot_file='ipxe.efi'))";
+        let python = crate::find_tool("python3").expect("python3 is installed");
+        let out = std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(&benches)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        let config = parse(&text, "bench.toml", Path::new("/")).unwrap_or_else(|e| {
+            panic!("{e}\n{text}");
+        });
+        assert_eq!(config.interfaces, vec!["srv0".to_owned()]);
+        assert_eq!(config.tftp.root, PathBuf::from("/srv/t"));
+        assert_eq!(config.journal.dir, PathBuf::from("/tmp/bw \"state/journal"));
+        assert_eq!(config.journal.fsync, FsyncPolicy::Never);
+        assert_eq!(config.subnets[0].net.prefix(), 16);
+        assert_eq!(config.subnets[0].boot_rules.len(), 1);
+    }
+
     #[test]
     fn strings_are_escaped() {
         assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::child::ChildGuard;
 use crate::error::{HarnessError, Result};
 use crate::netns::Netns;
 use crate::tools::find_tool;
@@ -15,7 +16,19 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(30);
 /// Event script for udhcpc: prints the event and the variables udhcpc sets,
 /// and configures nothing, so the lease is only observed.
 const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
-echo "udhcpc-event=$1 ip=$ip mask=$mask router=$router siaddr=$siaddr boot_file=$boot_file serverid=$serverid lease=$lease"
+echo "udhcpc-event=$1 ip=$ip mask=$mask router=$router siaddr=$siaddr boot_file=$boot_file serverid=$serverid lease=$lease hostname=$hostname"
+"#;
+
+/// Event script for dhclient: logs the reason and the new lease, and puts
+/// the address on the interface while bound so `dhclient -r` can unicast
+/// its RELEASE.
+const DHCLIENT_SCRIPT: &str = r#"#!/bin/sh
+echo "dhclient-event=$reason ip=$new_ip_address mask=$new_subnet_mask router=$new_routers serverid=$new_dhcp_server_identifier lease=$new_dhcp_lease_time hostname=$new_host_name" >>"$(dirname "$0")/events.log"
+case "$reason" in
+  BOUND|RENEW|REBIND|REBOOT) ip addr flush dev "$interface"; ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface" ;;
+  RELEASE|EXPIRE|FAIL|STOP) ip addr flush dev "$interface" ;;
+esac
+exit 0
 "#;
 
 /// A lease as busybox `udhcpc` reports it.
@@ -35,12 +48,18 @@ pub struct Lease {
     pub server_id: Option<Ipv4Addr>,
     /// Lease time in seconds (option 51).
     pub lease_secs: Option<u32>,
+    /// Host name (option 12).
+    pub hostname: Option<String>,
 }
 
 /// Obtains one lease with busybox `udhcpc` on `ifname` inside `ns`
 /// (three DISCOVERs one second apart, then failure). `vendor_class` sets
 /// option 60, e.g. `PXEClient:Arch:00007:UNDI:003000`.
 pub fn udhcpc_lease(ns: &Netns, ifname: &str, vendor_class: Option<&str>) -> Result<Lease> {
+    udhcpc_run(ns, ifname, vendor_class)
+}
+
+fn udhcpc_run(ns: &Netns, ifname: &str, vendor_class: Option<&str>) -> Result<Lease> {
     let dir = tempfile::Builder::new()
         .prefix("bwt-udhcpc-")
         .tempdir()
@@ -97,6 +116,133 @@ pub(crate) fn parse_udhcpc(out: &str) -> Result<Lease> {
             .map(|f| (*f).to_owned()),
         server_id: addr("serverid"),
         lease_secs: vars.get("lease").and_then(|l| l.parse().ok()),
+        hostname: vars
+            .get("hostname")
+            .filter(|h| !h.is_empty())
+            .map(|h| (*h).to_owned()),
+    })
+}
+
+/// ISC `dhclient` running in the foreground on one interface, with its
+/// own lease file, PID file and event script in a private directory.
+#[derive(Debug)]
+pub struct Dhclient {
+    child: ChildGuard,
+    dir: tempfile::TempDir,
+    ifname: String,
+}
+
+/// A lease as dhclient's script reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhclientLease {
+    /// The leased address.
+    pub ip: Ipv4Addr,
+    /// Server identifier (option 54).
+    pub server_id: Option<Ipv4Addr>,
+    /// Host name (option 12).
+    pub hostname: Option<String>,
+}
+
+impl Dhclient {
+    /// Starts `dhclient -d -1` on `ifname` inside `ns` (one attempt of at
+    /// most 15 s).
+    pub fn start(ns: &Netns, ifname: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("bwt-dhclient-")
+            .tempdir()
+            .map_err(|source| HarnessError::Io {
+                what: "creating the dhclient directory".to_owned(),
+                source,
+            })?;
+        write_executable(&dir.path().join("script.sh"), DHCLIENT_SCRIPT)?;
+        let conf = dir.path().join("dhclient.conf");
+        std::fs::write(&conf, "timeout 15;\nretry 1;\n").map_err(|source| HarnessError::Io {
+            what: "writing dhclient.conf".to_owned(),
+            source,
+        })?;
+        let args = Self::common_args(dir.path(), ifname, &["-d", "-1", "-v"]);
+        let dhclient = find_tool("dhclient").unwrap_or_else(|| "dhclient".into());
+        let child = ns.spawn(dhclient, &args)?;
+        Ok(Self {
+            child,
+            dir,
+            ifname: ifname.to_owned(),
+        })
+    }
+
+    fn common_args(dir: &Path, ifname: &str, first: &[&str]) -> Vec<String> {
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        let mut args: Vec<String> = first.iter().map(|a| (*a).to_owned()).collect();
+        args.extend([
+            "-sf".to_owned(),
+            path("script.sh"),
+            "-lf".to_owned(),
+            path("leases"),
+            "-pf".to_owned(),
+            path("pid"),
+            "-cf".to_owned(),
+            path("dhclient.conf"),
+            ifname.to_owned(),
+        ]);
+        args
+    }
+
+    /// Waits up to `limit` for a `BOUND` event and returns its lease.
+    pub fn wait_bound(&mut self, limit: Duration) -> Result<DhclientLease> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let events = self.events();
+            if let Some(line) = events
+                .lines()
+                .find(|l| l.starts_with("dhclient-event=BOUND "))
+            {
+                return parse_dhclient(line);
+            }
+            if std::time::Instant::now() >= deadline || self.child.try_status().is_some() {
+                return Err(HarnessError::Deadline {
+                    what: format!(
+                        "dhclient to report BOUND; events:\n{events}\n{}",
+                        self.child.tail()
+                    ),
+                    limit,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `dhclient -r`: stops the running client and sends a RELEASE of
+    /// its lease to the server.
+    pub fn release(mut self, ns: &Netns) -> Result<String> {
+        let args = Self::common_args(self.dir.path(), &self.ifname, &["-r", "-v"]);
+        let dhclient = find_tool("dhclient").unwrap_or_else(|| "dhclient".into());
+        let out = ns.exec(dhclient, &args, CLIENT_LIMIT)?;
+        self.child.stop();
+        Ok(format!("{out}\n{}", self.events()))
+    }
+
+    /// Everything the event script logged so far.
+    pub fn events(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("events.log")).unwrap_or_default()
+    }
+}
+
+fn parse_dhclient(line: &str) -> Result<DhclientLease> {
+    let vars: BTreeMap<&str, &str> = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let addr = |key: &str| vars.get(key).and_then(|v| v.parse().ok());
+    Ok(DhclientLease {
+        ip: addr("ip").ok_or_else(|| HarnessError::Parse {
+            what: "dhclient lease has no valid ip".to_owned(),
+            text: line.to_owned(),
+        })?,
+        server_id: addr("serverid"),
+        hostname: vars
+            .get("hostname")
+            .filter(|h| !h.is_empty())
+            .map(|h| (*h).to_owned()),
     })
 }
 
@@ -113,6 +259,12 @@ pub enum TftpClient {
     Busybox,
     /// tftp-hpa's `tftp`.
     TftpHpa,
+    /// `atftp` with `blksize 1428 windowsize 16` (RFC 7440 window).
+    AtftpWindow16,
+    /// `curl --tftp-blksize 1432`.
+    Curl1432,
+    /// `curl --tftp-blksize 512` (asks the option, gets 512-byte blocks).
+    Curl512,
 }
 
 impl TftpClient {
@@ -127,9 +279,21 @@ impl TftpClient {
 
     /// Downloads `file` from `server` into `dest`, running inside `ns`.
     pub fn get(self, ns: &Netns, server: Ipv4Addr, file: &str, dest: &Path) -> Result<()> {
-        let (program, args) = self.command_line(server, file, dest);
+        self.get_within(ns, server, file, dest, CLIENT_LIMIT)
+    }
+
+    /// Like [`TftpClient::get`] with a caller-chosen deadline (large files).
+    pub fn get_within(
+        self,
+        ns: &Netns,
+        server: Ipv4Addr,
+        file: &str,
+        dest: &Path,
+        limit: Duration,
+    ) -> Result<()> {
+        let (program, args) = self.command_line(server, file, dest, limit);
         let program = find_tool(program).unwrap_or_else(|| program.into());
-        ns.exec(program, &args, CLIENT_LIMIT)?;
+        ns.exec(program, &args, limit)?;
         Ok(())
     }
 
@@ -138,21 +302,37 @@ impl TftpClient {
         server: Ipv4Addr,
         file: &str,
         dest: &Path,
+        limit: Duration,
     ) -> (&'static str, Vec<String>) {
         let dest = dest.to_string_lossy().into_owned();
         let server = server.to_string();
         let own = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect();
+        // curl gives up a little before the harness would kill it.
+        let curl_time = limit.as_secs().saturating_sub(5).max(5).to_string();
+        let url = format!("tftp://{server}/{file}");
+        let curl = |extra: &[&str]| {
+            let mut args = vec!["-sS", "--fail", "--max-time", &curl_time];
+            args.extend_from_slice(extra);
+            args.extend(["-o", &dest, &url]);
+            own(&args)
+        };
         match self {
-            Self::Curl => (
-                "curl",
+            Self::Curl => ("curl", curl(&[])),
+            Self::Curl1432 => ("curl", curl(&["--tftp-blksize", "1432"])),
+            Self::Curl512 => ("curl", curl(&["--tftp-blksize", "512"])),
+            Self::AtftpWindow16 => (
+                "atftp",
                 own(&[
-                    "-sS",
-                    "--fail",
-                    "--max-time",
-                    "20",
-                    "-o",
+                    "--option",
+                    "blksize 1428",
+                    "--option",
+                    "windowsize 16",
+                    "-g",
+                    "-r",
+                    file,
+                    "-l",
                     &dest,
-                    &format!("tftp://{server}/{file}"),
+                    &server,
                 ]),
             ),
             Self::Atftp => (
@@ -234,7 +414,12 @@ mod tests {
     fn every_client_names_server_file_and_destination() {
         let server = Ipv4Addr::new(10, 77, 0, 1);
         for client in TftpClient::ALL {
-            let (_, args) = client.command_line(server, "ipxe.efi", Path::new("/tmp/out"));
+            let (_, args) = client.command_line(
+                server,
+                "ipxe.efi",
+                Path::new("/tmp/out"),
+                Duration::from_secs(30),
+            );
             let joined = args.join(" ");
             assert!(joined.contains("10.77.0.1"), "{client:?}: {joined}");
             assert!(joined.contains("ipxe.efi"), "{client:?}: {joined}");

@@ -40,7 +40,7 @@ mod wait;
 
 pub use bootwave_config::{bootwave_toml, check_bootwave_toml};
 pub use child::ChildGuard;
-pub use clients::{Lease, TftpClient, udhcpc_lease};
+pub use clients::{Dhclient, DhclientLease, Lease, TftpClient, udhcpc_lease};
 pub use dhcp_probe::{
     DhcpProbe, Reply, capture_payload, decline, discover, parse_reply, request_init_reboot,
     request_selecting, test_mac,

@@ -18,6 +18,7 @@ pub const PACKAGES: &[&str] = &[
     "tftpd-hpa",
     "curl",
     "tcpdump",
+    "python3",
 ];
 
 /// Directories searched after `PATH`: the sbin directories are often missing

@@ -7,7 +7,7 @@ use bootwave_e2e::{Lab, SERVER_ADDR, TftpClient, require_root_and_tools};
 use crate::SERVERS;
 
 /// Deterministic file contents (no RNG needed): an LCG byte stream.
-fn pattern(len: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u32) -> Vec<u8> {
     let mut state = seed;
     (0..len)
         .map(|_| {
