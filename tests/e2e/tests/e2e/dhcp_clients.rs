@@ -96,3 +96,39 @@ fn release_returns_the_only_address_to_the_pool(server: Server) -> anyhow::Resul
     );
     Ok(())
 }
+
+// dnsmasq is no reference here: it frees a declined dynamic address at once.
+on_each_backend!(a_declined_address_is_not_offered_again);
+fn a_declined_address_is_not_offered_again(server: Server) -> anyhow::Result<()> {
+    require_root_and_tools(&["ip", "ss", "busybox"]);
+    let lab = Lab::star(2)?;
+    let mut spec = lab.spec(None, None);
+    let second = Ipv4Addr::from(u32::from(POOL_START) + 1);
+    spec.pool = (POOL_START, second);
+    let running = server.start(&lab.server, &spec)?;
+    let (a, b) = (&lab.clients[0], &lab.clients[1]);
+    let probe = a.ns.run_inside(|| DhcpProbe::broadcast(&a.ifname))??;
+    let limit = Duration::from_secs(3);
+    let mac = test_mac(0xdc, 1);
+    let ack = probe
+        .dora(mac, 0x1000, limit)?
+        .ok_or_else(|| anyhow::anyhow!("{server:?}: no lease\n{}", running.child.tail()))?;
+    assert_eq!(ack.kind, MessageType::Ack, "{server:?}: {ack:?}");
+    let declined = ack.yiaddr;
+    probe.send(&decline(mac, 0x1001, declined, SERVER_ADDR))?;
+    std::thread::sleep(Duration::from_millis(300));
+    // Another client gets the other address, not the declined one.
+    let lease = udhcpc_lease(&b.ns, &b.ifname, None)
+        .map_err(|e| anyhow::anyhow!("{server:?}: {e}\n{}", running.child.tail()))?;
+    assert_ne!(
+        lease.ip, declined,
+        "{server:?}: declined address leased again"
+    );
+    // A third client finds the pool empty: the declined address stays out.
+    let offer = probe.ask(&discover(test_mac(0xdc, 3), 0x1002), limit)?;
+    assert!(
+        offer.as_ref().is_none_or(|o| o.kind != MessageType::Offer),
+        "{server:?}: offered after DECLINE: {offer:?} (declined {declined})"
+    );
+    Ok(())
+}
