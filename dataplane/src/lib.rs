@@ -4,6 +4,8 @@
 //! - [`store`]: the boot-file store that TFTP transfers read from.
 //! - [`driver`]: sockets, io_uring and portable backends, shard threads.
 //! - [`metrics`]: Prometheus text exposition and the scrape endpoint.
+//! - [`neigh`]: ARP entries so unicast replies need no ARP request.
+//! - [`probe`]: ICMP echo probes for the DHCP ping check.
 //! - [`runtime`]: the running server: wires the cores, journals and store
 //!   into shards; signals, reload and drain.
 //! - [`sys`]: small OS helpers (interfaces, signals).
@@ -11,6 +13,8 @@
 pub mod driver;
 pub mod journal;
 pub mod metrics;
+pub mod neigh;
+pub mod probe;
 pub mod runtime;
 pub mod store;
 pub mod sys;
