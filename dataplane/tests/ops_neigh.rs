@@ -4,7 +4,9 @@
 
 mod ops_support;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use bootwave_dataplane::neigh::{self, NeighError, NeighTable};
 use ops_support::{Netns, ifindex};
@@ -95,4 +97,106 @@ fn interface_index_to_name() {
     assert_eq!(names, ("lo".to_owned(), "na".to_owned()));
     let err = ns.run(|| neigh::ifname_of(999_999).unwrap_err());
     assert!(matches!(err, NeighError::NoSuchIndex(999_999)), "{err}");
+}
+
+/// Frames seen on one interface through an `AF_PACKET` socket.
+struct Capture {
+    fd: OwnedFd,
+}
+
+/// What a captured frame says: destination MAC, EtherType, and for ARP the
+/// target protocol address.
+#[derive(Debug, PartialEq)]
+struct Frame {
+    dst: [u8; 6],
+    ethertype: u16,
+    arp_target: Option<Ipv4Addr>,
+}
+
+impl Capture {
+    fn open(ifindex: u32) -> Self {
+        let all = (libc::ETH_P_ALL as u16).to_be();
+        #[allow(unsafe_code)]
+        // Safety: plain syscall with constant arguments.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                i32::from(all),
+            )
+        };
+        assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+        #[allow(unsafe_code)]
+        // Safety: `fd` was just returned by socket(2) and is owned by no one.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        #[allow(unsafe_code)]
+        // Safety: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = all;
+        sll.sll_ifindex = ifindex as i32;
+        #[allow(unsafe_code)]
+        // Safety: `sll` is a live sockaddr_ll of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+        Self { fd }
+    }
+
+    /// Frames received within `wait` (IPv6 chatter left out).
+    fn frames(&self, wait: Duration) -> Vec<Frame> {
+        let deadline = Instant::now() + wait;
+        let mut frames = Vec::new();
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            #[allow(unsafe_code)]
+            // Safety: `buf` is writable for its length; the fd is open.
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let Ok(n) = usize::try_from(n) else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let frame = &buf[..n];
+            let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+            if ethertype == 0x86dd {
+                continue;
+            }
+            let arp_target = (ethertype == 0x0806 && n >= 42)
+                .then(|| Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]));
+            frames.push(Frame {
+                dst: frame[..6].try_into().unwrap(),
+                ethertype,
+                arp_target,
+            });
+        }
+        frames
+    }
+}
+
+#[test]
+fn unicast_to_an_entry_sends_no_arp_request() {
+    let ns = lan("nwire");
+    let nb = ifindex(&ns, "nb");
+    let unknown = Ipv4Addr::new(10, 78, 0, 60);
+    let frames = ns.run(|| {
+        let capture = Capture::open(nb);
+        NeighTable::new().unwrap().add("na", CLIENT, MAC).unwrap();
+        let udp = UdpSocket::bind("10.78.0.1:0").unwrap();
+        udp.send_to(b"offer", (CLIENT, 68)).unwrap();
+        // Without an entry the kernel has to ask: the control case.
+        udp.send_to(b"offer", (unknown, 68)).unwrap();
+        capture.frames(Duration::from_millis(500))
+    });
+    let to_client: Vec<_> = frames.iter().filter(|f| f.dst == MAC).collect();
+    assert_eq!(to_client.len(), 1, "{frames:?}");
+    assert_eq!(to_client[0].ethertype, 0x0800);
+    let asked: Vec<_> = frames.iter().filter_map(|f| f.arp_target).collect();
+    assert!(asked.contains(&unknown), "no ARP for {unknown}: {frames:?}");
+    assert!(!asked.contains(&CLIENT), "ARP for {CLIENT}: {frames:?}");
 }
