@@ -10,8 +10,8 @@ use crate::error::{HarnessError, Result};
 use crate::servers::{JournalSync, ServeSpec};
 
 /// `bootwave.toml` for `spec`. `state_dir` receives the lease journal
-/// (`<state_dir>/journal`) unless `spec.state_dir` names one, and is the TFTP
-/// root when `spec` has none (an empty directory).
+/// (`<state_dir>/journal`) unless `spec.state_dir` names one; without a TFTP
+/// root in `spec`, `<state_dir>/tftp` (created empty by the caller) is served.
 pub fn bootwave_toml(spec: &ServeSpec, state_dir: &Path) -> String {
     let journal = spec
         .state_dir
@@ -20,7 +20,7 @@ pub fn bootwave_toml(spec: &ServeSpec, state_dir: &Path) -> String {
     let tftp_root = spec
         .tftp_root
         .clone()
-        .unwrap_or_else(|| state_dir.to_path_buf());
+        .unwrap_or_else(|| state_dir.join("tftp"));
     let net = Ipv4Addr::from(u32::from(spec.server_addr) & u32::from(spec.netmask()));
     let fsync = match spec.journal_sync {
         JournalSync::Never => "never",
@@ -192,7 +192,7 @@ mod tests {
         let text = bootwave_toml(&spec, Path::new("/tmp/state"));
         check_bootwave_toml(&text, Path::new("/")).expect("valid");
         let config = parse(&text, "t", Path::new("/")).expect("valid");
-        assert_eq!(config.tftp.root, PathBuf::from("/tmp/state"));
+        assert_eq!(config.tftp.root, PathBuf::from("/tmp/state/tftp"));
         assert_eq!(config.journal.dir, PathBuf::from("/var/tmp/j"));
         assert_eq!(config.journal.fsync, FsyncPolicy::Never);
         assert!(config.subnets[0].boot_rules.is_empty());

@@ -153,6 +153,12 @@ impl Server {
             Self::Bootwave(backend) => {
                 let config = config_dir.path().join("bootwave.toml");
                 let text = bootwave_toml(spec, config_dir.path());
+                std::fs::create_dir(config_dir.path().join("tftp")).map_err(|source| {
+                    HarnessError::Io {
+                        what: "creating the empty TFTP root".to_owned(),
+                        source,
+                    }
+                })?;
                 check_bootwave_toml(&text, config_dir.path())?;
                 write_file(&config, &text)?;
                 let config = config.to_string_lossy().into_owned();
