@@ -1,0 +1,70 @@
+//! A parsed configuration file → the desired state (for `bootwave apply`).
+
+use bootwave_protocol::config::Config;
+
+use super::{DhcpSpec, HostSpec, State, SubnetSpec};
+
+impl From<&Config> for State {
+    /// Subnets keep their rules as written (rules naming a profile stay in
+    /// the subnet); the state has no profiles, labels or host subnets.
+    fn from(c: &Config) -> Self {
+        let d = &c.dhcp;
+        let dhcp = DhcpSpec {
+            default_lease_time: d.default_lease_time,
+            max_lease_time: d.max_lease_time,
+            min_lease_time: d.min_lease_time,
+            offer_hold: d.offer_hold,
+            decline_quarantine: d.decline_quarantine,
+            authoritative: d.authoritative,
+            allow_bootp: d.allow_bootp,
+            use_host_decl_names: d.use_host_decl_names,
+            ping_check: d.ping_check,
+            ping_timeout: d.ping_timeout,
+            unknown_clients: None,
+        };
+        let subnets = c
+            .subnets
+            .iter()
+            .map(|s| {
+                let spec = SubnetSpec {
+                    net: s.net,
+                    ranges: s.ranges.clone(),
+                    routers: s.routers.clone(),
+                    broadcast: (s.broadcast != s.net.broadcast()).then_some(s.broadcast),
+                    dns: s.dns_servers.clone(),
+                    ntp: s.ntp_servers.clone(),
+                    domain: s.domain_name.clone(),
+                    time_offset: s.time_offset,
+                    default_lease_time: s.default_lease_time,
+                    max_lease_time: s.max_lease_time,
+                    next_server: s.next_server,
+                    unknown_clients: Some(s.unknown_clients),
+                    boot_rules: s.boot_rules.clone(),
+                };
+                (s.net, spec)
+            })
+            .collect();
+        let hosts = c
+            .hosts
+            .iter()
+            .map(|h| {
+                let spec = HostSpec {
+                    mac: h.mac,
+                    name: h.name.clone(),
+                    fixed_address: h.fixed_address,
+                    hostname: h.hostname.clone(),
+                    subnet: None,
+                    profile: h.profile.clone(),
+                    labels: Default::default(),
+                };
+                (h.mac, spec)
+            })
+            .collect();
+        Self {
+            dhcp,
+            subnets,
+            hosts,
+            profiles: Default::default(),
+        }
+    }
+}

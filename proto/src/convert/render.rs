@@ -1,0 +1,246 @@
+//! The desired state → the data plane's validated `Config`, through the
+//! configuration file schema and `bootwave_protocol::config::parse`, so that
+//! exactly the data plane's checks apply.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bootwave_protocol::config::{self, BootRule, Config, ConfigError, UnknownClients, format_mac};
+use serde::Serialize;
+
+use super::{ConvertError, State};
+
+impl State {
+    /// Builds the state into a data-plane configuration with default
+    /// `interfaces`, `[tftp]` and `[journal]` sections, refusing what the
+    /// data plane would refuse.
+    pub fn to_config(&self) -> Result<Config, ConvertError> {
+        self.check_references()?;
+        let text = self.render()?;
+        config::parse(&text, "desired state", Path::new("/")).map_err(|e| self.locate(&e))
+    }
+
+    /// As [`to_config`](Self::to_config), with the machine-local sections
+    /// (`interfaces`, `[tftp]`, `[journal]`) taken from `local`.
+    pub fn to_config_with(&self, local: &Config) -> Result<Config, ConvertError> {
+        let mut config = self.to_config()?;
+        config.interfaces.clone_from(&local.interfaces);
+        config.tftp = local.tftp.clone();
+        config.journal = local.journal.clone();
+        Ok(config)
+    }
+
+    /// The configuration file text of this state (the `[dhcp]` section,
+    /// subnets with their effective rules, hosts).
+    pub fn render(&self) -> Result<String, ConvertError> {
+        let file = File {
+            dhcp: FileDhcp {
+                default_lease_time: self.dhcp.default_lease_time.as_secs(),
+                max_lease_time: self.dhcp.max_lease_time.as_secs(),
+                min_lease_time: self.dhcp.min_lease_time.as_secs(),
+                offer_hold: millis(self.dhcp.offer_hold),
+                decline_quarantine: self.dhcp.decline_quarantine.as_secs(),
+                authoritative: self.dhcp.authoritative,
+                allow_bootp: self.dhcp.allow_bootp,
+                use_host_decl_names: self.dhcp.use_host_decl_names,
+                ping_check: self.dhcp.ping_check,
+                ping_timeout: millis(self.dhcp.ping_timeout),
+                unknown_clients: self.dhcp.unknown_clients.map(policy),
+            },
+            subnets: self.subnets.values().map(|s| self.file_subnet(s)).collect(),
+            hosts: self
+                .hosts
+                .values()
+                .map(|h| FileHost {
+                    name: h.name.clone(),
+                    mac: format_mac(&h.mac),
+                    fixed_address: h.fixed_address.map(|a| a.to_string()),
+                    hostname: h.hostname.clone(),
+                    profile: h.profile.clone(),
+                })
+                .collect(),
+        };
+        toml::to_string(&file).map_err(|e| ConvertError::new("state", e.to_string()))
+    }
+
+    fn file_subnet(&self, s: &super::SubnetSpec) -> FileSubnet {
+        let ips = |v: &[std::net::Ipv4Addr]| v.iter().map(ToString::to_string).collect();
+        FileSubnet {
+            network: s.net.to_string(),
+            ranges: s
+                .ranges
+                .iter()
+                .map(|r| format!("{}-{}", r.start, r.end))
+                .collect(),
+            routers: ips(&s.routers),
+            broadcast: s.broadcast.map(|a| a.to_string()),
+            dns_servers: ips(&s.dns),
+            ntp_servers: ips(&s.ntp),
+            domain_name: s.domain.clone(),
+            time_offset: s.time_offset,
+            next_server: s.next_server.map(|a| a.to_string()),
+            default_lease_time: s.default_lease_time.map(|d| d.as_secs()),
+            max_lease_time: s.max_lease_time.map(|d| d.as_secs()),
+            unknown_clients: s.unknown_clients.map(policy),
+            boot_rules: self
+                .effective_rules(s)
+                .iter()
+                .map(|(_, r)| file_rule(r))
+                .collect(),
+        }
+    }
+
+    /// Checks what the file schema cannot express: a host's `subnet` exists
+    /// and holds its fixed address.
+    fn check_references(&self) -> Result<(), ConvertError> {
+        for host in self.hosts.values() {
+            let Some(net) = host.subnet else { continue };
+            let field = format!("host {}: subnet", format_mac(&host.mac));
+            if !self.subnets.contains_key(&net) {
+                return Err(ConvertError::new(
+                    field,
+                    format!("no subnet {net} is declared"),
+                ));
+            }
+            if let Some(ip) = host.fixed_address.filter(|ip| !net.contains(*ip)) {
+                return Err(ConvertError::new(
+                    field,
+                    format!("fixed address {ip} is outside {net}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites a configuration error's key (`hosts[2].profile`) into the
+    /// object it is about (`host 02:00:00:00:00:01: profile`).
+    fn locate(&self, e: &ConfigError) -> ConvertError {
+        let ConfigError::Invalid { key, message, .. } = e else {
+            return ConvertError::new("state", e.to_string());
+        };
+        let indexed = |prefix: &str| -> Option<(usize, String)> {
+            let rest = key.strip_prefix(prefix)?;
+            let (index, tail) = rest.split_once(']')?;
+            Some((index.parse().ok()?, tail.trim_start_matches('.').to_owned()))
+        };
+        let object = if let Some((i, tail)) = indexed("hosts[") {
+            self.hosts
+                .values()
+                .nth(i)
+                .map(|h| (format!("host {}", format_mac(&h.mac)), tail))
+        } else if let Some((i, tail)) = indexed("subnets[") {
+            self.subnets
+                .keys()
+                .nth(i)
+                .map(|n| (format!("subnet {n}"), tail))
+        } else {
+            None
+        };
+        match object {
+            Some((object, tail)) if tail.is_empty() => ConvertError::new(object, message.clone()),
+            Some((object, tail)) => ConvertError::new(format!("{object}: {tail}"), message.clone()),
+            None => ConvertError::new(key.clone(), message.clone()),
+        }
+    }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+fn policy(u: UnknownClients) -> &'static str {
+    match u {
+        UnknownClients::Allow => "allow",
+        UnknownClients::Deny => "deny",
+    }
+}
+
+fn file_rule(r: &BootRule) -> FileRule {
+    FileRule {
+        profile: r.profile.clone(),
+        arch: (!r.arch.is_empty()).then(|| r.arch.iter().map(|a| a.0).collect()),
+        user_class: r.user_class.clone(),
+        ipxe_encap: r.ipxe_encap,
+        filename: r.filename.clone(),
+        next_server: r.next_server.map(|a| a.to_string()),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct File {
+    dhcp: FileDhcp,
+    subnets: Vec<FileSubnet>,
+    hosts: Vec<FileHost>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileDhcp {
+    default_lease_time: u64,
+    max_lease_time: u64,
+    min_lease_time: u64,
+    offer_hold: String,
+    decline_quarantine: u64,
+    authoritative: bool,
+    allow_bootp: bool,
+    use_host_decl_names: bool,
+    ping_check: bool,
+    ping_timeout: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown_clients: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileSubnet {
+    network: String,
+    ranges: Vec<String>,
+    routers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broadcast: Option<String>,
+    dns_servers: Vec<String>,
+    ntp_servers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_offset: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_lease_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_lease_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unknown_clients: Option<&'static str>,
+    boot_rules: Vec<FileRule>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileRule {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arch: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_class: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ipxe_encap: Option<bool>,
+    filename: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_server: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileHost {
+    name: String,
+    mac: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixed_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<String>,
+}

@@ -1,0 +1,122 @@
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use bootwave_protocol::config;
+
+use super::*;
+use crate::v1;
+
+fn shipped() -> config::Config {
+    let text = include_str!("../../../assets/bootwave.toml");
+    config::parse(text, "bootwave.toml", Path::new("/etc/bootwave")).expect("shipped config")
+}
+
+fn subnet() -> v1::Subnet {
+    v1::Subnet {
+        network: "10.0.0.0/24".into(),
+        ranges: vec![v1::AddrRange {
+            start: "10.0.0.100".into(),
+            end: "10.0.0.200".into(),
+        }],
+        boot_rules: vec![v1::BootRule {
+            arch: vec![7],
+            filename: "ipxe.efi".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn host(mac: &str, ip: &str) -> v1::Host {
+    v1::Host {
+        mac: mac.into(),
+        fixed_address: ip.into(),
+        ..Default::default()
+    }
+}
+
+fn state(hosts: Vec<v1::Host>) -> v1::DesiredState {
+    v1::DesiredState {
+        subnets: vec![subnet()],
+        hosts,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn bad_mac_names_the_field() {
+    let e = HostSpec::try_from(host("zz", "")).unwrap_err();
+    assert_eq!(e.to_string(), r#"mac: "zz" is not a MAC address"#);
+    assert_eq!(e.within("host").field, "host.mac");
+    let e = State::try_from(state(vec![host("02:00:00:00:00:01", "10.0.0.300")])).unwrap_err();
+    assert_eq!(e.field, "hosts[0].fixed_address");
+}
+
+#[test]
+fn mac_forms() {
+    assert_eq!(parse_mac("02-00-00-00-00-0a"), Some([2, 0, 0, 0, 0, 10]));
+    assert_eq!(parse_mac("02:00:00:00:00:0A"), Some([2, 0, 0, 0, 0, 10]));
+    assert_eq!(parse_mac("02:00:00:00:00"), None);
+    assert_eq!(parse_mac("02:00:00:00:00:00:00"), None);
+    assert_eq!(parse_mac("2:00:00:00:00:00"), None);
+}
+
+#[test]
+fn wire_round_trip_is_identity() {
+    let mut h = host("02:00:00:00:00:01", "10.0.0.5");
+    h.labels.insert("rack".into(), "r1".into());
+    h.profile = "rescue".into();
+    let mut wire = state(vec![h]);
+    wire.profiles.push(v1::Profile {
+        name: "rescue".into(),
+        rules: vec![v1::BootRule {
+            filename: "rescue.efi".into(),
+            ..Default::default()
+        }],
+        ipxe_script: String::new(),
+    });
+    let domain = State::try_from(wire).unwrap();
+    let back = State::try_from(v1::DesiredState::from(&domain)).unwrap();
+    assert_eq!(back, domain);
+    let config = domain.to_config().unwrap();
+    let rules = &config.subnets[0].boot_rules;
+    assert_eq!(rules[0].profile.as_deref(), Some("rescue"));
+    assert_eq!(rules[1].filename, "ipxe.efi");
+    assert_eq!(
+        config.hosts[0].fixed_address,
+        Some(Ipv4Addr::new(10, 0, 0, 5))
+    );
+}
+
+#[test]
+fn data_plane_validation_names_the_object() {
+    let s = State::try_from(state(vec![host("02:00:00:00:00:01", "10.9.0.5")])).unwrap();
+    let e = s.to_config().unwrap_err();
+    assert_eq!(e.field, "host 02:00:00:00:00:01: fixed-address", "{e}");
+    let mut h = host("02:00:00:00:00:01", "");
+    h.profile = "nope".into();
+    let e = State::try_from(state(vec![h]))
+        .unwrap()
+        .to_config()
+        .unwrap_err();
+    assert_eq!(e.field, "host 02:00:00:00:00:01: profile", "{e}");
+}
+
+#[test]
+fn host_subnet_must_exist_and_hold_the_address() {
+    let mut h = host("02:00:00:00:00:01", "10.0.0.5");
+    h.subnet = "10.1.0.0/24".into();
+    let e = State::try_from(state(vec![h]))
+        .unwrap()
+        .to_config()
+        .unwrap_err();
+    assert!(e.reason.contains("no subnet 10.1.0.0/24"), "{e}");
+}
+
+#[test]
+fn shipped_config_survives_state_round_trip() {
+    let config = shipped();
+    let state = State::from(&config);
+    let again = state.to_config_with(&config).unwrap();
+    assert_eq!(again, config);
+}

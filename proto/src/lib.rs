@@ -1,0 +1,28 @@
+//! The bootwave gRPC API (package `bootwave.v1`).
+//!
+//! - [`v1`]: the generated messages, the `BootwaveService` (agent API) and
+//!   `DataplaneControl` (data-plane control endpoint) clients and servers.
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
+//! - [`convert`]: wire messages ↔ validated domain values, and the desired
+//!   state → [`bootwave_protocol::config::Config`] step that applies the data
+//!   plane's own validation, so the agent never accepts what a data plane
+//!   would refuse.
+#![forbid(unsafe_code)]
+
+pub mod convert;
+
+/// Generated code of package `bootwave.v1`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod v1 {
+    tonic::include_proto!("bootwave.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every `bootwave.v1` file.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("bootwave_v1_descriptor");
