@@ -143,3 +143,47 @@ fn metrics_count_dhcp_and_tftp() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn ping_check_holds_back_addresses_that_answer() {
+    let dir = test_dir(&[]);
+    let (dhcp, tftp) = free_ports();
+    // Every 127.0.0.0/8 address answers an echo on loopback, so every
+    // probed address must be taken out of use and no OFFER may leave.
+    let config = runtime_support::config_text(dhcp, tftp, "").replace(
+        "ping-check = false",
+        "ping-check = true\nping-timeout = \"100ms\"",
+    );
+    let server = Running::start(
+        dir.path(),
+        &config,
+        dhcp,
+        tftp,
+        &["--shards", "1", "--metrics", "127.0.0.1:0"],
+    );
+    if !server.summary.contains("ping-check on (ICMP") {
+        panic!("no ICMP prober in this environment:\n{}", server.summary);
+    }
+    let relay = Relay::new(dhcp);
+    let reply = relay.exchange(
+        &discover([2, 0, 0, 0x40, 0, 1], 0x31),
+        Duration::from_millis(1500),
+    );
+    assert_eq!(reply, None, "an address that answered a ping was offered");
+    let addr = server
+        .summary
+        .lines()
+        .find_map(|l| l.split("http://").nth(1))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .expect("metrics address")
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(300));
+    let text = scrape(&addr);
+    let answered: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("bootwave_dhcp_ping_checks_total") && l.contains("\"answered\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(answered >= 1, "{text}");
+    assert!(server.stop().success());
+}

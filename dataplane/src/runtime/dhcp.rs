@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bootwave_protocol::dhcp::{
-    Action, Destination, DhcpServer, Handled, LeaseRecord, MAX_MESSAGE_LEN, Transmit, UnixTime,
+    Action, Destination, DhcpServer, Handled, LeaseRecord, MAX_MESSAGE_LEN, Probe, ProbeToken,
+    Transmit, UnixTime,
 };
 use bootwave_protocol::net::RecvMeta;
 
@@ -15,6 +16,8 @@ use super::interfaces::Served;
 use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
 use crate::driver::{SourceHint, Tx};
 use crate::journal::Journal;
+use crate::neigh::NeighTable;
+use crate::probe::Prober;
 
 /// Socket index of the DHCP group in every shard.
 pub const DHCP_SOCKET: usize = 0;
@@ -60,6 +63,24 @@ struct Held {
     bytes: Vec<u8>,
 }
 
+/// A ping check in flight.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    token: ProbeToken,
+    addr: Ipv4Addr,
+    deadline: Instant,
+    answered: bool,
+}
+
+/// The optional helpers of a shard: ICMP prober and neighbour table.
+#[derive(Debug, Default)]
+pub struct Helpers {
+    /// Sends the ping checks; `None`: probes count as unanswered at once.
+    pub prober: Option<Prober>,
+    /// Adds ARP entries for unicast to `yiaddr`; `None`: broadcast instead.
+    pub neigh: Option<NeighTable>,
+}
+
 /// The DHCP state of one shard.
 #[derive(Debug)]
 pub struct DhcpSide {
@@ -72,6 +93,8 @@ pub struct DhcpSide {
     expired: Vec<LeaseRecord>,
     served: Arc<Served>,
     ports: DhcpPorts,
+    helpers: Helpers,
+    probes: Vec<Pending>,
 }
 
 impl DhcpSide {
@@ -81,6 +104,7 @@ impl DhcpSide {
         (journal_name, journal): (String, Journal),
         served: Arc<Served>,
         ports: DhcpPorts,
+        helpers: Helpers,
     ) -> Self {
         Self {
             server,
@@ -92,6 +116,8 @@ impl DhcpSide {
             expired: Vec::new(),
             served,
             ports,
+            helpers,
+            probes: Vec::new(),
         }
     }
 
@@ -108,8 +134,8 @@ impl DhcpSide {
         self.carry_out(handled, tx, c);
     }
 
-    /// Carries out one [`Handled`], resolving ping checks at once (no
-    /// prober: every probe counts as unanswered).
+    /// Carries out one [`Handled`]. Without a prober a ping check is
+    /// resolved at once as unanswered (bounded chain).
     fn carry_out(&mut self, mut handled: Handled, tx: &mut Tx, c: &mut Counters) {
         for _ in 0..MAX_PROBE_CHAIN {
             c.dhcp_event(&handled.event);
@@ -126,6 +152,9 @@ impl DhcpSide {
                     }
                 }
                 Action::Probe(probe) => {
+                    if self.start_probe(&probe, c) {
+                        return;
+                    }
                     c.probe(ProbeOutcome::Unavailable);
                     handled =
                         self.server
@@ -134,6 +163,66 @@ impl DhcpSide {
                 }
             }
             return;
+        }
+    }
+
+    /// Sends the echo request of `probe`; false when there is no prober or
+    /// the send failed.
+    fn start_probe(&mut self, probe: &Probe, c: &mut Counters) -> bool {
+        let Some(prober) = self.helpers.prober.as_mut() else {
+            return false;
+        };
+        // The echo sequence number carries the low bits of the token; the
+        // prober matches replies by address and sequence.
+        let seq = (probe.token.get() & 0xffff) as u16;
+        if let Err(err) = prober.send(probe.addr, seq) {
+            tracing::debug!(error = %err, "ping check not sent");
+            return false;
+        }
+        c.probe(ProbeOutcome::Sent);
+        self.probes.push(Pending {
+            token: probe.token,
+            addr: probe.addr,
+            deadline: Instant::now() + probe.timeout,
+            answered: false,
+        });
+        true
+    }
+
+    /// Reads echo replies and resumes every ping check whose time is up
+    /// (or that was answered).
+    fn finish_probes(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
+        if self.probes.is_empty() {
+            return;
+        }
+        if let Some(prober) = self.helpers.prober.as_mut() {
+            let probes = &mut self.probes;
+            prober.poll_replies(|addr| {
+                for p in probes.iter_mut().filter(|p| p.addr == addr) {
+                    p.answered = true;
+                }
+            });
+        }
+        let mut i = 0;
+        while i < self.probes.len() {
+            let p = self.probes[i];
+            if !p.answered && p.deadline > now {
+                i += 1;
+                continue;
+            }
+            self.probes.swap_remove(i);
+            if let Some(prober) = self.helpers.prober.as_mut() {
+                prober.cancel(p.addr);
+            }
+            c.probe(if p.answered {
+                ProbeOutcome::Answered
+            } else {
+                ProbeOutcome::Silent
+            });
+            let handled = self
+                .server
+                .probe_result(unix_now(), p.token, p.answered, &mut self.out);
+            self.carry_out(handled, tx, c);
         }
     }
 
@@ -195,7 +284,24 @@ impl DhcpSide {
             Destination::Broadcast => (self.broadcast(), on_link),
             // Unicast to an address the client does not hold yet needs a
             // neighbour entry for its MAC; without one, broadcast.
-            Destination::Direct { .. } => (self.broadcast(), on_link),
+            Destination::Direct { addr, mac } => {
+                let added = self.helpers.neigh.as_ref().is_some_and(|table| {
+                    let Some(name) = self.served.name_of(t.ifindex) else {
+                        return false;
+                    };
+                    table
+                        .add(name, *addr.ip(), mac)
+                        .inspect_err(
+                            |err| tracing::debug!(error = %err, "neighbour entry not added"),
+                        )
+                        .is_ok()
+                });
+                if added {
+                    (SocketAddrV4::new(*addr.ip(), self.ports.client), on_link)
+                } else {
+                    (self.broadcast(), on_link)
+                }
+            }
         }
     }
 
@@ -217,8 +323,10 @@ impl DhcpSide {
         self.release(tx);
     }
 
-    /// Syncs the journal when the batch policy says so.
-    pub fn on_timeout(&mut self, now: Instant, c: &mut Counters) {
+    /// Syncs the journal when the batch policy says so, expires leases and
+    /// resumes finished ping checks.
+    pub fn on_timeout(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
+        self.finish_probes(now, tx, c);
         if !self.journal_failed
             && self.journal.next_sync_at(now).is_some_and(|at| at <= now)
             && let Err(err) = self.journal.sync(now)
@@ -248,7 +356,8 @@ impl DhcpSide {
             .server
             .poll_timeout()
             .map(|d| now + d.saturating_since(unix));
-        [sync, lease].into_iter().flatten().min()
+        let probe = self.probes.iter().map(|p| p.deadline).min();
+        [sync, lease, probe].into_iter().flatten().min()
     }
 
     fn release(&mut self, tx: &mut Tx) {

@@ -68,6 +68,14 @@ impl Served {
             .map(|(_, addrs)| addrs.as_slice())
     }
 
+    /// The name of served interface `ifindex`.
+    pub fn name_of(&self, ifindex: u32) -> Option<&str> {
+        self.interfaces
+            .iter()
+            .find(|i| i.index == ifindex)
+            .map(|i| i.name.as_str())
+    }
+
     /// Whether TFTP may answer a datagram that arrived on `ifindex`: a
     /// served interface or loopback.
     pub fn tftp_allowed(&self, ifindex: u32) -> bool {

@@ -37,12 +37,17 @@
 //! (`acked_seq`). Under `fsync = batch` the shard's timer follows
 //! `next_sync_at` and syncs then. A journal failure is logged, held replies
 //! are dropped and no further ACK leaves: a client never holds a lease a
-//! crash could forget. Replies follow the core's destination; "unicast to
-//! `yiaddr`" is sent as a broadcast (no neighbour-table entry is added
-//! yet); broadcasts leave by the ingress interface (`IP_PKTINFO`). On a
-//! port other than 67, relays are answered on that port and clients on the
-//! next one (ISC dhcpd's `-p`). Ping checks: no prober is wired in yet, so
-//! every probe is reported unanswered at once and counted.
+//! crash could forget. Replies follow the core's destination; for "unicast
+//! to `yiaddr`" an ARP entry `yiaddr → chaddr` is written first
+//! ([`neigh`](crate::neigh)), and when that fails the reply is broadcast;
+//! broadcasts leave by the ingress interface (`IP_PKTINFO`). On a port
+//! other than 67, relays are answered on that port and clients on the next
+//! one (ISC dhcpd's `-p`). Ping checks: `Action::Probe` sends one ICMP echo
+//! through the shard's [`Prober`](crate::probe::Prober) and parks
+//! `(token, address, deadline)`; replies are read when the shard's timer
+//! fires, and at the deadline (or on an answer) `probe_result` resumes the
+//! DISCOVER. Without a prober (ICMP socket refused) every probe is reported
+//! unanswered at once, and start-up says so once.
 //!
 //! TFTP (`tftp` module): every datagram of sockets 1 and 2 goes to the core
 //! with its real local port and destination address; DATA runs from

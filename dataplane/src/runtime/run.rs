@@ -11,7 +11,7 @@ use bootwave_protocol::dhcp::{SharedSnapshot, Snapshot};
 use bootwave_protocol::tftp::TftpServer;
 
 use super::RuntimeError;
-use super::dhcp::{DhcpPorts, DhcpSide};
+use super::dhcp::{DhcpPorts, DhcpSide, Helpers};
 use super::interfaces::Served;
 use super::leases;
 use super::service::{Control, ShardService};
@@ -22,6 +22,8 @@ use crate::driver::{
     BackendChoice, Binding, DriverConfig, ShardGroup, SocketSpec, Steering, spawn_shards,
 };
 use crate::metrics::{self, MetricsServer};
+use crate::neigh::NeighTable;
+use crate::probe::Prober;
 use crate::store::{FileStore, StoreOptions};
 use crate::sys::{ifaddrs, signals};
 
@@ -91,11 +93,21 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         &snapshot,
         shard_count,
     )?;
-    let startup = Startup::new(&options.config, &config, &served, &store, &prepared, shards);
+    let ping = ping_status(&config);
+    let startup = Startup::new(
+        &options.config,
+        &config,
+        &served,
+        &store,
+        &prepared,
+        shards,
+        &ping,
+    );
     let published: Vec<Arc<Published>> = (0..shards).map(|_| Arc::default()).collect();
     let control = Arc::new(Control::default());
+    let probing = config.dhcp.ping_check && ping.starts_with("on (");
     let group = start_shards(
-        options, &config, &served, &store, prepared, &published, &control,
+        options, &config, &served, &store, prepared, &published, &control, probing,
     )?;
     let metrics = serve_metrics(options.metrics, &published)?;
     println!(
@@ -132,6 +144,7 @@ type Parts = (
     (String, crate::journal::Journal),
 );
 
+#[allow(clippy::too_many_arguments)]
 fn start_shards(
     options: &Options,
     config: &Config,
@@ -140,6 +153,7 @@ fn start_shards(
     prepared: leases::Prepared,
     published: &[Arc<Published>],
     control: &Arc<Control>,
+    probing: bool,
 ) -> Result<ShardGroup<ShardService>, RuntimeError> {
     let any = Ipv4Addr::UNSPECIFIED;
     let sockets = vec![
@@ -177,13 +191,52 @@ fn start_shards(
         let data_port = ctx.local_addrs[super::tftp::DATA_SOCKET].port();
         let tftp = TftpServer::new(&tftp_settings, &[data_port], store.clone());
         ShardService::new(
-            DhcpSide::new(server, journal, served.clone(), ports),
+            DhcpSide::new(
+                server,
+                journal,
+                served.clone(),
+                ports,
+                helpers(ctx.shard, probing),
+            ),
             TftpSide::new(tftp, data_port, served.clone()),
             control.clone(),
             published[ctx.shard].clone(),
         )
     })?;
     Ok(group)
+}
+
+/// Whether ping checks can run, for the summary; logs once when they
+/// cannot.
+fn ping_status(config: &Config) -> String {
+    if !config.dhcp.ping_check {
+        return "off".to_owned();
+    }
+    match Prober::new() {
+        Ok(prober) => format!("on (ICMP {:?} socket)", prober.kind()),
+        Err(err) => {
+            tracing::warn!(error = %err, "ping-check is unavailable: every probed address counts as unanswered");
+            "on but unavailable (probes count as unanswered)".to_owned()
+        }
+    }
+}
+
+/// The shard's prober (when ping checks run) and neighbour table, each
+/// left out with a warning when the system refuses it.
+fn helpers(shard: usize, probing: bool) -> Helpers {
+    let prober = probing
+        .then(|| {
+            Prober::new()
+                .inspect_err(
+                    |err| tracing::warn!(shard, error = %err, "no ICMP prober on this shard"),
+                )
+                .ok()
+        })
+        .flatten();
+    let neigh = NeighTable::new()
+        .inspect_err(|err| tracing::warn!(shard, error = %err, "no neighbour table: replies to new clients are broadcast"))
+        .ok();
+    Helpers { prober, neigh }
 }
 
 /// Starts the metrics endpoint when asked for.

@@ -112,7 +112,7 @@ impl Service for ShardService {
     fn on_timeout(&mut self, now: Instant, tx: &mut Tx) {
         self.check_drain();
         self.tftp.on_timeout(now, tx, &mut self.counters);
-        self.dhcp.on_timeout(now, &mut self.counters);
+        self.dhcp.on_timeout(now, tx, &mut self.counters);
         if now >= self.next_publish {
             self.publish(now);
         }

@@ -28,6 +28,7 @@ impl Startup {
         store: &FileStore,
         prepared: &Prepared,
         shards: usize,
+        ping: &str,
     ) -> Self {
         let mut text = String::new();
         let _ = writeln!(
@@ -63,14 +64,9 @@ impl Startup {
         let hosts = config.hosts.len();
         let _ = writeln!(
             text,
-            "  dhcp        udp port {}, {} subnet(s), {hosts} host(s), ping-check {}",
+            "  dhcp        udp port {}, {} subnet(s), {hosts} host(s), ping-check {ping}",
             config.dhcp.port,
             config.subnets.len(),
-            if config.dhcp.ping_check {
-                "on but unavailable (probes count as unanswered)"
-            } else {
-                "off"
-            },
         );
         let report = store.report();
         let _ = writeln!(
