@@ -10,6 +10,7 @@
 //!   into shards; signals, reload and drain.
 //! - [`sys`]: small OS helpers (interfaces, signals).
 
+pub mod control;
 pub mod driver;
 pub mod journal;
 pub mod metrics;

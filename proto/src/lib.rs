@@ -2,6 +2,7 @@
 //!
 //! - [`v1`]: the generated messages, the `BootwaveService` (agent API) and
 //!   `DataplaneControl` (data-plane control endpoint) clients and servers.
+//! - [`channel`]: client channels to `unix:/path` or `http://host:port`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC reflection.
 //! - [`convert`]: wire messages ↔ validated domain values, and the desired
 //!   state → [`bootwave_protocol::config::Config`] step that applies the data
@@ -9,6 +10,7 @@
 //!   would refuse.
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod convert;
 
 /// Generated code of package `bootwave.v1`.

@@ -1,0 +1,160 @@
+//! The data plane's control endpoint: `bootwave.v1.DataplaneControl` on a
+//! unix socket, served by a current-thread tokio runtime on its own thread,
+//! away from the shards.
+//!
+//! The agent pushes the full desired state with a generation number
+//! ([`ApplyRequest`](bootwave_proto::v1::ApplyRequest)); it is converted into
+//! a [`Config`] with the data plane's own validation (machine-local sections
+//! `interfaces`, `[tftp]` and `[journal]` come from the `local`
+//! configuration) and handed to the `apply` callback, which swaps it in. The
+//! reply carries the generation once the callback returned. Full snapshots
+//! only: each apply is atomic; deltas are not supported yet.
+//!
+//! ```ignore
+//! let handle = control::serve(Path::new("/run/bootwave/control.sock"), local, apply, status)?;
+//! // … serve …
+//! handle.stop();
+//! ```
+
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use bootwave_protocol::config::Config;
+use tokio::sync::oneshot;
+
+pub use service::ControlService;
+
+/// Called with each validated configuration and its generation; returns
+/// once the configuration is in force, or why it could not be applied.
+pub type ApplyFn = Arc<dyn Fn(Config, u64) -> Result<(), String> + Send + Sync>;
+
+/// Reports what the data plane runs.
+pub type StatusFn = Arc<dyn Fn() -> DataplaneStatus + Send + Sync>;
+
+/// What the data plane runs, for `DataplaneControl.Status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DataplaneStatus {
+    /// Shards serving.
+    pub shards: u32,
+    /// I/O backend name (`io_uring` or `portable`).
+    pub backend: String,
+}
+
+/// Why the control endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The socket path exists and is not a socket (never removed).
+    #[error("{0}: exists and is not a socket")]
+    NotASocket(PathBuf),
+    /// Removing a stale socket, binding or setting its mode failed.
+    #[error("{path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The control thread or its runtime could not start.
+    #[error("starting the control thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The running endpoint. Dropping it stops the server and removes the
+/// socket file.
+#[derive(Debug)]
+pub struct ControlHandle {
+    path: PathBuf,
+    generation: Arc<AtomicU64>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlHandle {
+    /// The generation last applied (0: none yet).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("control thread panicked");
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for ControlHandle {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// Serves `DataplaneControl` on the unix socket `path` (mode 0600; a stale
+/// socket file is removed first) from a new thread.
+pub fn serve(
+    path: &Path,
+    local: Config,
+    apply: ApplyFn,
+    status: StatusFn,
+) -> Result<ControlHandle, ControlError> {
+    let listener = bind(path)?;
+    let generation = Arc::new(AtomicU64::new(0));
+    let service = ControlService::new(local, apply, status, generation.clone());
+    let (tx, rx) = oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ControlError::Thread)?;
+    let thread = std::thread::Builder::new()
+        .name("bw-control".into())
+        .spawn(move || runtime.block_on(service::run(service, listener, rx)))
+        .map_err(ControlError::Thread)?;
+    Ok(ControlHandle {
+        path: path.to_owned(),
+        generation,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let err = |source| ControlError::Socket {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(err)?,
+        Ok(_) => return Err(ControlError::NotASocket(path.to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;

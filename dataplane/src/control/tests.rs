@@ -1,0 +1,142 @@
+use std::path::Path;
+use std::sync::Mutex;
+
+use bootwave_proto::v1::{self, dataplane_control_client::DataplaneControlClient};
+use bootwave_protocol::config::{self, Config};
+
+use super::*;
+
+type Seen = Arc<Mutex<Vec<(Config, u64)>>>;
+
+fn local() -> Config {
+    config::parse(
+        "[tftp]\nroot = \"/srv/boot\"\n[journal]\ndir = \"/var/lib/bw\"\n",
+        "local.toml",
+        Path::new("/"),
+    )
+    .unwrap()
+}
+
+fn start(path: &Path) -> (ControlHandle, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let apply: ApplyFn = Arc::new(move |config, generation| {
+        record.lock().unwrap().push((config, generation));
+        Ok(())
+    });
+    let status: StatusFn = Arc::new(|| DataplaneStatus {
+        shards: 2,
+        backend: "portable".into(),
+    });
+    (serve(path, local(), apply, status).unwrap(), seen)
+}
+
+fn state(fixed_address: &str) -> v1::DesiredState {
+    v1::DesiredState {
+        subnets: vec![v1::Subnet {
+            network: "10.0.0.0/24".into(),
+            boot_rules: vec![v1::BootRule {
+                arch: vec![7],
+                filename: "ipxe.efi".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        hosts: vec![v1::Host {
+            mac: "02:00:00:00:00:01".into(),
+            fixed_address: fixed_address.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn client(path: &Path) -> DataplaneControlClient<tonic::transport::Channel> {
+    let endpoint = format!("unix:{}", path.display());
+    DataplaneControlClient::new(bootwave_proto::channel::connect(&endpoint).await.unwrap())
+}
+
+#[test]
+fn apply_hands_the_validated_config_to_the_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (handle, seen) = start(&path);
+    let reply = block_on(async {
+        let mut c = client(&path).await;
+        let request = v1::ApplyRequest {
+            generation: 7,
+            full: Some(state("10.0.0.5")),
+        };
+        let reply = c.apply(request).await.unwrap().into_inner();
+        let status = c.status(v1::DataplaneStatusRequest {}).await.unwrap();
+        (reply, status.into_inner())
+    });
+    assert_eq!(reply.0.generation, 7);
+    assert_eq!((reply.1.generation, reply.1.shards), (7, 2));
+    assert_eq!(handle.generation(), 7);
+    let seen = seen.lock().unwrap();
+    let (config, generation) = &seen[0];
+    assert_eq!(*generation, 7);
+    assert_eq!(config.hosts[0].mac, [2, 0, 0, 0, 0, 1]);
+    assert_eq!(config.subnets[0].boot_rules[0].filename, "ipxe.efi");
+    assert_eq!(
+        config.tftp.root,
+        Path::new("/srv/boot"),
+        "local sections kept"
+    );
+    assert_eq!(config.journal.dir, Path::new("/var/lib/bw"));
+}
+
+#[test]
+fn invalid_state_is_refused_without_calling_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (handle, seen) = start(&path);
+    let status = block_on(async {
+        let request = v1::ApplyRequest {
+            generation: 3,
+            full: Some(state("10.9.9.9")),
+        };
+        client(&path).await.apply(request).await.unwrap_err()
+    });
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("host 02:00:00:00:00:01: fixed-address"),
+        "{status:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(handle.generation(), 0);
+}
+
+#[test]
+fn socket_is_private_and_stale_files_are_replaced() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(stale);
+    let (handle, _) = start(&path);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    handle.stop();
+    assert!(!path.exists(), "socket removed on stop");
+    std::fs::write(&path, b"not a socket").unwrap();
+    let err = serve(
+        &path,
+        local(),
+        Arc::new(|_, _| Ok(())),
+        Arc::new(DataplaneStatus::default),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ControlError::NotASocket(_)));
+}
