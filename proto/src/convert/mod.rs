@@ -14,7 +14,7 @@ mod render;
 mod wire;
 
 pub use domain::{DhcpSpec, HostSpec, ProfileSpec, RuleSource, State, SubnetSpec};
-pub use wire::{rule_from_wire, rule_to_wire};
+pub use wire::{net_field, rule_from_wire, rule_to_wire};
 
 /// Why a wire message or a desired state was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

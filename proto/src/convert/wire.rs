@@ -58,7 +58,7 @@ impl TryFrom<v1::Subnet> for SubnetSpec {
     type Error = ConvertError;
 
     fn try_from(s: v1::Subnet) -> Result<Self, ConvertError> {
-        let net = net("network", &s.network)?;
+        let net = net_field("network", &s.network)?;
         let ranges = s
             .ranges
             .iter()
@@ -337,8 +337,9 @@ fn ips(field: &str, list: &[String]) -> Result<Vec<Ipv4Addr>, ConvertError> {
         .collect()
 }
 
-/// Parses a CIDR network with host bits zero.
-pub(crate) fn net(field: &str, text: &str) -> Result<Ipv4Net, ConvertError> {
+/// Parses a CIDR network with host bits zero, or says which field is not
+/// one.
+pub fn net_field(field: &str, text: &str) -> Result<Ipv4Net, ConvertError> {
     let bad = || {
         ConvertError::new(
             field,
@@ -355,5 +356,5 @@ fn opt_net(field: &str, text: &str) -> Result<Option<Ipv4Net>, ConvertError> {
     if text.is_empty() {
         return Ok(None);
     }
-    net(field, text).map(Some)
+    net_field(field, text).map(Some)
 }

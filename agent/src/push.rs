@@ -1,0 +1,166 @@
+//! Pushing the desired state to the data planes.
+//!
+//! Each data plane gets the full state of the newest generation
+//! (`DataplaneControl.Apply`); pushes to one data plane are serialised and a
+//! push never sends an older generation than the one it acknowledged, so
+//! concurrent changes cannot roll a data plane back. A background task asks
+//! every data plane for its generation and re-sends the state to those that
+//! are behind (a restarted data plane reports 0).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bootwave_proto::v1::dataplane_control_client::DataplaneControlClient;
+use bootwave_proto::v1::{self, ApplyRequest, DataplaneStatusRequest};
+use futures_util::future::join_all;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+use crate::store::Store;
+
+/// How long one Apply or Status call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The data planes this agent feeds.
+#[derive(Debug)]
+pub struct Dataplanes {
+    planes: Vec<Plane>,
+}
+
+#[derive(Debug)]
+struct Plane {
+    endpoint: String,
+    client: DataplaneControlClient<Channel>,
+    /// What is known about it; the lock also serialises pushes.
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    acked: u64,
+    reachable: bool,
+    error: Option<String>,
+    shards: u32,
+    backend: String,
+}
+
+impl Dataplanes {
+    /// Lazily connected clients for `endpoints` (`unix:/path` or
+    /// `http://host:port`).
+    pub fn new(endpoints: &[String]) -> Result<Self, bootwave_proto::channel::ChannelError> {
+        let planes = endpoints
+            .iter()
+            .map(|endpoint| {
+                let channel = bootwave_proto::channel::connect_lazy(endpoint)?;
+                Ok(Plane {
+                    endpoint: endpoint.clone(),
+                    client: DataplaneControlClient::new(channel),
+                    seen: Mutex::new(Seen::default()),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { planes })
+    }
+
+    /// Pushes the newest state to every data plane that has not
+    /// acknowledged `generation` yet; returns those that still have not.
+    pub async fn push(&self, store: &Store, generation: u64) -> Vec<v1::DataplaneLag> {
+        let pushes = self.planes.iter().map(|p| p.push(store, generation));
+        join_all(pushes).await.into_iter().flatten().collect()
+    }
+
+    /// What is known of every data plane.
+    pub async fn info(&self) -> Vec<v1::DataplaneInfo> {
+        let mut out = Vec::with_capacity(self.planes.len());
+        for p in &self.planes {
+            let seen = p.seen.lock().await.clone();
+            out.push(v1::DataplaneInfo {
+                endpoint: p.endpoint.clone(),
+                acked_generation: seen.acked,
+                reachable: seen.reachable,
+                error: seen.error.unwrap_or_default(),
+                shards: seen.shards,
+                backend: seen.backend,
+            });
+        }
+        out
+    }
+
+    /// Checks every data plane and re-syncs those behind, every `interval`,
+    /// until the task is dropped.
+    pub async fn resync_forever(self: Arc<Self>, store: Arc<Store>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let checks = self.planes.iter().map(|p| p.resync(&store));
+            join_all(checks).await;
+        }
+    }
+}
+
+impl Plane {
+    async fn push(&self, store: &Store, generation: u64) -> Option<v1::DataplaneLag> {
+        let mut seen = self.seen.lock().await;
+        if seen.acked >= generation {
+            return None;
+        }
+        let snapshot = store.snapshot();
+        let request = ApplyRequest {
+            generation: snapshot.generation,
+            full: Some(v1::DesiredState::from(&*snapshot.state)),
+        };
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(CALL_TIMEOUT);
+        match client.apply(request).await {
+            Ok(reply) => {
+                seen.acked = reply.into_inner().generation;
+                seen.reachable = true;
+                seen.error = None;
+                tracing::info!(endpoint = %self.endpoint, generation = seen.acked, "data plane in sync");
+                None
+            }
+            Err(status) => {
+                let error = format!("{}: {}", code_name(status.code()), status.message());
+                tracing::warn!(endpoint = %self.endpoint, generation, "push failed: {error}");
+                seen.reachable = status.code() != tonic::Code::Unavailable;
+                seen.error = Some(error.clone());
+                Some(v1::DataplaneLag {
+                    endpoint: self.endpoint.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    async fn resync(&self, store: &Store) {
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(DataplaneStatusRequest {});
+        request.set_timeout(CALL_TIMEOUT);
+        match client.status(request).await {
+            Ok(reply) => {
+                let reply = reply.into_inner();
+                let mut seen = self.seen.lock().await;
+                seen.acked = reply.generation;
+                seen.reachable = true;
+                seen.shards = reply.shards;
+                seen.backend = reply.backend;
+            }
+            Err(status) => {
+                let mut seen = self.seen.lock().await;
+                seen.reachable = false;
+                seen.error = Some(format!("{}: {}", code_name(status.code()), status.message()));
+                return;
+            }
+        }
+        let generation = store.snapshot().generation;
+        if generation > 0 {
+            self.push(store, generation).await;
+        }
+    }
+}
+
+fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+}

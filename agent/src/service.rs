@@ -1,0 +1,256 @@
+//! The `bootwave.v1.BootwaveService` handlers: translate, delegate to the
+//! [`Store`], push to the data planes.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bootwave_proto::convert::{HostSpec, ProfileSpec, State, SubnetSpec, mac_field, net_field};
+use bootwave_proto::v1::bootwave_service_server::BootwaveService;
+use bootwave_proto::v1::{self, ChangeReply};
+use bootwave_protocol::config::DEFAULT_PROFILE;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::push::Dataplanes;
+use crate::store::{Change, Snapshot, Store, StoreError};
+
+/// Page size of `ListHosts` when the caller gives none, and its ceiling.
+const DEFAULT_PAGE: usize = 1000;
+/// Most hosts one `ImportHosts` stream may carry.
+const MAX_IMPORT: usize = 1 << 20;
+
+/// The agent's API handlers.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    store: Arc<Store>,
+    dataplanes: Arc<Dataplanes>,
+}
+
+impl Agent {
+    /// Handlers over `store`, pushing to `dataplanes`.
+    pub fn new(store: Arc<Store>, dataplanes: Arc<Dataplanes>) -> Self {
+        Self { store, dataplanes }
+    }
+
+    /// Commits `change` durably, then pushes the new generation to every
+    /// data plane and waits for their acknowledgements.
+    async fn commit(&self, change: Change) -> Result<Response<ChangeReply>, Status> {
+        let store = self.store.clone();
+        let snapshot = tokio::task::spawn_blocking(move || store.commit(change))
+            .await
+            .map_err(|e| Status::internal(format!("commit task: {e}")))?
+            .map_err(store_status)?;
+        let lagging = self.dataplanes.push(&self.store, snapshot.generation).await;
+        Ok(Response::new(ChangeReply {
+            generation: snapshot.generation,
+            lagging,
+        }))
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        self.store.snapshot()
+    }
+}
+
+/// The gRPC status of a refused change.
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Invalid(e) => Status::invalid_argument(e.to_string()),
+        StoreError::NotFound(what) => Status::not_found(format!("{what} not found")),
+        e @ StoreError::Conflict { .. } => Status::failed_precondition(e.to_string()),
+        e => {
+            tracing::error!("{e}");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Status> {
+    value.ok_or_else(|| Status::invalid_argument(format!("{field}: missing")))
+}
+
+#[tonic::async_trait]
+impl BootwaveService for Agent {
+    async fn put_host(
+        &self,
+        request: Request<v1::PutHostRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let host = required(request.into_inner().host, "host")?;
+        let host = HostSpec::try_from(host).map_err(|e| e.within("host"))?;
+        self.commit(Change::PutHosts(vec![host])).await
+    }
+
+    async fn delete_host(
+        &self,
+        request: Request<v1::DeleteHostRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let mac = mac_field("mac", &request.into_inner().mac)?;
+        self.commit(Change::DeleteHost(mac)).await
+    }
+
+    async fn get_host(
+        &self,
+        request: Request<v1::GetHostRequest>,
+    ) -> Result<Response<v1::Host>, Status> {
+        let text = request.into_inner().mac;
+        let mac = mac_field("mac", &text)?;
+        let snapshot = self.snapshot();
+        let host = snapshot
+            .state
+            .hosts
+            .get(&mac)
+            .ok_or_else(|| Status::not_found(format!("host {text} not found")))?;
+        Ok(Response::new(host.into()))
+    }
+
+    async fn list_hosts(
+        &self,
+        request: Request<v1::ListHostsRequest>,
+    ) -> Result<Response<v1::ListHostsReply>, Status> {
+        let r = request.into_inner();
+        let subnet = match r.subnet.as_str() {
+            "" => None,
+            text => Some(net_field("subnet", text)?),
+        };
+        let start = match r.page_token.as_str() {
+            "" => Bound::Unbounded,
+            token => Bound::Excluded(
+                mac_field("page_token", token).map_err(|_| Status::invalid_argument("page_token: not a token of this listing"))?,
+            ),
+        };
+        let page = match r.page_size {
+            0 => DEFAULT_PAGE,
+            n => usize::try_from(n).unwrap_or(DEFAULT_PAGE).min(DEFAULT_PAGE),
+        };
+        let snapshot = self.snapshot();
+        let state = &snapshot.state;
+        let mut matching = state
+            .hosts
+            .range((start, Bound::Unbounded))
+            .map(|(_, h)| h)
+            .filter(|h| r.labels.iter().all(|(k, v)| h.labels.get(k) == Some(v)))
+            .filter(|h| r.profile.is_empty() || h.profile.as_deref().unwrap_or(DEFAULT_PROFILE) == r.profile)
+            .filter(|h| subnet.is_none() || state.host_subnet(h).map(|s| s.net) == subnet);
+        let hosts: Vec<&HostSpec> = matching.by_ref().take(page).collect();
+        let next_page_token = match (matching.next(), hosts.last()) {
+            (Some(_), Some(last)) => bootwave_protocol::config::format_mac(&last.mac),
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListHostsReply {
+            hosts: hosts.into_iter().map(Into::into).collect(),
+            next_page_token,
+            generation: snapshot.generation,
+        }))
+    }
+
+    async fn import_hosts(
+        &self,
+        request: Request<Streaming<v1::Host>>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let mut stream = request.into_inner();
+        let mut hosts = Vec::new();
+        while let Some(host) = stream.message().await? {
+            if hosts.len() == MAX_IMPORT {
+                return Err(Status::resource_exhausted(format!("more than {MAX_IMPORT} hosts in one import")));
+            }
+            let field = format!("hosts[{}]", hosts.len());
+            hosts.push(HostSpec::try_from(host).map_err(|e| e.within(&field))?);
+        }
+        self.commit(Change::PutHosts(hosts)).await
+    }
+
+    async fn put_subnet(
+        &self,
+        request: Request<v1::PutSubnetRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let subnet = required(request.into_inner().subnet, "subnet")?;
+        let subnet = SubnetSpec::try_from(subnet).map_err(|e| e.within("subnet"))?;
+        self.commit(Change::PutSubnet(subnet)).await
+    }
+
+    async fn delete_subnet(
+        &self,
+        request: Request<v1::DeleteSubnetRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let network = request.into_inner().network;
+        let net = net_field("network", &network)?;
+        self.commit(Change::DeleteSubnet(net)).await
+    }
+
+    async fn list_subnets(
+        &self,
+        _request: Request<v1::ListSubnetsRequest>,
+    ) -> Result<Response<v1::ListSubnetsReply>, Status> {
+        let snapshot = self.snapshot();
+        Ok(Response::new(v1::ListSubnetsReply {
+            subnets: snapshot.state.subnets.values().map(Into::into).collect(),
+            generation: snapshot.generation,
+        }))
+    }
+
+    async fn put_profile(
+        &self,
+        request: Request<v1::PutProfileRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let profile = required(request.into_inner().profile, "profile")?;
+        let profile = ProfileSpec::try_from(profile).map_err(|e| e.within("profile"))?;
+        self.commit(Change::PutProfile(profile)).await
+    }
+
+    async fn delete_profile(
+        &self,
+        request: Request<v1::DeleteProfileRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        self.commit(Change::DeleteProfile(request.into_inner().name)).await
+    }
+
+    async fn list_profiles(
+        &self,
+        _request: Request<v1::ListProfilesRequest>,
+    ) -> Result<Response<v1::ListProfilesReply>, Status> {
+        let snapshot = self.snapshot();
+        Ok(Response::new(v1::ListProfilesReply {
+            profiles: snapshot.state.profiles.values().map(Into::into).collect(),
+            generation: snapshot.generation,
+        }))
+    }
+
+    async fn apply_state(
+        &self,
+        request: Request<v1::ApplyStateRequest>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        let r = request.into_inner();
+        let state = State::try_from(required(r.state, "state")?).map_err(|e| e.within("state"))?;
+        let expected = (r.expected_generation != 0).then_some(r.expected_generation);
+        self.commit(Change::Replace(state, expected)).await
+    }
+
+    async fn get_state(
+        &self,
+        _request: Request<v1::GetStateRequest>,
+    ) -> Result<Response<v1::GetStateReply>, Status> {
+        let snapshot = self.snapshot();
+        Ok(Response::new(v1::GetStateReply {
+            state: Some((&*snapshot.state).into()),
+            generation: snapshot.generation,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusReply>, Status> {
+        Ok(Response::new(v1::StatusReply {
+            generation: self.snapshot().generation,
+            dataplanes: self.dataplanes.info().await,
+        }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<v1::ExplainRequest>,
+    ) -> Result<Response<v1::ExplainReply>, Status> {
+        let mac = mac_field("mac", &request.into_inner().mac)?;
+        let snapshot = self.snapshot();
+        Ok(Response::new(crate::explain::explain(&snapshot.state, snapshot.generation, mac)))
+    }
+}
