@@ -24,6 +24,10 @@ struct Cli {
     /// Shard threads (default: one per CPU).
     #[arg(long)]
     shards: Option<usize>,
+    /// Shards that answer DHCP (default: one unless every dynamic pool
+    /// gives each of them at least 256 addresses; see README).
+    #[arg(long, value_name = "N")]
+    dhcp_shards: Option<usize>,
     /// I/O backend.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
@@ -76,6 +80,7 @@ fn main() -> anyhow::Result<ExitCode> {
         shards: cli
             .shards
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        dhcp_shards: cli.dhcp_shards,
         backend: match cli.backend {
             Backend::Auto => BackendChoice::Auto,
             Backend::Uring => BackendChoice::Uring,

@@ -33,13 +33,16 @@ fn relayed_request(mac: &[u8; 6]) -> Vec<u8> {
     payload
 }
 
-fn steering_matches_shard_of(backend: BackendChoice) {
-    let cfg = config(
-        SHARDS,
-        backend,
-        "127.0.0.1:0",
-        Binding::Group(Steering::Chaddr),
-    );
+/// Sends `CLIENTS` relayed requests to a group of `shards` sockets and
+/// checks each lands on the shard `shard_of(mac, owners)` names (none on
+/// shards at or beyond `owners`).
+fn steering_matches_shard_of(backend: BackendChoice, shards: usize, owners: usize) {
+    let steering = if owners == shards {
+        Steering::Chaddr
+    } else {
+        Steering::ChaddrFirst(owners)
+    };
+    let cfg = config(shards, backend, "127.0.0.1:0", Binding::Group(steering));
     let (group, counter) = start_probes(cfg, Reply::Silent, Duration::ZERO);
     let server = target(&group, Ipv4Addr::LOCALHOST);
     // One source ip:port, as from a relay agent: without the program the
@@ -51,13 +54,13 @@ fn steering_matches_shard_of(backend: BackendChoice) {
     wait_count(&counter, CLIENTS);
     let exits = stop_and_join(group);
 
-    let mut expected = vec![Vec::new(); SHARDS];
+    let mut expected = vec![Vec::new(); shards];
     for n in 0..CLIENTS {
-        expected[shard_of(&mac(n), SHARDS as u32) as usize].push(mac(n));
+        expected[shard_of(&mac(n), owners as u32) as usize].push(mac(n));
     }
     assert!(
-        expected.iter().all(|macs| !macs.is_empty()),
-        "test MACs must cover every shard"
+        expected[..owners].iter().all(|macs| !macs.is_empty()),
+        "test MACs must cover every owning shard"
     );
     for exit in &exits {
         let at = CHADDR_OFFSET as usize;
@@ -77,10 +80,20 @@ fn steering_matches_shard_of(backend: BackendChoice) {
 
 #[test]
 fn uring_group_steers_by_chaddr() {
-    steering_matches_shard_of(BackendChoice::Uring);
+    steering_matches_shard_of(BackendChoice::Uring, SHARDS, SHARDS);
+}
+
+#[test]
+fn uring_group_steers_among_the_first_sockets() {
+    steering_matches_shard_of(BackendChoice::Uring, 3, 2);
+}
+
+#[test]
+fn portable_group_steers_among_the_first_sockets() {
+    steering_matches_shard_of(BackendChoice::Portable, 3, 2);
 }
 
 #[test]
 fn portable_group_steers_by_chaddr() {
-    steering_matches_shard_of(BackendChoice::Portable);
+    steering_matches_shard_of(BackendChoice::Portable, SHARDS, SHARDS);
 }

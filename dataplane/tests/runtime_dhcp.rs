@@ -55,7 +55,13 @@ fn journal_replay_keeps_leases_across_restarts() {
     let config = config_text(dhcp, tftp, "");
     let macs: Vec<[u8; 6]> = (0..6u8).map(|i| [2, 0, 0, 0x10, i, 0x99]).collect();
     let first: Vec<Ipv4Addr> = {
-        let server = Running::start(dir.path(), &config, dhcp, tftp, &["--shards", "2"]);
+        let server = Running::start(
+            dir.path(),
+            &config,
+            dhcp,
+            tftp,
+            &["--shards", "2", "--dhcp-shards", "2"],
+        );
         let relay = Relay::new(dhcp);
         let leased = macs
             .iter()
@@ -66,7 +72,13 @@ fn journal_replay_keeps_leases_across_restarts() {
         leased
     };
     // Same layout: every client gets its address back.
-    let server = Running::start(dir.path(), &config, dhcp, tftp, &["--shards", "2"]);
+    let server = Running::start(
+        dir.path(),
+        &config,
+        dhcp,
+        tftp,
+        &["--shards", "2", "--dhcp-shards", "2"],
+    );
     let relay = Relay::new(dhcp);
     // Ask in reverse order so a forgetful server would hand out the
     // addresses differently.
@@ -83,7 +95,13 @@ fn journal_replay_keeps_leases_across_restarts() {
     // Another shard count: pool slices move, so a client whose address left
     // its shard's slice gets a new one, but never an address still bound to
     // another client.
-    let server = Running::start(dir.path(), &config, dhcp, tftp, &["--shards", "3"]);
+    let server = Running::start(
+        dir.path(),
+        &config,
+        dhcp,
+        tftp,
+        &["--shards", "3", "--dhcp-shards", "3"],
+    );
     let relay = Relay::new(dhcp);
     for (i, mac) in macs.iter().enumerate().rev() {
         let again = relay.lease(*mac, 0xa000 + 0x10 * i as u32);

@@ -49,6 +49,11 @@ pub enum Steering {
     /// `SO_ATTACH_REUSEPORT_CBPF` (datagrams too short for `chaddr` fall back
     /// to the kernel's hash).
     Chaddr,
+    /// Like [`Steering::Chaddr`], but `shard_of` over only the first `n`
+    /// sockets of the group: the others still see broadcast clones, but no
+    /// unicast is steered to them. For a data plane whose DHCP runs on
+    /// fewer shards than its TFTP.
+    ChaddrFirst(usize),
 }
 
 impl SocketSpec {
@@ -81,10 +86,15 @@ pub(crate) fn open_spec(spec: &SocketSpec, shards: usize) -> Result<Vec<UdpSocke
                 }
                 sockets.push(socket);
             }
-            if steering == Steering::Chaddr
+            let owners = match steering {
+                Steering::Kernel => None,
+                Steering::Chaddr => Some(shards),
+                Steering::ChaddrFirst(n) => Some(n.clamp(1, shards.max(1))),
+            };
+            if let Some(owners) = owners
                 && let Some(first) = sockets.first()
             {
-                attach_chaddr_program(first, shards).map_err(|source| DriverError::Socket {
+                attach_chaddr_program(first, owners).map_err(|source| DriverError::Socket {
                     addr,
                     op: "SO_ATTACH_REUSEPORT_CBPF",
                     source,

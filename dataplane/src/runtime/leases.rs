@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bootwave_protocol::config::FsyncPolicy;
+use bootwave_protocol::config::{Config, FsyncPolicy};
 use bootwave_protocol::dhcp::{
     DhcpServer, LeaseRecord, LeaseState, LeaseTable, RecordKind, SharedSnapshot,
 };
@@ -28,6 +28,45 @@ pub struct Prepared {
     pub undecodable: usize,
     /// Journals of other layouts that were retired.
     pub retired: Vec<String>,
+}
+
+/// Addresses every DHCP shard must get of each dynamic pool before pools
+/// are split across more than one shard.
+pub const MIN_SLICE: u64 = 256;
+
+/// How many shards answer DHCP.
+///
+/// Each DHCP shard hands out only its own slice of every pool, so a small
+/// pool split across shards can leave a client without an address while
+/// another shard's slice still has one (with a one-address pool and two
+/// shards, half the clients would get nothing). One shard answers far more
+/// DHCP than any boot wave sends, so pools are split only when every pool
+/// gives each shard at least [`MIN_SLICE`] addresses; with no dynamic pool
+/// (reservations only) every shard answers. `requested` (the operator's
+/// `--dhcp-shards`) wins, within `1..=shards`.
+pub fn dhcp_shards(config: &Config, shards: usize, requested: Option<usize>) -> usize {
+    let shards = shards.max(1);
+    if let Some(n) = requested {
+        return n.clamp(1, shards);
+    }
+    let smallest = config
+        .subnets
+        .iter()
+        .filter(|subnet| !subnet.ranges.is_empty())
+        .map(|subnet| {
+            subnet
+                .ranges
+                .iter()
+                .map(|r| u64::from(u32::from(r.end)) - u64::from(u32::from(r.start)) + 1)
+                .sum::<u64>()
+        })
+        .min();
+    match smallest {
+        None => shards,
+        Some(size) => usize::try_from(size / MIN_SLICE)
+            .unwrap_or(usize::MAX)
+            .clamp(1, shards),
+    }
 }
 
 /// The journal name of shard `shard` of `shards`.
@@ -181,5 +220,47 @@ mod tests {
             rebuilt.of_client(&b).map(|l| l.addr),
             Some(Ipv4Addr::new(10, 0, 0, 11))
         );
+    }
+
+    fn config_with_pools(pools: &[&str]) -> Config {
+        let mut text = String::new();
+        for (i, range) in pools.iter().enumerate() {
+            text.push_str(&format!(
+                "[[subnets]]\nnetwork = \"10.{i}.0.0/16\"\nranges = [{range}]\n"
+            ));
+        }
+        bootwave_protocol::config::parse(&text, "t.toml", Path::new("/")).expect("valid config")
+    }
+
+    #[test]
+    fn small_pools_stay_on_one_dhcp_shard() {
+        let guide = config_with_pools(&["\"10.0.0.2-10.0.0.5\""]);
+        assert_eq!(dhcp_shards(&guide, 8, None), 1);
+        let one = config_with_pools(&["\"10.0.0.10-10.0.0.10\""]);
+        assert_eq!(dhcp_shards(&one, 2, None), 1);
+    }
+
+    #[test]
+    fn pools_split_when_every_slice_is_large_enough() {
+        // 1,024 addresses: four slices of 256.
+        let big = config_with_pools(&["\"10.0.0.1-10.0.4.0\""]);
+        assert_eq!(dhcp_shards(&big, 8, None), 4);
+        assert_eq!(dhcp_shards(&big, 2, None), 2);
+        // The smallest pool decides; ranges of one subnet add up.
+        let mixed = config_with_pools(&[
+            "\"10.0.0.1-10.0.4.0\"",
+            "\"10.1.0.1-10.1.1.0\", \"10.1.1.1-10.1.2.0\"",
+        ]);
+        assert_eq!(dhcp_shards(&mixed, 8, None), 2);
+    }
+
+    #[test]
+    fn reservations_only_use_every_shard_and_the_operator_wins() {
+        let none = config_with_pools(&[]);
+        assert_eq!(dhcp_shards(&none, 4, None), 4);
+        let guide = config_with_pools(&["\"10.0.0.2-10.0.0.5\""]);
+        assert_eq!(dhcp_shards(&guide, 4, Some(3)), 3);
+        assert_eq!(dhcp_shards(&guide, 4, Some(9)), 4);
+        assert_eq!(dhcp_shards(&guide, 4, Some(0)), 1);
     }
 }

@@ -39,6 +39,8 @@ pub struct Options {
     pub config: PathBuf,
     /// Shard threads.
     pub shards: usize,
+    /// Shards that answer DHCP (`None`: [`leases::dhcp_shards`] decides).
+    pub dhcp_shards: Option<usize>,
     /// I/O backend.
     pub backend: BackendChoice,
     /// Where to serve Prometheus metrics, if anywhere.
@@ -85,13 +87,13 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         }
     };
     let shards = options.shards.max(1);
-    let shard_count = u32::try_from(shards).unwrap_or(u32::MAX);
+    let dhcp_shards = leases::dhcp_shards(&config, shards, options.dhcp_shards);
     let snapshot: SharedSnapshot = Snapshot::shared(config.clone());
     let prepared = leases::prepare(
         &config.journal.dir,
         config.journal.fsync,
         &snapshot,
-        shard_count,
+        u32::try_from(dhcp_shards).unwrap_or(u32::MAX),
     )?;
     let ping = ping_status(&config);
     let startup = Startup::new(
@@ -156,10 +158,11 @@ fn start_shards(
     probing: bool,
 ) -> Result<ShardGroup<ShardService>, RuntimeError> {
     let any = Ipv4Addr::UNSPECIFIED;
+    let dhcp_shards = prepared.servers.len();
     let sockets = vec![
         SocketSpec::new(
             SocketAddrV4::new(any, config.dhcp.port),
-            Binding::Group(Steering::Chaddr),
+            Binding::Group(Steering::ChaddrFirst(dhcp_shards)),
         ),
         SocketSpec::new(
             SocketAddrV4::new(any, config.tftp.port),
@@ -181,23 +184,25 @@ fn start_shards(
     let tftp_settings = config.tftp.clone();
     let ports = DhcpPorts::for_server(config.dhcp.port);
     let group = spawn_shards(driver, move |ctx| {
-        // Each shard index is built exactly once, and `parts` holds one
-        // entry per shard, so the slot is always there and still full.
-        let (server, journal) = parts
+        // Each shard index is built exactly once; shards below the DHCP
+        // shard count find their parts there, the others have none.
+        let dhcp_parts = parts
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)[ctx.shard]
-            .take()
-            .expect("one set of parts per shard");
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(ctx.shard)
+            .and_then(Option::take);
         let data_port = ctx.local_addrs[super::tftp::DATA_SOCKET].port();
         let tftp = TftpServer::new(&tftp_settings, &[data_port], store.clone());
         ShardService::new(
-            DhcpSide::new(
-                server,
-                journal,
-                served.clone(),
-                ports,
-                helpers(ctx.shard, probing),
-            ),
+            dhcp_parts.map(|(server, journal)| {
+                DhcpSide::new(
+                    server,
+                    journal,
+                    served.clone(),
+                    ports,
+                    helpers(ctx.shard, probing),
+                )
+            }),
             TftpSide::new(tftp, data_port, served.clone()),
             control.clone(),
             published[ctx.shard].clone(),

@@ -1,5 +1,6 @@
-//! The service every shard runs: DHCP on socket 0, TFTP on sockets 1 and 2,
-//! counters published to the metrics endpoint.
+//! The service every shard runs: DHCP on socket 0 (on the DHCP shards
+//! only), TFTP on sockets 1 and 2, counters published to the metrics
+//! endpoint.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +23,9 @@ pub struct Control {
 /// One shard's DHCP and TFTP state.
 #[derive(Debug)]
 pub struct ShardService {
-    dhcp: DhcpSide,
+    /// `None` on shards beyond the DHCP shard count: they see broadcast
+    /// clones on socket 0 and ignore them.
+    dhcp: Option<DhcpSide>,
     tftp: TftpSide,
     control: Arc<Control>,
     draining: bool,
@@ -34,7 +37,7 @@ pub struct ShardService {
 impl ShardService {
     /// A shard serving `dhcp` and `tftp`, publishing into `published`.
     pub fn new(
-        dhcp: DhcpSide,
+        dhcp: Option<DhcpSide>,
         tftp: TftpSide,
         control: Arc<Control>,
         published: Arc<Published>,
@@ -59,7 +62,9 @@ impl ShardService {
     }
 
     fn publish(&mut self, now: Instant) {
-        self.counters.set_core_drops(self.dhcp.server().counters());
+        if let Some(dhcp) = &self.dhcp {
+            self.counters.set_core_drops(dhcp.server().counters());
+        }
         let tftp = self.tftp.server();
         self.counters
             .set_tftp(tftp.counters(), tftp.active_transfers());
@@ -70,7 +75,9 @@ impl ShardService {
     /// Shutdown: the last journal sync.
     pub fn finish(&mut self) {
         let now = Instant::now();
-        self.dhcp.finish(now);
+        if let Some(dhcp) = &mut self.dhcp {
+            dhcp.finish(now);
+        }
         self.publish(now);
     }
 }
@@ -86,11 +93,14 @@ impl Service for ShardService {
     ) {
         self.check_drain();
         if sock == DHCP_SOCKET {
+            let Some(dhcp) = &mut self.dhcp else {
+                return;
+            };
             if self.draining {
                 self.counters.drop(RuntimeDrop::Draining);
                 return;
             }
-            self.dhcp.on_datagram(meta, data, tx, &mut self.counters);
+            dhcp.on_datagram(meta, data, tx, &mut self.counters);
         } else {
             self.tftp
                 .on_datagram(now, meta, data, tx, &mut self.counters);
@@ -101,7 +111,7 @@ impl Service for ShardService {
         let now = Instant::now();
         [
             self.tftp.poll_timeout(),
-            self.dhcp.poll_timeout(now),
+            self.dhcp.as_ref().and_then(|dhcp| dhcp.poll_timeout(now)),
             Some(self.next_publish),
         ]
         .into_iter()
@@ -112,13 +122,17 @@ impl Service for ShardService {
     fn on_timeout(&mut self, now: Instant, tx: &mut Tx) {
         self.check_drain();
         self.tftp.on_timeout(now, tx, &mut self.counters);
-        self.dhcp.on_timeout(now, tx, &mut self.counters);
+        if let Some(dhcp) = &mut self.dhcp {
+            dhcp.on_timeout(now, tx, &mut self.counters);
+        }
         if now >= self.next_publish {
             self.publish(now);
         }
     }
 
     fn flush(&mut self, now: Instant, tx: &mut Tx) {
-        self.dhcp.flush(now, tx, &mut self.counters);
+        if let Some(dhcp) = &mut self.dhcp {
+            dhcp.flush(now, tx, &mut self.counters);
+        }
     }
 }

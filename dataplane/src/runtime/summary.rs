@@ -94,7 +94,11 @@ impl Startup {
                 format!("; retired {}", prepared.retired.join(", "))
             }
         );
-        let _ = write!(text, "  shards      {shards}");
+        let _ = write!(
+            text,
+            "  shards      {shards} ({} answering DHCP)",
+            prepared.servers.len()
+        );
         Self { text, shards }
     }
 
