@@ -79,7 +79,6 @@ pub fn explain(state: &State, generation: u64, mac: [u8; 6]) -> v1::ExplainReply
     reply
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -131,7 +130,10 @@ mod tests {
         assert!(!r.known);
         assert_eq!(r.subnet, "10.0.0.0/24");
         let fw = r.firmware.unwrap();
-        assert_eq!((fw.filename.as_str(), fw.next_server.as_str()), ("ipxe.efi", "10.0.0.1"));
+        assert_eq!(
+            (fw.filename.as_str(), fw.next_server.as_str()),
+            ("ipxe.efi", "10.0.0.1")
+        );
         assert_eq!((fw.rule_index, fw.source.as_str()), (2, "subnet"));
         assert_eq!(r.ipxe.unwrap().filename, "refind.pxe");
     }
@@ -144,7 +146,10 @@ mod tests {
         let fw = r.firmware.unwrap();
         assert_eq!(fw.filename, "ipxe.efi", "no option 175 in firmware");
         let ipxe = r.ipxe.unwrap();
-        assert_eq!((ipxe.filename.as_str(), ipxe.next_server.as_str()), ("rescue.ipxe", "10.0.0.9"));
+        assert_eq!(
+            (ipxe.filename.as_str(), ipxe.next_server.as_str()),
+            ("rescue.ipxe", "10.0.0.9")
+        );
         assert_eq!(ipxe.source, "profile rescue");
     }
 }

@@ -150,7 +150,11 @@ impl Plane {
             Err(status) => {
                 let mut seen = self.seen.lock().await;
                 seen.reachable = false;
-                seen.error = Some(format!("{}: {}", code_name(status.code()), status.message()));
+                seen.error = Some(format!(
+                    "{}: {}",
+                    code_name(status.code()),
+                    status.message()
+                ));
                 return;
             }
         }

@@ -121,9 +121,7 @@ pub async fn serve(
     let agent = Agent::new(store, dataplanes);
     let api = InterceptedService::new(BootwaveServiceServer::new(agent), BearerAuth { token });
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<BootwaveServiceServer<Agent>>()
-        .await;
+    health.set_serving::<BootwaveServiceServer<Agent>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bootwave_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -136,11 +134,15 @@ pub async fn serve(
     let result = match listener {
         Listener::Tcp(l) => {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
-            router.serve_with_incoming_shutdown(incoming, shutdown).await
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
         }
         Listener::Unix(l) => {
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
-            router.serve_with_incoming_shutdown(incoming, shutdown).await
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
         }
     };
     resync.abort();
@@ -166,7 +168,9 @@ impl tonic::service::Interceptor for BearerAuth {
         match given {
             Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(request),
             Some(_) => Err(Status::unauthenticated("wrong bearer token")),
-            None => Err(Status::unauthenticated("missing authorization: Bearer TOKEN")),
+            None => Err(Status::unauthenticated(
+                "missing authorization: Bearer TOKEN",
+            )),
         }
     }
 }

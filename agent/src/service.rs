@@ -113,9 +113,9 @@ impl BootwaveService for Agent {
         };
         let start = match r.page_token.as_str() {
             "" => Bound::Unbounded,
-            token => Bound::Excluded(
-                mac_field("page_token", token).map_err(|_| Status::invalid_argument("page_token: not a token of this listing"))?,
-            ),
+            token => Bound::Excluded(mac_field("page_token", token).map_err(|_| {
+                Status::invalid_argument("page_token: not a token of this listing")
+            })?),
         };
         let page = match r.page_size {
             0 => DEFAULT_PAGE,
@@ -128,7 +128,9 @@ impl BootwaveService for Agent {
             .range((start, Bound::Unbounded))
             .map(|(_, h)| h)
             .filter(|h| r.labels.iter().all(|(k, v)| h.labels.get(k) == Some(v)))
-            .filter(|h| r.profile.is_empty() || h.profile.as_deref().unwrap_or(DEFAULT_PROFILE) == r.profile)
+            .filter(|h| {
+                r.profile.is_empty() || h.profile.as_deref().unwrap_or(DEFAULT_PROFILE) == r.profile
+            })
             .filter(|h| subnet.is_none() || state.host_subnet(h).map(|s| s.net) == subnet);
         let hosts: Vec<&HostSpec> = matching.by_ref().take(page).collect();
         let next_page_token = match (matching.next(), hosts.last()) {
@@ -150,7 +152,9 @@ impl BootwaveService for Agent {
         let mut hosts = Vec::new();
         while let Some(host) = stream.message().await? {
             if hosts.len() == MAX_IMPORT {
-                return Err(Status::resource_exhausted(format!("more than {MAX_IMPORT} hosts in one import")));
+                return Err(Status::resource_exhausted(format!(
+                    "more than {MAX_IMPORT} hosts in one import"
+                )));
             }
             let field = format!("hosts[{}]", hosts.len());
             hosts.push(HostSpec::try_from(host).map_err(|e| e.within(&field))?);
@@ -200,7 +204,8 @@ impl BootwaveService for Agent {
         &self,
         request: Request<v1::DeleteProfileRequest>,
     ) -> Result<Response<ChangeReply>, Status> {
-        self.commit(Change::DeleteProfile(request.into_inner().name)).await
+        self.commit(Change::DeleteProfile(request.into_inner().name))
+            .await
     }
 
     async fn list_profiles(
@@ -251,6 +256,10 @@ impl BootwaveService for Agent {
     ) -> Result<Response<v1::ExplainReply>, Status> {
         let mac = mac_field("mac", &request.into_inner().mac)?;
         let snapshot = self.snapshot();
-        Ok(Response::new(crate::explain::explain(&snapshot.state, snapshot.generation, mac)))
+        Ok(Response::new(crate::explain::explain(
+            &snapshot.state,
+            snapshot.generation,
+            mac,
+        )))
     }
 }

@@ -116,9 +116,7 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let db = Database::create(dir.join("state.redb"))?;
         let txn = db.begin_write()?;
-        for table in [HOSTS] {
-            txn.open_table(table)?;
-        }
+        txn.open_table(HOSTS)?;
         for table in [SUBNETS, PROFILES, META] {
             txn.open_table(table)?;
         }
@@ -218,7 +216,10 @@ fn write(txn: &redb::WriteTransaction, change: &Change, next: &State) -> Result<
     match change {
         Change::PutHosts(list) => {
             for h in list {
-                hosts.insert(h.mac.as_slice(), v1::Host::from(h).encode_to_vec().as_slice())?;
+                hosts.insert(
+                    h.mac.as_slice(),
+                    v1::Host::from(h).encode_to_vec().as_slice(),
+                )?;
             }
         }
         Change::DeleteHost(mac) => {
@@ -232,7 +233,10 @@ fn write(txn: &redb::WriteTransaction, change: &Change, next: &State) -> Result<
             subnets.remove(net.to_string().as_str())?;
         }
         Change::PutProfile(p) => {
-            profiles.insert(p.name.as_str(), v1::Profile::from(p).encode_to_vec().as_slice())?;
+            profiles.insert(
+                p.name.as_str(),
+                v1::Profile::from(p).encode_to_vec().as_slice(),
+            )?;
         }
         Change::DeleteProfile(name) => {
             profiles.remove(name.as_str())?;
@@ -242,14 +246,20 @@ fn write(txn: &redb::WriteTransaction, change: &Change, next: &State) -> Result<
             subnets.retain(|_, _| false)?;
             profiles.retain(|_, _| false)?;
             for h in next.hosts.values() {
-                hosts.insert(h.mac.as_slice(), v1::Host::from(h).encode_to_vec().as_slice())?;
+                hosts.insert(
+                    h.mac.as_slice(),
+                    v1::Host::from(h).encode_to_vec().as_slice(),
+                )?;
             }
             for s in next.subnets.values() {
                 let key = s.net.to_string();
                 subnets.insert(key.as_str(), v1::Subnet::from(s).encode_to_vec().as_slice())?;
             }
             for p in next.profiles.values() {
-                profiles.insert(p.name.as_str(), v1::Profile::from(p).encode_to_vec().as_slice())?;
+                profiles.insert(
+                    p.name.as_str(),
+                    v1::Profile::from(p).encode_to_vec().as_slice(),
+                )?;
             }
             let dhcp = v1::DhcpSettings::from(&next.dhcp).encode_to_vec();
             txn.open_table(META)?.insert(DHCP, dhcp.as_slice())?;
@@ -263,7 +273,11 @@ fn load(db: &Database) -> Result<Snapshot, StoreError> {
     let txn = db.begin_read()?;
     let meta = txn.open_table(META)?;
     let generation = match meta.get(GENERATION)? {
-        Some(v) => u64::from_be_bytes(v.value().try_into().map_err(|_| corrupt("generation", "not 8 bytes"))?),
+        Some(v) => u64::from_be_bytes(
+            v.value()
+                .try_into()
+                .map_err(|_| corrupt("generation", "not 8 bytes"))?,
+        ),
         None => 0,
     };
     let dhcp = match meta.get(DHCP)? {
@@ -276,15 +290,18 @@ fn load(db: &Database) -> Result<Snapshot, StoreError> {
     };
     for entry in txn.open_table(HOSTS)?.iter()? {
         let (_, v) = entry?;
-        wire.hosts.push(v1::Host::decode(v.value()).map_err(|e| corrupt("host", e))?);
+        wire.hosts
+            .push(v1::Host::decode(v.value()).map_err(|e| corrupt("host", e))?);
     }
     for entry in txn.open_table(SUBNETS)?.iter()? {
         let (_, v) = entry?;
-        wire.subnets.push(v1::Subnet::decode(v.value()).map_err(|e| corrupt("subnet", e))?);
+        wire.subnets
+            .push(v1::Subnet::decode(v.value()).map_err(|e| corrupt("subnet", e))?);
     }
     for entry in txn.open_table(PROFILES)?.iter()? {
         let (_, v) = entry?;
-        wire.profiles.push(v1::Profile::decode(v.value()).map_err(|e| corrupt("profile", e))?);
+        wire.profiles
+            .push(v1::Profile::decode(v.value()).map_err(|e| corrupt("profile", e))?);
     }
     let state = State::try_from(wire).map_err(|e| corrupt("state", e))?;
     Ok(Snapshot {

@@ -32,8 +32,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -45,7 +44,9 @@ fn main() -> anyhow::Result<()> {
                 .trim()
                 .to_owned(),
         ),
-        None => std::env::var("BOOTWAVE_TOKEN").ok().filter(|t| !t.is_empty()),
+        None => std::env::var("BOOTWAVE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
     };
     let config = AgentConfig {
         state_dir: cli.state,

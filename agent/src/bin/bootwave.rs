@@ -1,12 +1,16 @@
 //! `bootwave`: command-line client.
+//!
+//! Exit status: 0 success, 1 error, 2 usage error, 3 not found, 4 agent or
+//! data plane unavailable (see `bootwave_agent::cli`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use bootwave_agent::cli::{self, AgentCommand, Connection};
 use bootwave_agent::isc::{self, FsLoader, Severity};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// bootwave command-line client.
 #[derive(Debug, Parser)]
@@ -14,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +27,14 @@ enum Command {
     /// Convert another server's configuration into bootwave TOML.
     #[command(subcommand)]
     Import(Import),
+    /// Commands of the control agent.
+    #[command(flatten)]
+    Agent(AgentCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,12 +68,43 @@ fn main() -> ExitCode {
             output,
             strict,
         }) => import_isc(&file, tftp_root, output.as_deref(), strict),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "bootwave",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent(command) => return run_agent_command(command, &cli.connection),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_agent_command(command: AgentCommand, connection: &Connection) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(cli::run(command, connection)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
 }

@@ -1,1 +1,227 @@
-//! x
+//! The `bootwave` command-line client of the agent.
+//!
+//! Exit status, for scripts: 0 success; 1 error (refused input, failed
+//! call); 2 usage error; 3 not found; 4 agent or data plane unavailable
+//! (including a change committed but not acknowledged by every data plane).
+
+mod apply;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+
+use bootwave_proto::v1::bootwave_service_client::BootwaveServiceClient;
+use clap::{Args, Subcommand};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use commands::run;
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit status: usage error (clap's own).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the object does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit status: the agent or a data plane is unavailable.
+pub const EXIT_UNAVAILABLE: u8 = 4;
+
+/// How to reach the agent, shared by every agent command.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// The agent: `unix:/path` or `http://host:port`.
+    #[arg(
+        long,
+        global = true,
+        env = "BOOTWAVE_AGENT",
+        default_value = "unix:/run/bootwave/agent.sock"
+    )]
+    pub agent: String,
+    /// File holding the bearer token (else BOOTWAVE_TOKEN).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The agent commands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Hosts: add, remove, list, show.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Subnets.
+    #[command(subcommand)]
+    Subnet(ListOnly),
+    /// Boot profiles.
+    #[command(subcommand)]
+    Profile(ListOnly),
+    /// Make the agent's state equal to a bootwave TOML file, as one generation.
+    Apply {
+        /// The file (`-`: stdin).
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: PathBuf,
+        /// Show the difference only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Which subnet, rule and profile decide each boot stage of a MAC.
+    Explain {
+        /// The MAC address.
+        mac: String,
+    },
+    /// The state's generation and every data plane's acknowledged one.
+    Status,
+}
+
+/// Host commands.
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Add or replace a host.
+    Add {
+        /// MAC address.
+        mac: String,
+        /// Fixed IPv4 address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Host name (option 12).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Boot profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Label `key=value`; repeatable.
+        #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// The subnet (CIDR) the host boots in.
+        #[arg(long)]
+        subnet: Option<String>,
+    },
+    /// Remove a host.
+    Rm {
+        /// MAC address.
+        mac: String,
+    },
+    /// List hosts.
+    Ls {
+        /// Only hosts with this label `key=value`; repeatable.
+        #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// Only hosts with this profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// Only hosts in this subnet (CIDR).
+        #[arg(long)]
+        subnet: Option<String>,
+    },
+    /// Show one host.
+    Show {
+        /// MAC address.
+        mac: String,
+    },
+}
+
+/// Commands of objects that can only be listed from the CLI for now.
+#[derive(Debug, Subcommand)]
+pub enum ListOnly {
+    /// List them.
+    Ls,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
+}
+
+/// A command that failed, with its exit status.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit status.
+    pub code: u8,
+    /// What to print on stderr.
+    pub message: String,
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(s: tonic::Status) -> Self {
+        let code = match s.code() {
+            tonic::Code::NotFound => EXIT_NOT_FOUND,
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => EXIT_UNAVAILABLE,
+            _ => EXIT_ERROR,
+        };
+        Self {
+            code,
+            message: s.message().to_owned(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self {
+            code: EXIT_ERROR,
+            message: format!("{e:#}"),
+        }
+    }
+}
+
+/// A client with the bearer token attached to every call.
+pub type Client = BootwaveServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer TOKEN`.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Connects to the agent named by `conn`.
+pub async fn connect(conn: &Connection) -> Result<Client, Failure> {
+    let token = match &conn.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| Failure {
+                    code: EXIT_ERROR,
+                    message: format!("{}: {e}", f.display()),
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("BOOTWAVE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    let bearer = match token {
+        Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| Failure {
+            code: EXIT_ERROR,
+            message: "the token holds characters not allowed in a header".into(),
+        })?),
+        None => None,
+    };
+    let channel = bootwave_proto::channel::connect(&conn.agent)
+        .await
+        .map_err(|e| Failure {
+            code: EXIT_UNAVAILABLE,
+            message: format!("agent unavailable: {e}"),
+        })?;
+    Ok(BootwaveServiceClient::with_interceptor(
+        channel,
+        Bearer(bearer),
+    ))
+}

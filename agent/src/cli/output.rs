@@ -1,0 +1,161 @@
+//! Human tables and JSON for the command output.
+
+use bootwave_proto::convert::rule_to_wire;
+use bootwave_proto::v1;
+use serde_json::{Value, json};
+
+/// Prints rows as left-aligned columns under a header.
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Prints a JSON value on one line.
+pub(super) fn json_line(value: &Value) {
+    println!("{value}");
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A host as a table row.
+pub(super) fn host_row(h: &v1::Host) -> Vec<String> {
+    let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    vec![
+        h.mac.clone(),
+        or_dash(&h.fixed_address),
+        or_dash(&h.hostname),
+        or_dash(&h.profile),
+        or_dash(&h.subnet),
+        or_dash(&labels.join(",")),
+    ]
+}
+
+/// The header of [`host_row`].
+pub(super) const HOST_HEADER: &[&str] = &["MAC", "IP", "HOSTNAME", "PROFILE", "SUBNET", "LABELS"];
+
+/// A host as JSON.
+pub(super) fn host_json(h: &v1::Host) -> Value {
+    json!({
+        "mac": h.mac,
+        "name": h.name,
+        "fixed_address": h.fixed_address,
+        "hostname": h.hostname,
+        "subnet": h.subnet,
+        "profile": h.profile,
+        "labels": h.labels,
+    })
+}
+
+/// A boot rule as JSON.
+pub(super) fn rule_json(r: &v1::BootRule) -> Value {
+    json!({
+        "profile": r.profile,
+        "arch": r.arch,
+        "user_class": r.user_class,
+        "ipxe_encap": r.ipxe_encap,
+        "filename": r.filename,
+        "next_server": r.next_server,
+    })
+}
+
+/// A subnet as JSON.
+pub(super) fn subnet_json(s: &v1::Subnet) -> Value {
+    let ranges: Vec<String> = s
+        .ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.start, r.end))
+        .collect();
+    json!({
+        "network": s.network,
+        "ranges": ranges,
+        "routers": s.routers,
+        "dns": s.dns,
+        "ntp": s.ntp,
+        "domain": s.domain,
+        "next_server": s.next_server,
+        "boot_rules": s.boot_rules.iter().map(rule_json).collect::<Vec<_>>(),
+    })
+}
+
+/// A subnet as a table row.
+pub(super) fn subnet_row(s: &v1::Subnet) -> Vec<String> {
+    let ranges: Vec<String> = s
+        .ranges
+        .iter()
+        .map(|r| format!("{}-{}", r.start, r.end))
+        .collect();
+    vec![
+        s.network.clone(),
+        or_dash(&ranges.join(",")),
+        or_dash(&s.routers.join(",")),
+        or_dash(&s.next_server),
+        s.boot_rules.len().to_string(),
+    ]
+}
+
+/// A profile as JSON.
+pub(super) fn profile_json(p: &v1::Profile) -> Value {
+    json!({
+        "name": p.name,
+        "rules": p.rules.iter().map(rule_json).collect::<Vec<_>>(),
+        "ipxe_script": p.ipxe_script,
+    })
+}
+
+/// A stage decision as JSON.
+pub(super) fn stage_json(d: Option<&v1::StageDecision>) -> Value {
+    match d {
+        Some(d) if d.matched => json!({
+            "matched": true,
+            "rule_index": d.rule_index,
+            "source": d.source,
+            "filename": d.filename,
+            "next_server": d.next_server,
+            "rule": d.rule.as_ref().map(rule_json),
+        }),
+        _ => json!({ "matched": false }),
+    }
+}
+
+/// Describes a rule's conditions in one line.
+pub(super) fn rule_text(r: &bootwave_protocol::config::BootRule) -> String {
+    let w = rule_to_wire(r);
+    let mut parts = Vec::new();
+    if !w.profile.is_empty() {
+        parts.push(format!("profile={}", w.profile));
+    }
+    if !w.arch.is_empty() {
+        let arch: Vec<String> = w.arch.iter().map(ToString::to_string).collect();
+        parts.push(format!("arch={}", arch.join(",")));
+    }
+    if !w.user_class.is_empty() {
+        parts.push(format!("user-class={}", w.user_class));
+    }
+    if let Some(e) = w.ipxe_encap {
+        parts.push(format!("ipxe-encap={e}"));
+    }
+    parts.push(format!("file={}", w.filename));
+    parts.join(" ")
+}
