@@ -15,14 +15,19 @@
 //!    loopback only.
 //! 3. Load the TFTP root into the [`FileStore`](crate::store::FileStore)
 //!    and start its inotify watcher.
-//! 4. Journals ([`leases::prepare`]): replay every journal of the journal
-//!    directory into every shard's `DhcpServer` (whatever shard count wrote
+//! 4. Choose how many shards answer DHCP ([`leases::dhcp_shards`]): one,
+//!    unless every dynamic pool gives each DHCP shard at least
+//!    [`leases::MIN_SLICE`] addresses, since each DHCP shard hands out only
+//!    its slice of a pool and a split small pool would strand addresses.
+//!    Journals ([`leases::prepare`]): replay every journal of the journal
+//!    directory into every DHCP shard's `DhcpServer` (whatever shard count wrote
 //!    them), write each shard's live leases into `shard-<i>-of-<n>` with
 //!    `create_from`, then retire the journals of other layouts. Until the
 //!    retirement both layouts exist, so a crash in between loses nothing.
 //! 5. Spawn the shards ([`spawn_shards`](crate::driver::spawn_shards)), each
 //!    with three sockets: 0 = DHCP group on `0.0.0.0:<dhcp.port>` steered by
-//!    `chaddr`, 1 = TFTP listen group on `0.0.0.0:<tftp.port>` (kernel
+//!    `chaddr` among the DHCP shards (the others ignore the broadcast
+//!    clones they see), 1 = TFTP listen group on `0.0.0.0:<tftp.port>` (kernel
 //!    hash), 2 = the shard's own ephemeral TFTP data port, handed to its
 //!    `TftpServer`. Print a one-screen summary of what is served where.
 //!
