@@ -2,60 +2,14 @@
 //! under a counting global allocator, after a warm-up, on a table of 10,000
 //! leases.
 
+mod counting_alloc;
 mod dhcp_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::Ipv4Addr;
 
 use bootwave_protocol::dhcp::{Action, MAX_MESSAGE_LEN};
+use counting_alloc::allocations;
 use dhcp_support::*;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts allocations made by the current thread, then defers to the
-/// system allocator.
-struct Counting;
-
-// Safety: every method forwards to `System` with the caller's arguments
-// unchanged; the only addition is a thread-local counter that never
-// allocates (const-initialised `Cell`).
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // Safety: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Safety: `ptr` came from `System` through `alloc` above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // Safety: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-#[test]
-fn the_counter_sees_allocations() {
-    let before = allocations();
-    let v = std::hint::black_box(vec![1u8; 64]);
-    assert!(allocations() > before);
-    drop(v);
-}
 
 #[test]
 fn discover_offer_and_request_ack_do_not_allocate() {
