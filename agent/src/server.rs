@@ -146,6 +146,9 @@ pub async fn serve(
         }
     };
     resync.abort();
+    // The task holds the store; wait until it is dropped so that the
+    // database can be opened again at once.
+    let _ = resync.await;
     result.context("serving")
 }
 
