@@ -6,9 +6,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bootwave_protocol::config::format_mac;
 use bootwave_protocol::dhcp::{
-    Action, Destination, DhcpServer, Handled, LeaseRecord, MAX_MESSAGE_LEN, Probe, ProbeToken,
-    Transmit, UnixTime,
+    Action, Destination, DhcpServer, Event, Handled, LeaseRecord, MAX_MESSAGE_LEN, Probe,
+    ProbeToken, Transmit, UnixTime, Verdict,
 };
 use bootwave_protocol::net::RecvMeta;
 
@@ -139,6 +140,7 @@ impl DhcpSide {
     fn carry_out(&mut self, mut handled: Handled, tx: &mut Tx, c: &mut Counters) {
         for _ in 0..MAX_PROBE_CHAIN {
             c.dhcp_event(&handled.event);
+            log_event(&handled.event);
             match handled.action {
                 Action::None => {}
                 Action::Send(t) => self.send(&t, tx, c),
@@ -414,6 +416,31 @@ pub fn unix_now() -> UnixTime {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     UnixTime::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One log line per handled message: what the client is (MAC, arch, user
+/// class, option 175, vendor class) and what it got. Answers at `info`
+/// (the per-client boot record an operator greps for), drops at `debug`.
+fn log_event(event: &Event) {
+    let answered = !matches!(event.verdict, Verdict::Dropped(_));
+    let enabled = if answered {
+        tracing::enabled!(tracing::Level::INFO)
+    } else {
+        tracing::enabled!(tracing::Level::DEBUG)
+    };
+    if !enabled {
+        return;
+    }
+    let mac = format_mac(&event.mac);
+    let file = String::from_utf8_lossy(event.boot_file.as_bytes());
+    let vendor = String::from_utf8_lossy(event.vendor_class.as_bytes());
+    let arch = event.arch.map(|a| a.0);
+    let (message, verdict, addr) = (event.message, event.verdict, event.addr);
+    if answered {
+        tracing::info!(%mac, ?message, ?arch, user_class = event.user_class, ipxe = event.ipxe_encap, %vendor, ?addr, %file, ?verdict, "dhcp");
+    } else {
+        tracing::debug!(%mac, ?message, ?arch, ?verdict, "dhcp");
+    }
 }
 
 #[cfg(test)]
