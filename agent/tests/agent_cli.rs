@@ -164,3 +164,31 @@ fn completions_are_printed() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8(out.stdout).unwrap().contains("_bootwave"));
 }
+
+#[test]
+fn import_pipes_into_apply() {
+    let (_dir, state, socket) = temp();
+    let _agent = spawn_agent(&state, &socket);
+    let cli = Cli {
+        agent: format!("unix:{}", socket.display()),
+    };
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/uefi-ipxe.conf");
+    let import = Command::new(env!("CARGO_BIN_EXE_bootwave"))
+        .args(["import", "isc-dhcpd", fixture])
+        .output()
+        .unwrap();
+    assert_eq!(import.status.code(), Some(0));
+    let toml = String::from_utf8(import.stdout).unwrap();
+    let applied = cli.apply_stdin(&toml, false);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let subnets: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "subnet", "ls"])).unwrap();
+    assert!(!subnets.as_array().unwrap().is_empty());
+    let status: serde_json::Value = serde_json::from_str(&cli.ok(&["--json", "status"])).unwrap();
+    assert_eq!(status["generation"], 1, "one generation for the whole file");
+}

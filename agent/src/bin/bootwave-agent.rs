@@ -63,8 +63,14 @@ fn main() -> anyhow::Result<()> {
                 Some(addr) => tracing::info!("listening on {addr}"),
                 None => tracing::info!("listening on {:?}", cli.listen),
             }
-            let shutdown = async {
-                let _ = tokio::signal::ctrl_c().await;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .context("installing the SIGTERM handler")?;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
             };
             server::serve(config, listener, shutdown).await
         })
