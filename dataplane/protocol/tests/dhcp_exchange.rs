@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use bootwave_protocol::config::{ClientArch, UnknownClients};
 use bootwave_protocol::dhcp::{
-    Action, Destination, DhcpServer, DropReason, LeaseState, NakReason, Packet, RecordKind,
-    Snapshot, UnixTime, Verdict,
+    Action, Destination, DhcpServer, DropReason, IPXE_NO_PXEDHCP, LeaseState, NakReason, Packet,
+    RecordKind, Snapshot, UnixTime, Verdict,
 };
 use dhcp_support::*;
-use dhcproto::v4::{DhcpOption, Message, MessageType as Mt, OptionCode};
+use dhcproto::v4::{DhcpOption, Message, MessageType as Mt, OptionCode, UnknownOption};
 
 fn opt(m: &Message, code: OptionCode) -> Option<&DhcpOption> {
     m.opts().get(code)
@@ -92,6 +92,8 @@ fn ovmf_capture_is_offered_ipxe_efi() {
         opt(&m, OptionCode::BootfileName),
         Some(&DhcpOption::BootfileName(b"ipxe.efi".to_vec()))
     );
+    // Firmware PXE is not iPXE: no option 175.
+    assert_eq!(opt(&m, OptionCode::Unknown(175)), None);
     // OVMF set the broadcast flag.
     let tx = step.transmit.expect("sent");
     assert_eq!(tx.destination, Destination::Broadcast);
@@ -135,6 +137,14 @@ fn ipxe_capture_is_offered_refind_pxe_on_the_same_address() {
             addr: SocketAddrV4::new(first, 68),
             mac: CAPTURE_MAC
         }
+    );
+    // iPXE is told not to wait for ProxyDHCP offers.
+    assert_eq!(
+        opt(&m, OptionCode::Unknown(175)),
+        Some(&DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::Unknown(175),
+            IPXE_NO_PXEDHCP.to_vec()
+        )))
     );
     let ev = step.handled.event;
     assert!(ev.user_class && ev.ipxe_encap);

@@ -116,7 +116,7 @@ pub use outcome::{
 };
 pub use pool::{range_contains, slice_addrs, slice_contains, slice_len, subnet_slice_contains};
 pub use record::{LeaseRecord, RECORD_LEN, RECORD_VERSION, RecordError, RecordKind};
-pub use reply::{INFINITE_LEASE, PXE_CLIENT, PXE_VENDOR_OPTIONS};
+pub use reply::{INFINITE_LEASE, IPXE_NO_PXEDHCP, PXE_CLIENT, PXE_VENDOR_OPTIONS};
 pub use rules::{
     ClientClass, matches as boot_rule_matches, select as select_boot_rule, user_class_is,
 };

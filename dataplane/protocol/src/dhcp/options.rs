@@ -346,6 +346,12 @@ impl<'a> ClientOptions<'a> {
         self.vendor_class
             .is_some_and(|v| v.starts_with(b"PXEClient"))
     }
+
+    /// Whether the client is iPXE: it sent iPXE's encapsulated options
+    /// (175) or the user class `iPXE`.
+    pub fn is_ipxe(&self) -> bool {
+        self.ipxe_encap || self.user_class == Some(b"iPXE")
+    }
 }
 
 #[cfg(test)]

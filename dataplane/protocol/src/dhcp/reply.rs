@@ -16,6 +16,10 @@ use crate::net::RecvMeta;
 /// PXE vendor options (option 43): discovery control (sub-option 6) = 8,
 /// "boot the file in the reply, no boot server discovery or menu", then end.
 pub const PXE_VENDOR_OPTIONS: [u8; 4] = [6, 1, 8, 255];
+/// iPXE encapsulated options (175) sent to iPXE clients: `no-pxedhcp`
+/// (sub-option 176) = 1. This server already gave the boot file, so iPXE
+/// skips its wait for ProxyDHCP offers (about 3 s per boot).
+pub const IPXE_NO_PXEDHCP: [u8; 3] = [176, 1, 1];
 /// Option 60 sent back to PXE clients.
 pub const PXE_CLIENT: &[u8] = b"PXEClient";
 /// Option 51 value of a permanent binding.
@@ -212,6 +216,9 @@ fn fill(
     if opts.is_pxe() {
         w.option(code::VENDOR_CLASS, PXE_CLIENT);
         w.option(code::VENDOR_SPECIFIC, &PXE_VENDOR_OPTIONS);
+    }
+    if opts.is_ipxe() {
+        w.option(code::IPXE_ENCAP, &IPXE_NO_PXEDHCP);
     }
     if let Some(uuid) = opts.client_uuid {
         w.option(code::CLIENT_UUID, uuid);
