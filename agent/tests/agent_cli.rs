@@ -139,6 +139,38 @@ fn host_commands_json_and_exit_codes() {
         Some(3)
     );
     assert_eq!(cli.run(&["host", "frob"]).status.code(), Some(2));
+    // The flag form of the MAC, as scripts write it.
+    cli.ok(&[
+        "host",
+        "add",
+        "--mac",
+        "02:00:00:00:00:03",
+        "--hostname",
+        "n3",
+    ]);
+    let show: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["--json", "host", "show", "--mac", "02:00:00:00:00:03"]))
+            .unwrap();
+    assert_eq!(show["hostname"], "n3");
+    cli.ok(&["host", "rm", "--mac", "02:00:00:00:00:03"]);
+    assert_eq!(
+        cli.run(&["host", "add"]).status.code(),
+        Some(2),
+        "a MAC is required"
+    );
+    assert_eq!(
+        cli.run(&[
+            "host",
+            "add",
+            "02:00:00:00:00:04",
+            "--mac",
+            "02:00:00:00:00:05"
+        ])
+        .status
+        .code(),
+        Some(2),
+        "one MAC, not two"
+    );
     cli.ok(&["host", "rm", "02:00:00:00:00:02"]);
     assert_eq!(
         cli.run(&["host", "rm", "02:00:00:00:00:02"]).status.code(),

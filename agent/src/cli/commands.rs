@@ -25,7 +25,7 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
             subnet,
         }) => {
             let host = v1::Host {
-                mac,
+                mac: mac.into_string(),
                 fixed_address: ip.unwrap_or_default(),
                 hostname: hostname.unwrap_or_default(),
                 subnet: subnet.unwrap_or_default(),
@@ -37,12 +37,18 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
             changed(client.put_host(request).await?.into_inner(), json)
         }
         AgentCommand::Host(HostCommand::Rm { mac }) => {
-            let reply = client.delete_host(v1::DeleteHostRequest { mac }).await?;
+            let reply = client
+                .delete_host(v1::DeleteHostRequest {
+                    mac: mac.into_string(),
+                })
+                .await?;
             changed(reply.into_inner(), json)
         }
         AgentCommand::Host(HostCommand::Show { mac }) => {
             let host = client
-                .get_host(v1::GetHostRequest { mac })
+                .get_host(v1::GetHostRequest {
+                    mac: mac.into_string(),
+                })
                 .await?
                 .into_inner();
             if json {
@@ -156,7 +162,9 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
         }
         AgentCommand::Explain { mac } => {
             let r = client
-                .explain(v1::ExplainRequest { mac })
+                .explain(v1::ExplainRequest {
+                    mac: mac.into_string(),
+                })
                 .await?
                 .into_inner();
             if json {

@@ -70,11 +70,33 @@ pub enum AgentCommand {
     },
     /// Which subnet, rule and profile decide each boot stage of a MAC.
     Explain {
-        /// The MAC address.
-        mac: String,
+        #[command(flatten)]
+        mac: MacArg,
     },
     /// The state's generation and every data plane's acknowledged one.
     Status,
+}
+
+/// A MAC address, given as `--mac MAC` or as the first argument.
+#[derive(Debug, clap::Args)]
+pub struct MacArg {
+    /// MAC address (or `--mac MAC`).
+    #[arg(
+        value_name = "MAC",
+        required_unless_present = "mac_flag",
+        conflicts_with = "mac_flag"
+    )]
+    mac: Option<String>,
+    /// MAC address.
+    #[arg(long = "mac", id = "mac_flag", value_name = "MAC")]
+    mac_flag: Option<String>,
+}
+
+impl MacArg {
+    /// The address, in whichever form it was given (clap requires one).
+    pub fn into_string(self) -> String {
+        self.mac.or(self.mac_flag).unwrap_or_default()
+    }
 }
 
 /// Host commands.
@@ -82,8 +104,8 @@ pub enum AgentCommand {
 pub enum HostCommand {
     /// Add or replace a host.
     Add {
-        /// MAC address.
-        mac: String,
+        #[command(flatten)]
+        mac: MacArg,
         /// Fixed IPv4 address.
         #[arg(long)]
         ip: Option<String>,
@@ -102,8 +124,8 @@ pub enum HostCommand {
     },
     /// Remove a host.
     Rm {
-        /// MAC address.
-        mac: String,
+        #[command(flatten)]
+        mac: MacArg,
     },
     /// List hosts.
     Ls {
@@ -119,8 +141,8 @@ pub enum HostCommand {
     },
     /// Show one host.
     Show {
-        /// MAC address.
-        mac: String,
+        #[command(flatten)]
+        mac: MacArg,
     },
 }
 
