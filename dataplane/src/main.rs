@@ -31,6 +31,9 @@ struct Cli {
     /// I/O backend.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     backend: Backend,
+    /// Control socket for the agent (`unix:PATH`, or `none`).
+    #[arg(long, value_name = "unix:PATH", default_value = "unix:/run/bootwave/dataplane.sock", value_parser = parse_control)]
+    control: Control,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9167).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -61,6 +64,20 @@ enum Backend {
     Portable,
 }
 
+/// Where the control endpoint listens (`None`: nowhere).
+#[derive(Debug, Clone)]
+struct Control(Option<PathBuf>);
+
+fn parse_control(value: &str) -> Result<Control, String> {
+    if value == "none" {
+        return Ok(Control(None));
+    }
+    match value.strip_prefix("unix:") {
+        Some(path) if !path.is_empty() => Ok(Control(Some(PathBuf::from(path)))),
+        _ => Err(format!("{value:?}: expected unix:PATH or none")),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     /// Human-readable lines.
@@ -86,6 +103,7 @@ fn main() -> anyhow::Result<ExitCode> {
             Backend::Uring => BackendChoice::Uring,
             Backend::Portable => BackendChoice::Portable,
         },
+        control: cli.control.0,
         metrics: cli.metrics,
         drain_timeout: Duration::from_secs(cli.drain_timeout),
     };

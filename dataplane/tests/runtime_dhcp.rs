@@ -176,3 +176,63 @@ fn sighup_picks_up_a_new_reservation() {
     );
     assert!(server.stop().success());
 }
+
+#[test]
+fn a_pushed_state_changes_reservations_without_a_restart() {
+    use bootwave_proto::v1;
+    use bootwave_proto::v1::dataplane_control_client::DataplaneControlClient;
+
+    let dir = test_dir(&[]);
+    let (dhcp, tftp) = free_ports();
+    let mac = [2, 0, 0, 0x30, 0, 0x01];
+    let server = Running::start(dir.path(), &config_text(dhcp, tftp, ""), dhcp, tftp, &[]);
+    let relay = Relay::new(dhcp);
+    let before = relay
+        .exchange(&discover(mac, 0x71), runtime_support::REPLY_LIMIT)
+        .expect("an OFFER");
+    let fixed = Ipv4Addr::new(127, 0, 30, 9);
+    assert_ne!(before.yiaddr, fixed);
+    let state = v1::DesiredState {
+        subnets: vec![v1::Subnet {
+            network: "127.0.0.0/8".into(),
+            ranges: vec![v1::AddrRange {
+                start: "127.0.10.1".into(),
+                end: "127.0.10.200".into(),
+            }],
+            next_server: "127.0.0.1".into(),
+            ..Default::default()
+        }],
+        hosts: vec![v1::Host {
+            mac: "02:00:00:30:00:01".into(),
+            fixed_address: fixed.to_string(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let socket = format!("unix:{}", dir.path().join("control.sock").display());
+    let acked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let channel = bootwave_proto::channel::connect(&socket)
+                .await
+                .expect("control socket");
+            DataplaneControlClient::new(channel)
+                .apply(v1::ApplyRequest {
+                    generation: 7,
+                    full: Some(state),
+                })
+                .await
+                .expect("applied")
+                .into_inner()
+                .generation
+        });
+    assert_eq!(acked, 7);
+    // The swap is done when Apply returns: the very next DISCOVER sees it.
+    let after = relay
+        .exchange(&discover(mac, 0x72), runtime_support::REPLY_LIMIT)
+        .expect("an OFFER after the push");
+    assert_eq!(after.yiaddr, fixed);
+    assert!(server.stop().success());
+}

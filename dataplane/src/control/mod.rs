@@ -59,6 +59,9 @@ pub enum ControlError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Another live process answers on the socket path (never removed).
+    #[error("{0}: another process is serving on this socket")]
+    InUse(PathBuf),
     /// The control thread or its runtime could not start.
     #[error("starting the control thread: {0}")]
     Thread(std::io::Error),
@@ -144,10 +147,20 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
         source,
     };
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(err)?,
+        Ok(meta) if meta.file_type().is_socket() => {
+            // A socket someone still accepts on belongs to a running data
+            // plane: refuse rather than steal it. Only a dead one is stale.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(ControlError::InUse(path.to_owned()));
+            }
+            std::fs::remove_file(path).map_err(err)?
+        }
         Ok(_) => return Err(ControlError::NotASocket(path.to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(err(e)),
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
     }
     let listener = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;

@@ -140,3 +140,20 @@ fn socket_is_private_and_stale_files_are_replaced() {
     .unwrap_err();
     assert!(matches!(err, ControlError::NotASocket(_)));
 }
+
+#[test]
+fn a_live_socket_is_never_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("control.sock");
+    let (first, _) = start(&path);
+    let err = serve(
+        &path,
+        local(),
+        Arc::new(|_, _| Ok(())),
+        Arc::new(DataplaneStatus::default),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ControlError::InUse(_)), "{err:?}");
+    assert!(path.exists(), "the first server keeps its socket");
+    first.stop();
+}

@@ -18,6 +18,7 @@ use super::service::{Control, ShardService};
 use super::stats::{self, Published};
 use super::summary::Startup;
 use super::tftp::TftpSide;
+use crate::control::{self, ControlHandle, DataplaneStatus};
 use crate::driver::{
     BackendChoice, Binding, DriverConfig, ShardGroup, SocketSpec, Steering, spawn_shards,
 };
@@ -43,6 +44,8 @@ pub struct Options {
     pub dhcp_shards: Option<usize>,
     /// I/O backend.
     pub backend: BackendChoice,
+    /// The control socket the agent pushes desired state to, if any.
+    pub control: Option<PathBuf>,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<SocketAddr>,
     /// Longest wait for TFTP transfers to end after `SIGTERM`/`SIGINT`.
@@ -112,6 +115,7 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         options, &config, &served, &store, prepared, &published, &control, probing,
     )?;
     let metrics = serve_metrics(options.metrics, &published)?;
+    let control_server = serve_control(options, &config, &snapshot, &group);
     println!(
         "{}",
         startup.finish(&group, metrics.as_ref().map(MetricsServer::local_addr))
@@ -133,6 +137,7 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
     for mut exit in exits {
         exit.service.finish();
     }
+    drop(control_server);
     drop(watcher);
     drop(metrics);
     tracing::info!("stopped");
@@ -242,6 +247,49 @@ fn helpers(shard: usize, probing: bool) -> Helpers {
         .inspect_err(|err| tracing::warn!(shard, error = %err, "no neighbour table: replies to new clients are broadcast"))
         .ok();
     Helpers { prober, neigh }
+}
+
+/// Starts the control endpoint when asked for. A desired state pushed by
+/// the agent replaces the DHCP snapshot in one atomic swap (interfaces,
+/// ports, TFTP and journal settings stay those of the local file). A socket
+/// that cannot be served is logged, not fatal: the data plane keeps
+/// serving its file configuration.
+fn serve_control(
+    options: &Options,
+    config: &Config,
+    snapshot: &SharedSnapshot,
+    group: &ShardGroup<ShardService>,
+) -> Option<ControlHandle> {
+    let path = options.control.as_deref()?;
+    let swap = snapshot.clone();
+    let apply: control::ApplyFn = Arc::new(move |config: Config, generation: u64| {
+        tracing::info!(
+            generation,
+            subnets = config.subnets.len(),
+            hosts = config.hosts.len(),
+            "control: desired state applied"
+        );
+        swap.store(Arc::new(Snapshot::new(config)));
+        Ok(())
+    });
+    let status = DataplaneStatus {
+        shards: u32::try_from(options.shards.max(1)).unwrap_or(u32::MAX),
+        backend: match group.backend() {
+            crate::driver::Backend::Uring => "io_uring".to_owned(),
+            crate::driver::Backend::Portable => "portable".to_owned(),
+        },
+    };
+    let status: control::StatusFn = Arc::new(move || status.clone());
+    match control::serve(path, config.clone(), apply, status) {
+        Ok(handle) => {
+            tracing::info!(path = %path.display(), "control socket ready");
+            Some(handle)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "no control socket: serving the file configuration only");
+            None
+        }
+    }
 }
 
 /// Starts the metrics endpoint when asked for.

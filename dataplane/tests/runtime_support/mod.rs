@@ -113,6 +113,8 @@ impl Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bootwave-dataplane"))
             .arg("--config")
             .arg(&path)
+            .arg("--control")
+            .arg(format!("unix:{}", dir.join("control.sock").display()))
             .args(args)
             .env("RUST_LOG", "debug")
             .stdout(Stdio::piped())
