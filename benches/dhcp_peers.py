@@ -70,8 +70,10 @@ def start_bootwave(ns, iface, workdir, backend):
     state = tempfile.mkdtemp(prefix="bootwave-", dir=workdir)
     path = os.path.join(state, "bootwave.toml")
     with open(path, "w") as f:
-        f.write(netns.bootwave_config(iface, SERVER, NET, PREFIX, POOL[0], POOL[1], LEASE_SECS, state))
-    return netns.Proc(ns, netns.bootwave_argv(REPO, path, backend), os.path.join(state, "bootwave.log"))
+        f.write(netns.bootwave_config(iface, SERVER, NET, PREFIX, POOL[0], POOL[1], LEASE_SECS, state,
+                                      **netns.BENCH_FSYNC))
+    return netns.Proc(ns, netns.bootwave_argv(REPO, path, backend), os.path.join(state, "bootwave.log"),
+                      env=netns.BOOTWAVE_ENV)
 
 
 SERVERS = {
@@ -188,20 +190,23 @@ def summarize(steps, servers):
         best = max(ok or mine, key=lambda s: s["exchanges_per_s"])
         rows[name] = (best, bool(ok), min(mine, key=lambda s: s["rate"]))
     ref_best, _, ref_low = rows["dnsmasq"]
+    kea_best, _, kea_low = rows.get("kea", (None, None, None))
     ratio = lambda a, b: a / b if b else float("nan")
     print(f"\nBest step with drops ≤ {MAX_DROP*100:.1f}% (* = no step passed: most completed, drops shown);"
-          " ratios vs dnsmasq in this run:")
-    print("| server | ex/s | ×dnsmasq | drops | DO p50 / p99 ms | RA p50 / p99 ms | CPU µs/lease | "
-          "CPU µs/lease at lowest rate | ×dnsmasq |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          " ratios vs dnsmasq and vs kea (memfile, persist) in this run:")
+    print("| server | ex/s | ×dnsmasq | ×kea | drops | DO p50 / p99 ms | RA p50 / p99 ms | CPU µs/lease | "
+          "CPU µs/lease at lowest rate | ×dnsmasq | ×kea |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in servers:
         b, passed, low = rows[name]
         mark = "" if passed else "*"
+        vs_kea = (f"{ratio(b['exchanges_per_s'], kea_best['exchanges_per_s']):.2f}" if kea_best else "–")
+        cpu_vs_kea = (f"{ratio(low['cpu_us_per_lease'], kea_low['cpu_us_per_lease']):.2f}" if kea_low else "–")
         print(f"| {name} | {b['exchanges_per_s']:.0f}{mark} (-r {b['rate']}) | "
-              f"{ratio(b['exchanges_per_s'], ref_best['exchanges_per_s']):.2f} | {b['drop_ratio']*100:.1f}% | "
+              f"{ratio(b['exchanges_per_s'], ref_best['exchanges_per_s']):.2f} | {vs_kea} | {b['drop_ratio']*100:.1f}% | "
               f"{b['do_p50_ms']:.3f} / {b['do_p99_ms']:.3f} | {b['ra_p50_ms']:.3f} / {b['ra_p99_ms']:.3f} | "
               f"{b['cpu_us_per_lease']:.0f} | {low['cpu_us_per_lease']:.0f} (-r {low['rate']}) | "
-              f"{ratio(low['cpu_us_per_lease'], ref_low['cpu_us_per_lease']):.2f} |")
+              f"{ratio(low['cpu_us_per_lease'], ref_low['cpu_us_per_lease']):.2f} | {cpu_vs_kea} |")
 
 
 if __name__ == "__main__":

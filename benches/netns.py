@@ -292,18 +292,30 @@ def bootwave_binary(repo):
     return path
 
 
+# The journal setting the peer benches run bootwave with: the shipped default
+# of assets/bootwave.toml, fsync batched every 2 ms.
+BENCH_FSYNC = {"fsync": "batch", "fsync_interval": "2ms"}
+
+# The data plane logs one line per answered DHCP packet at `info`; the peers
+# run with per-lease logging off (dnsmasq --quiet-dhcp/--quiet-tftp, Kea at
+# WARN), so bootwave runs at `warn` too.
+BOOTWAVE_ENV = {"RUST_LOG": "warn"}
+
+
 def bootwave_argv(repo, config_path, backend):
     """The data plane's command line on `backend` (uring | portable | auto)."""
     return [bootwave_binary(repo), "--config", config_path, "--backend", backend]
 
 
 def bootwave_config(iface, server_addr, net, prefix, pool_start, pool_end, lease_secs, state_dir,
-                    tftp_root=None, boot_file=None, fsync="never"):
+                    tftp_root=None, boot_file=None, fsync="never", fsync_interval="2ms"):
     """bootwave.toml for the benchmark, in the schema of assets/bootwave.toml
     (reference: assets/README.md); the same shape as `bootwave_toml` in
     tests/e2e/src/bootwave_config.rs. Without a TFTP root, `state_dir` (empty
-    apart from the journal) is served. fsync "never" matches the peers, which
-    keep leases in memory (dnsmasq --leasefile-ro) or write without fsync."""
+    apart from the journal) is served. fsync "never" (this function's default)
+    matches the peers, which keep leases in memory (dnsmasq --leasefile-ro) or
+    write without fsync (Kea memfile); the peer benches pass BENCH_FSYNC, the
+    shipped default of assets/bootwave.toml (replies wait for the fsync)."""
     q = lambda s: '"' + str(s).replace("\\", "\\\\").replace('"', '\\"') + '"'
     text = f'''interfaces = [{q(iface)}]
 
@@ -320,6 +332,7 @@ max-transfers = 20000
 [journal]
 dir = {q(os.path.join(state_dir, "journal"))}
 fsync = {q(fsync)}
+{f'fsync-interval = {q(fsync_interval)}' if fsync == 'batch' else ''}
 
 [[subnets]]
 network = "{net}/{prefix}"

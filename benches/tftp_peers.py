@@ -57,8 +57,9 @@ def start_bootwave(ns, iface, root, workdir, backend):
     path = os.path.join(state, "bootwave.toml")
     with open(path, "w") as f:
         f.write(netns.bootwave_config(iface, SERVER, "10.77.0.0", PREFIX, "10.77.0.10", "10.77.0.250", 3600,
-                                      state, tftp_root=root, boot_file="ipxe.efi"))
-    return netns.Proc(ns, netns.bootwave_argv(REPO, path, backend), os.path.join(state, "bootwave.log"))
+                                      state, tftp_root=root, boot_file="ipxe.efi", **netns.BENCH_FSYNC))
+    return netns.Proc(ns, netns.bootwave_argv(REPO, path, backend), os.path.join(state, "bootwave.log"),
+                      env=netns.BOOTWAVE_ENV)
 
 
 SERVERS = {
@@ -143,6 +144,23 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+    summarize(results)
+
+
+def summarize(results):
+    """Per scenario, every server's figures and their ratios to tftpd-hpa
+    (when it ran) measured in the same run."""
+    ratio = lambda a, b: f"{a / b:.2f}" if a is not None and b else "–"
+    print("\n| scenario | server | ok | tr/s | ×hpa | MB/s | first-RRQ losses | retx | CPU ms/tr | ×hpa | "
+          "p50 / p99 s | granted |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ref = next((x for x in results if x["scenario"] == r["scenario"] and x["server"] == "tftpd-hpa"), None)
+        print(f"| {r['scenario']} | {r['server']} | {r['ok']}/{r['transfers']} | {r['transfers_per_s']:.1f} | "
+              f"{ratio(r['transfers_per_s'], ref and ref['transfers_per_s'])} | {r['mb_per_s']:.2f} | "
+              f"{r['first_rrq_losses']} | {r['retransmits']} | {r['cpu_ms_per_transfer']:.2f} | "
+              f"{ratio(r['cpu_ms_per_transfer'], ref and ref['cpu_ms_per_transfer'])} | "
+              f"{r['p50_s'] or float('nan'):.3f} / {r['p99_s'] or float('nan'):.3f} | {r['granted']} |")
 
 
 if __name__ == "__main__":
