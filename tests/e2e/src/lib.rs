@@ -24,6 +24,7 @@
 //! here; no server ever binds in the machine's own namespace. Namespaces of
 //! crashed runs (their PID is gone) are swept before the first new one.
 
+pub mod agent;
 mod bootwave_config;
 mod child;
 mod clients;

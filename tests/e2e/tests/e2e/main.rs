@@ -7,6 +7,7 @@
 //! root and the packages `tests/run` installs; without them they fail,
 //! never skip.
 
+mod control;
 mod crash_restart;
 mod dhcp_clients;
 mod dhcp_lease;

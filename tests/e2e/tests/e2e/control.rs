@@ -1,0 +1,346 @@
+//! The control path end to end: `bootwave` (CLI) → `bootwave-agent` →
+//! `bootwave-dataplane --control`, observed by real DHCP clients. Changes
+//! made through the agent are served without a data plane restart, survive
+//! an agent SIGKILL, and reach a restarted data plane by the agent's resync.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bootwave_e2e::agent::{Agent, AgentSpec, ControlledDataplane};
+use bootwave_e2e::{
+    Backend, CAPTURES_DIR, DhcpProbe, Lab, POOL_END, POOL_START, Reply, SERVER_ADDR, Server,
+    capture_payload, require_root_and_tools, test_mac, udhcpc_lease,
+};
+use dhcproto::v4::MessageType;
+
+use crate::on_each_backend;
+
+/// The client's MAC, reserved through the agent.
+const HOST_MAC: [u8; 6] = [0x02, 0x3c, 0x00, 0x00, 0x00, 0x01];
+/// The reserved address: inside the lab subnet, outside the pool.
+const FIXED: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 5);
+/// Agent resync period (`--resync-ms`).
+const RESYNC_MS: u64 = 200;
+/// Longest wait for the agent to bring a restarted data plane up to date.
+const RESYNC_LIMIT: Duration = Duration::from_secs(10);
+
+/// Boot rules of the profile test: `rescue` hosts get `rescue.efi`, every
+/// other arch-7 client `ipxe.efi`.
+const PROFILE_RULES: &str = r#"
+[[subnets.boot-rules]]
+profile = "rescue"
+arch = [7]
+filename = "rescue.efi"
+
+[[subnets.boot-rules]]
+arch = [7]
+filename = "ipxe.efi"
+"#;
+
+on_each_backend!(host_added_through_the_agent_is_served_without_restart);
+fn host_added_through_the_agent_is_served_without_restart(server: Server) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let rig = Rig::start(server)?;
+    let before_pid = rig.dataplane.pid();
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    rig.agent.cli(&[
+        "host",
+        "add",
+        "--mac",
+        &mac_text(HOST_MAC),
+        "--ip",
+        &FIXED.to_string(),
+        "--hostname",
+        "n1",
+    ])?;
+    let lease = rig.udhcpc()?;
+    assert_eq!(lease.ip, FIXED, "{}", rig.context("reserved address"));
+    assert_eq!(
+        lease.hostname.as_deref(),
+        Some("n1"),
+        "{}",
+        rig.context("host name")
+    );
+
+    rig.agent
+        .cli(&["host", "rm", "--mac", &mac_text(HOST_MAC)])?;
+    let lease = rig.udhcpc()?;
+    assert!(in_pool(lease.ip), "{}", rig.context(&format!("{lease:?}")));
+    assert_eq!(lease.hostname, None, "{}", rig.context("no host name"));
+    assert_eq!(
+        rig.dataplane.pid(),
+        before_pid,
+        "the data plane was never restarted"
+    );
+    eprintln!("{server:?}: add/serve/rm/serve in {:?}", started.elapsed());
+    Ok(())
+}
+
+on_each_backend!(agent_restart_keeps_hosts_and_resyncs_a_restarted_dataplane);
+fn agent_restart_keeps_hosts_and_resyncs_a_restarted_dataplane(
+    server: Server,
+) -> anyhow::Result<()> {
+    let mut rig = Rig::start(server)?;
+    let mac = mac_text(HOST_MAC);
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    rig.agent.cli(&[
+        "host",
+        "add",
+        "--mac",
+        &mac,
+        "--ip",
+        &FIXED.to_string(),
+        "--hostname",
+        "n1",
+    ])?;
+
+    // SIGKILL the agent; a new one on the same state still has the host.
+    let status = rig.agent.kill9();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status.expect("agent reaped")),
+        Some(9)
+    );
+    rig.agent = Agent::start(&rig.lab.server, &rig.agent_spec)?;
+    let hosts = rig.agent.cli(&["--json", "host", "ls"])?;
+    assert_eq!(hosts.matches("\"mac\":").count(), 1, "one host: {hosts}");
+    assert!(
+        hosts
+            .to_ascii_lowercase()
+            .contains(&format!("\"mac\":\"{mac}\"")),
+        "{hosts}"
+    );
+    assert!(
+        hosts.contains(&format!("\"fixed_address\":\"{FIXED}\"")),
+        "{hosts}"
+    );
+    let generation = json_u64(&rig.agent.cli(&["--json", "status"])?, "generation")
+        .ok_or_else(|| anyhow::anyhow!("status has no generation"))?;
+    assert!(generation >= 2, "apply and host add: {generation}");
+
+    // Restart the data plane: it comes up with its file configuration only,
+    // and the agent's resync pushes the state again.
+    let old_pid = rig.dataplane.pid();
+    rig.dataplane.restart(&rig.lab.server)?;
+    assert_ne!(rig.dataplane.pid(), old_pid, "a new data plane process");
+    let restarted = Instant::now();
+    wait_until(RESYNC_LIMIT, || {
+        rig.dataplane.log().contains("applied desired state")
+    })
+    .map_err(|()| anyhow::anyhow!(rig.context("no push reached the restarted data plane")))?;
+    let resynced_in = restarted.elapsed();
+    let mut status = String::new();
+    wait_until(RESYNC_LIMIT, || {
+        status = rig.agent.cli(&["--json", "status"]).unwrap_or_default();
+        json_u64(&status, "acked_generation") == Some(generation)
+            && status.contains("\"reachable\":true")
+    })
+    .map_err(|()| anyhow::anyhow!("status never showed generation {generation}: {status}"))?;
+    assert_eq!(
+        json_u64(&status, "generation"),
+        Some(generation),
+        "{status}"
+    );
+
+    let lease = rig.udhcpc()?;
+    assert_eq!(lease.ip, FIXED, "{}", rig.context("reserved after resync"));
+    assert_eq!(lease.hostname.as_deref(), Some("n1"), "{}", rig.context(""));
+    eprintln!("{server:?}: restarted data plane resynced in {resynced_in:?}");
+    Ok(())
+}
+
+on_each_backend!(profile_switch_changes_the_boot_file);
+fn profile_switch_changes_the_boot_file(server: Server) -> anyhow::Result<()> {
+    let rig = Rig::start(server)?;
+    let mac = mac_text(HOST_MAC);
+    let config = std::fs::read_to_string(rig.dataplane.config_path())?;
+    let with_profiles = rig.dir.path().join("profiles.toml");
+    std::fs::write(&with_profiles, format!("{config}{PROFILE_RULES}"))?;
+    rig.agent.cli(&["apply", "-f", path_str(&with_profiles)?])?;
+    let fixed = FIXED.to_string();
+    rig.agent
+        .cli(&["host", "add", "--mac", &mac, "--ip", &fixed])?;
+
+    let client = &rig.lab.clients[0];
+    let probe = client
+        .ns
+        .run_inside(|| DhcpProbe::broadcast(&client.ifname))??;
+    let offer = ovmf_offer(&probe, HOST_MAC, 0x5eed_0001)
+        .map_err(|e| anyhow::anyhow!(rig.context(&e.to_string())))?;
+    assert_eq!(offer.yiaddr, FIXED, "{}", rig.context("default profile"));
+    assert_eq!(
+        offer.file.as_deref(),
+        Some("ipxe.efi"),
+        "{}",
+        rig.context("")
+    );
+    assert_eq!(offer.siaddr, SERVER_ADDR, "{}", rig.context("next server"));
+
+    rig.agent.cli(&[
+        "host",
+        "add",
+        "--mac",
+        &mac,
+        "--ip",
+        &fixed,
+        "--profile",
+        "rescue",
+    ])?;
+    let offer = ovmf_offer(&probe, HOST_MAC, 0x5eed_0002)
+        .map_err(|e| anyhow::anyhow!(rig.context(&e.to_string())))?;
+    assert_eq!(offer.yiaddr, FIXED, "{}", rig.context("rescue profile"));
+    assert_eq!(
+        offer.file.as_deref(),
+        Some("rescue.efi"),
+        "{}",
+        rig.context("")
+    );
+
+    // Another arch-7 client (no host entry) still gets the default file.
+    let other = test_mac(0x3c, 2);
+    let offer = ovmf_offer(&probe, other, 0x5eed_0003)
+        .map_err(|e| anyhow::anyhow!(rig.context(&e.to_string())))?;
+    assert!(in_pool(offer.yiaddr), "{}", rig.context("unknown client"));
+    assert_eq!(
+        offer.file.as_deref(),
+        Some("ipxe.efi"),
+        "{}",
+        rig.context("")
+    );
+    Ok(())
+}
+
+/// A lab with one client, a data plane serving the pool with no hosts under
+/// `--control`, and an agent driving it; sockets in a private directory.
+struct Rig {
+    // Field order is drop order: processes before the lab.
+    agent: Agent,
+    dataplane: ControlledDataplane,
+    agent_spec: AgentSpec,
+    lab: Lab,
+    dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn start(server: Server) -> anyhow::Result<Self> {
+        require_root_and_tools(&["ip", "ss", "busybox"]);
+        let backend = match server {
+            Server::Bootwave(backend) => backend,
+            Server::Dnsmasq => anyhow::bail!("the control path is bootwave's only"),
+        };
+        let dir = tempfile::Builder::new().prefix("bwt-control-").tempdir()?;
+        let lab = Lab::star(1)?;
+        let client = &lab.clients[0];
+        client.ns.set_mac(&client.ifname, HOST_MAC)?;
+        let dp_socket = dir.path().join("dp.sock");
+        let dataplane = start_dataplane(&lab, backend, &dp_socket)?;
+        let agent_spec = AgentSpec {
+            state_dir: dir.path().join("agent"),
+            socket: dir.path().join("agent.sock"),
+            dataplanes: vec![dp_socket],
+            resync_ms: RESYNC_MS,
+        };
+        std::fs::create_dir(&agent_spec.state_dir)?;
+        let agent = Agent::start(&lab.server, &agent_spec)?;
+        Ok(Self {
+            agent,
+            dataplane,
+            agent_spec,
+            lab,
+            dir,
+        })
+    }
+
+    fn udhcpc(&self) -> anyhow::Result<bootwave_e2e::Lease> {
+        let client = &self.lab.clients[0];
+        udhcpc_lease(&client.ns, &client.ifname, None)
+            .map_err(|e| anyhow::anyhow!(self.context(&e.to_string())))
+    }
+
+    /// `what`, then the output tails of the agent and the data plane.
+    fn context(&self, what: &str) -> String {
+        format!("{what}\n{}\n{}", self.agent.tail(), self.dataplane.tail())
+    }
+}
+
+fn start_dataplane(
+    lab: &Lab,
+    backend: Backend,
+    socket: &Path,
+) -> anyhow::Result<ControlledDataplane> {
+    let spec = lab.spec(None, None);
+    Ok(ControlledDataplane::start(
+        &lab.server,
+        &spec,
+        backend,
+        socket,
+    )?)
+}
+
+/// Sends the DISCOVER captured from OVMF (arch 7) with `chaddr` and `xid`
+/// rewritten, and returns the OFFER for it.
+fn ovmf_offer(probe: &DhcpProbe, chaddr: [u8; 6], xid: u32) -> anyhow::Result<Reply> {
+    let text = std::fs::read_to_string(Path::new(CAPTURES_DIR).join("dhcpdiscover_ovmf.hex"))?;
+    let mut payload = capture_payload(&text)?;
+    anyhow::ensure!(payload.len() > 240, "capture too short");
+    payload[4..8].copy_from_slice(&xid.to_be_bytes());
+    payload[28..34].copy_from_slice(&chaddr);
+    probe.send_raw(&payload)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match probe.recv(left)? {
+            Some(r) if r.xid == xid && r.kind == MessageType::Offer => {
+                anyhow::ensure!(r.chaddr == chaddr, "OFFER for another MAC: {r:?}");
+                return Ok(r);
+            }
+            _ => {}
+        }
+    }
+    anyhow::bail!("no OFFER for {} (xid {xid:#x})", mac_text(chaddr))
+}
+
+/// Polls `ready` every 50 ms until it holds or `limit` passes.
+fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<(), ()> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if ready() { Ok(()) } else { Err(()) }
+}
+
+/// The first `"key":N` number in a line of JSON.
+fn json_u64(json: &str, key: &str) -> Option<u64> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let digits: String = json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn in_pool(ip: Ipv4Addr) -> bool {
+    (u32::from(POOL_START)..=u32::from(POOL_END)).contains(&u32::from(ip))
+}
+
+fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", path.display()))
+}
+
+#[test]
+fn json_u64_reads_top_level_and_nested_keys() {
+    let status = r#"{"dataplanes":[{"acked_generation":7,"reachable":true}],"generation":9}"#;
+    assert_eq!(json_u64(status, "generation"), Some(9));
+    assert_eq!(json_u64(status, "acked_generation"), Some(7));
+    assert_eq!(json_u64(status, "missing"), None);
+}
