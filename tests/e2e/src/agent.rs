@@ -187,7 +187,13 @@ impl ControlledDataplane {
         self.child.take().and_then(|mut child| child.stop())
     }
 
-    /// The data plane's process id, while it runs.
+    /// Kills the data plane with SIGKILL (no cleanup: its control socket
+    /// file stays behind) and reaps it; [`Self::restart`] starts it again.
+    pub fn kill9(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(kill9)
+    }
+
+    /// The process id of the data plane last started.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(ChildGuard::pid)
     }

@@ -123,31 +123,42 @@ fn agent_restart_keeps_hosts_and_resyncs_a_restarted_dataplane(
     // Restart the data plane: it comes up with its file configuration only,
     // and the agent's resync pushes the state again.
     let old_pid = rig.dataplane.pid();
+    let restarted = Instant::now();
     rig.dataplane.restart(&rig.lab.server)?;
     assert_ne!(rig.dataplane.pid(), old_pid, "a new data plane process");
-    let restarted = Instant::now();
-    wait_until(RESYNC_LIMIT, || {
-        rig.dataplane.log().contains("applied desired state")
-    })
-    .map_err(|()| anyhow::anyhow!(rig.context("no push reached the restarted data plane")))?;
-    let resynced_in = restarted.elapsed();
-    let mut status = String::new();
-    wait_until(RESYNC_LIMIT, || {
-        status = rig.agent.cli(&["--json", "status"]).unwrap_or_default();
-        json_u64(&status, "acked_generation") == Some(generation)
-            && status.contains("\"reachable\":true")
-    })
-    .map_err(|()| anyhow::anyhow!("status never showed generation {generation}: {status}"))?;
-    assert_eq!(
-        json_u64(&status, "generation"),
-        Some(generation),
-        "{status}"
-    );
-
-    let lease = rig.udhcpc()?;
-    assert_eq!(lease.ip, FIXED, "{}", rig.context("reserved after resync"));
-    assert_eq!(lease.hostname.as_deref(), Some("n1"), "{}", rig.context(""));
+    let resynced_in = rig.expect_resync(generation, restarted)?;
     eprintln!("{server:?}: restarted data plane resynced in {resynced_in:?}");
+    Ok(())
+}
+
+on_each_backend!(sigkilled_dataplane_takes_its_socket_back_and_is_resynced);
+fn sigkilled_dataplane_takes_its_socket_back_and_is_resynced(server: Server) -> anyhow::Result<()> {
+    let mut rig = Rig::start(server)?;
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    let reply = rig.agent.cli(&[
+        "--json",
+        "host",
+        "add",
+        "--mac",
+        &mac_text(HOST_MAC),
+        "--ip",
+        &FIXED.to_string(),
+        "--hostname",
+        "n1",
+    ])?;
+    let generation = json_u64(&reply, "generation")
+        .ok_or_else(|| anyhow::anyhow!("host add reply has no generation: {reply}"))?;
+
+    // A crash leaves the control socket file behind; the next data plane
+    // must take it back, since no live process serves it.
+    rig.dataplane.kill9();
+    let socket = &rig.agent_spec.dataplanes[0];
+    assert!(socket.exists(), "SIGKILL leaves {}", socket.display());
+    let restarted = Instant::now();
+    rig.dataplane.restart(&rig.lab.server)?;
+    let resynced_in = rig.expect_resync(generation, restarted)?;
+    eprintln!("{server:?}: data plane after SIGKILL resynced in {resynced_in:?}");
     Ok(())
 }
 
@@ -257,6 +268,39 @@ impl Rig {
         let client = &self.lab.clients[0];
         udhcpc_lease(&client.ns, &client.ifname, None)
             .map_err(|e| anyhow::anyhow!(self.context(&e.to_string())))
+    }
+
+    /// Waits for the agent to push `generation` to a freshly started data
+    /// plane, checks `bootwave status` and that a client gets its reserved
+    /// address again; returns the time from `restarted` (just before the
+    /// data plane was started) until the push was seen applied.
+    fn expect_resync(&self, generation: u64, restarted: Instant) -> anyhow::Result<Duration> {
+        wait_until(RESYNC_LIMIT, || {
+            self.dataplane.log().contains("applied desired state")
+        })
+        .map_err(|()| anyhow::anyhow!(self.context("no push reached the restarted data plane")))?;
+        let resynced_in = restarted.elapsed();
+        let mut status = String::new();
+        wait_until(RESYNC_LIMIT, || {
+            status = self.agent.cli(&["--json", "status"]).unwrap_or_default();
+            json_u64(&status, "acked_generation") == Some(generation)
+                && status.contains("\"reachable\":true")
+        })
+        .map_err(|()| anyhow::anyhow!("status never showed generation {generation}: {status}"))?;
+        assert_eq!(
+            json_u64(&status, "generation"),
+            Some(generation),
+            "{status}"
+        );
+        let lease = self.udhcpc()?;
+        assert_eq!(lease.ip, FIXED, "{}", self.context("reserved after resync"));
+        assert_eq!(
+            lease.hostname.as_deref(),
+            Some("n1"),
+            "{}",
+            self.context("")
+        );
+        Ok(resynced_in)
     }
 
     /// `what`, then the output tails of the agent and the data plane.
