@@ -127,16 +127,15 @@ fn journal_replay_keeps_leases_across_restarts() {
 
 #[test]
 fn sighup_picks_up_a_new_reservation() {
-    let dir = test_dir(&[]);
-    let (dhcp, tftp) = free_ports();
     let mac = [2, 0, 0, 0x20, 0, 0x01];
-    let server = Running::start(dir.path(), &config_text(dhcp, tftp, ""), dhcp, tftp, &[]);
-    let relay = Relay::new(dhcp);
-    let before = relay
-        .exchange(&discover(mac, 0x51), runtime_support::REPLY_LIMIT)
-        .expect("an OFFER");
     let fixed = Ipv4Addr::new(127, 0, 20, 7);
-    assert_ne!(before.yiaddr, fixed);
+    let Unreserved {
+        dir,
+        dhcp,
+        tftp,
+        server,
+        relay,
+    } = Unreserved::start(mac, fixed);
     let host = format!(
         "[[hosts]]\nname = \"pinned\"\nmac = \"02:00:00:20:00:01\"\nfixed-address = \"{fixed}\"\n"
     );
@@ -182,16 +181,11 @@ fn a_pushed_state_changes_reservations_without_a_restart() {
     use bootwave_proto::v1;
     use bootwave_proto::v1::dataplane_control_client::DataplaneControlClient;
 
-    let dir = test_dir(&[]);
-    let (dhcp, tftp) = free_ports();
     let mac = [2, 0, 0, 0x30, 0, 0x01];
-    let server = Running::start(dir.path(), &config_text(dhcp, tftp, ""), dhcp, tftp, &[]);
-    let relay = Relay::new(dhcp);
-    let before = relay
-        .exchange(&discover(mac, 0x71), runtime_support::REPLY_LIMIT)
-        .expect("an OFFER");
     let fixed = Ipv4Addr::new(127, 0, 30, 9);
-    assert_ne!(before.yiaddr, fixed);
+    let Unreserved {
+        dir, server, relay, ..
+    } = Unreserved::start(mac, fixed);
     let state = v1::DesiredState {
         subnets: vec![v1::Subnet {
             network: "127.0.0.0/8".into(),
@@ -235,4 +229,34 @@ fn a_pushed_state_changes_reservations_without_a_restart() {
         .expect("an OFFER after the push");
     assert_eq!(after.yiaddr, fixed);
     assert!(server.stop().success());
+}
+
+/// A data plane serving a pool on loopback, with `mac` not reserved yet:
+/// its first DISCOVER is offered a pool address other than `fixed`.
+struct Unreserved {
+    dir: tempfile::TempDir,
+    dhcp: u16,
+    tftp: u16,
+    server: Running,
+    relay: Relay,
+}
+
+impl Unreserved {
+    fn start(mac: [u8; 6], fixed: Ipv4Addr) -> Self {
+        let dir = test_dir(&[]);
+        let (dhcp, tftp) = free_ports();
+        let server = Running::start(dir.path(), &config_text(dhcp, tftp, ""), dhcp, tftp, &[]);
+        let relay = Relay::new(dhcp);
+        let before = relay
+            .exchange(&discover(mac, 0x51), runtime_support::REPLY_LIMIT)
+            .expect("an OFFER");
+        assert_ne!(before.yiaddr, fixed);
+        Self {
+            dir,
+            dhcp,
+            tftp,
+            server,
+            relay,
+        }
+    }
 }
