@@ -34,7 +34,7 @@ fn defaults_follow_documented_values() {
     assert_eq!(c.dhcp.decline_quarantine, Duration::from_secs(3600));
     assert!(c.dhcp.authoritative && c.dhcp.allow_bootp);
     assert!(!c.dhcp.ping_check && !c.dhcp.use_host_decl_names);
-    assert_eq!(c.dhcp.ping_timeout, Duration::from_secs(1));
+    assert_eq!(c.dhcp.ping_timeout, Duration::from_millis(200));
     assert_eq!(c.tftp.port, 69);
     assert_eq!(c.tftp.root, PathBuf::from("/srv/tftp"));
     assert_eq!(
