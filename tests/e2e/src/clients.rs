@@ -192,11 +192,19 @@ impl Dhclient {
         let deadline = std::time::Instant::now() + limit;
         loop {
             let events = self.events();
+            // dhclient runs the BOUND script before it writes the lease
+            // file, and `dhclient -r` releases only what that file holds:
+            // the lease counts once both are there.
             if let Some(line) = events
                 .lines()
                 .find(|l| l.starts_with("dhclient-event=BOUND "))
             {
-                return parse_dhclient(line);
+                let lease = parse_dhclient(line)?;
+                let leases =
+                    std::fs::read_to_string(self.dir.path().join("leases")).unwrap_or_default();
+                if leases.contains(&format!("fixed-address {};", lease.ip)) {
+                    return Ok(lease);
+                }
             }
             if std::time::Instant::now() >= deadline || self.child.try_status().is_some() {
                 return Err(HarnessError::Deadline {
