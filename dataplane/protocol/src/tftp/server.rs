@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::counters::TftpCounters;
 use super::netascii::NetasciiData;
@@ -357,9 +357,21 @@ impl<R: Resolver> TftpServer<R> {
             _ => file,
         };
         let local = (meta.dst_ip, local_port);
+        let size = file.bytes().len();
         let Some(transfer) = Transfer::new(file, client, local, &negotiated, &self.rto) else {
             return self.send_error(out, meta, ErrorCode::DiskFull, "file too large");
         };
+        // One line per transfer (not per packet): the boot record of a
+        // client, with its MAC when DHCP knows it.
+        info!(
+            %client,
+            mac = %mac.map_or_else(|| "unknown".to_owned(), |m| crate::config::format_mac(&m)),
+            file = path,
+            size,
+            blksize = negotiated.blksize,
+            windowsize = negotiated.windowsize,
+            "tftp: transfer started"
+        );
         let slot = self.insert(transfer);
         self.counters.transfers_started += 1;
         self.send_round(now, slot, out);
@@ -492,6 +504,7 @@ impl<R: Resolver> TftpServer<R> {
         *generation = generation.wrapping_add(1);
         self.free.push(slot);
         self.index.remove(&(transfer.client, transfer.local_port));
+        info!(client = %transfer.client, ?outcome, "tftp: transfer ended");
         let counter = match outcome {
             Outcome::Completed => &mut self.counters.transfers_completed,
             Outcome::Failed => &mut self.counters.transfers_failed,
