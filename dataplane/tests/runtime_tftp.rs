@@ -10,9 +10,13 @@ fn downloads(backend: &str) {
     let small = b"#!ipxe\necho hello\n".to_vec();
     let dir = test_dir(&[("big.bin", &big), ("refind.pxe", &small)]);
     let (dhcp, tftp) = free_ports();
+    // The client downloads from 127.0.0.1: reserving that address names
+    // its MAC in the transfer log lines.
+    let host =
+        "[[hosts]]\nname = \"n1\"\nmac = \"02:00:00:40:00:01\"\nfixed-address = \"127.0.0.1\"\n";
     let server = Running::start(
         dir.path(),
-        &config_text(dhcp, tftp, ""),
+        &config_text(dhcp, tftp, host),
         dhcp,
         tftp,
         &["--backend", backend, "--shards", "2"],
@@ -34,6 +38,25 @@ fn downloads(backend: &str) {
         big,
         "full window"
     );
+    let log = server.stderr();
+    let started = log
+        .lines()
+        .filter(|l| l.contains("tftp: transfer started") && l.contains("02:00:00:40:00:01"))
+        .count();
+    assert_eq!(
+        started, 4,
+        "one start line per transfer, with the MAC:\n{log}"
+    );
+    assert!(log.contains("file=refind.pxe"), "{log}");
+    // The last ACK of a transfer may still be in flight: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.stderr().matches("tftp: transfer ended").count() < 4
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let log = server.stderr();
+    assert_eq!(log.matches("tftp: transfer ended").count(), 4, "{log}");
     assert!(server.stop().success());
 }
 

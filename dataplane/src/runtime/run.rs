@@ -112,7 +112,7 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
     let control = Arc::new(Control::default());
     let probing = config.dhcp.ping_check && ping.starts_with("on (");
     let group = start_shards(
-        options, &config, &served, &store, prepared, &published, &control, probing,
+        options, &config, &served, &store, &snapshot, prepared, &published, &control, probing,
     )?;
     let metrics = serve_metrics(options.metrics, &published)?;
     let control_server = serve_control(options, &config, &snapshot, &group);
@@ -157,6 +157,7 @@ fn start_shards(
     config: &Config,
     served: &Arc<Served>,
     store: &Arc<FileStore>,
+    snapshot: &SharedSnapshot,
     prepared: leases::Prepared,
     published: &[Arc<Published>],
     control: &Arc<Control>,
@@ -185,6 +186,7 @@ fn start_shards(
         .collect();
     let parts = Mutex::new(parts);
     let (served, store, control) = (served.clone(), store.clone(), control.clone());
+    let snapshot = snapshot.clone();
     let published = published.to_vec();
     let tftp_settings = config.tftp.clone();
     let ports = DhcpPorts::for_server(config.dhcp.port);
@@ -197,7 +199,14 @@ fn start_shards(
             .get_mut(ctx.shard)
             .and_then(Option::take);
         let data_port = ctx.local_addrs[super::tftp::DATA_SOCKET].port();
-        let tftp = TftpServer::new(&tftp_settings, &[data_port], store.clone());
+        let mut tftp = TftpServer::new(&tftp_settings, &[data_port], store.clone());
+        // TFTP learns a client's MAC from its reservation in the current
+        // snapshot (lock-free load), for per-host files and the logs.
+        let reservations = snapshot.clone();
+        tftp.set_mac_lookup(move |ip: std::net::IpAddr| match ip {
+            std::net::IpAddr::V4(v4) => reservations.load().reserved_for(v4),
+            std::net::IpAddr::V6(_) => None,
+        });
         ShardService::new(
             dhcp_parts.map(|(server, journal)| {
                 DhcpSide::new(

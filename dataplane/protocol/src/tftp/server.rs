@@ -366,7 +366,7 @@ impl<R: Resolver> TftpServer<R> {
         info!(
             %client,
             mac = %mac.map_or_else(|| "unknown".to_owned(), |m| crate::config::format_mac(&m)),
-            file = path,
+            file = %path,
             size,
             blksize = negotiated.blksize,
             windowsize = negotiated.windowsize,
