@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,21 +19,22 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 /// How long a reply may take.
 pub const REPLY_LIMIT: Duration = Duration::from_secs(3);
 
-/// Two free UDP ports on loopback, `p` and `p + 1` both free for DHCP.
+/// Two free UDP ports on loopback, `p` and `p + 1` both free for DHCP,
+/// and `q` for TFTP.
+///
+/// Taken below the kernel's ephemeral range (32768 and up), so no socket a
+/// running server opens on port 0 (its TFTP data port) can take them between
+/// this check and the server's bind; a counter keeps the tests of one
+/// process on distinct ports.
 pub fn free_ports() -> (u16, u16) {
-    for _ in 0..64 {
-        let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let p = a.local_addr().expect("addr").port();
-        if p >= 65000 {
-            continue;
-        }
-        if UdpSocket::bind(("0.0.0.0", p + 1)).is_err() {
-            continue;
-        }
-        let b = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let q = b.local_addr().expect("addr").port();
-        if q != p && q != p + 1 {
-            return (p, q);
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + std::process::id() % 4_000 * 3;
+    for _ in 0..1_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = u16::try_from(20_000 + (base - 20_000 + n * 3) % 12_000).expect("below 32000");
+        let free = |port: u16| UdpSocket::bind(("0.0.0.0", port)).is_ok();
+        if free(p) && free(p + 1) && free(p + 2) {
+            return (p, p + 2);
         }
     }
     panic!("no free ports found");
