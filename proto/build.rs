@@ -7,6 +7,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "bootwave/v1/types.proto",
+        "bootwave/v1/events.proto",
         "bootwave/v1/agent.proto",
         "bootwave/v1/dataplane.proto",
     ];

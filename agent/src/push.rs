@@ -109,6 +109,7 @@ impl Plane {
         let request = ApplyRequest {
             generation: snapshot.generation,
             full: Some(v1::DesiredState::from(&*snapshot.state)),
+            ..Default::default()
         };
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(request);

@@ -262,4 +262,61 @@ impl BootwaveService for Agent {
             mac,
         )))
     }
+
+    type WatchEventsStream = EventStream<v1::BootEvent>;
+
+    async fn watch_events(
+        &self,
+        _request: Request<v1::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        Err(Status::unimplemented("boot events are not served yet"))
+    }
+
+    async fn list_leases(
+        &self,
+        _request: Request<v1::ListLeasesRequest>,
+    ) -> Result<Response<v1::ListLeasesReply>, Status> {
+        Err(Status::unimplemented("lease listing is not served yet"))
+    }
+
+    async fn start_wave(
+        &self,
+        _request: Request<v1::StartWaveRequest>,
+    ) -> Result<Response<v1::Wave>, Status> {
+        Err(Status::unimplemented("waves are not served yet"))
+    }
+
+    type WatchWaveStream = EventStream<v1::Wave>;
+
+    async fn watch_wave(
+        &self,
+        _request: Request<v1::WatchWaveRequest>,
+    ) -> Result<Response<Self::WatchWaveStream>, Status> {
+        Err(Status::unimplemented("waves are not served yet"))
+    }
+
+    async fn get_wave(
+        &self,
+        _request: Request<v1::GetWaveRequest>,
+    ) -> Result<Response<v1::Wave>, Status> {
+        Err(Status::unimplemented("waves are not served yet"))
+    }
+
+    async fn finish_wave(
+        &self,
+        _request: Request<v1::FinishWaveRequest>,
+    ) -> Result<Response<v1::Wave>, Status> {
+        Err(Status::unimplemented("waves are not served yet"))
+    }
+
+    async fn list_waves(
+        &self,
+        _request: Request<v1::ListWavesRequest>,
+    ) -> Result<Response<v1::ListWavesReply>, Status> {
+        Err(Status::unimplemented("waves are not served yet"))
+    }
 }
+
+/// A server stream of `T`.
+pub type EventStream<T> =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;

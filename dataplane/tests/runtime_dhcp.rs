@@ -216,6 +216,7 @@ fn a_pushed_state_changes_reservations_without_a_restart() {
                 .apply(v1::ApplyRequest {
                     generation: 7,
                     full: Some(state),
+                    ..Default::default()
                 })
                 .await
                 .expect("applied")

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bootwave_proto::convert::State;
 use bootwave_proto::v1::dataplane_control_server::{DataplaneControl, DataplaneControlServer};
-use bootwave_proto::v1::{ApplyReply, ApplyRequest, DataplaneStatusReply, DataplaneStatusRequest};
+use bootwave_proto::v1::{
+    ApplyReply, ApplyRequest, BootEvent, DataplaneStatusReply, DataplaneStatusRequest,
+    ListLeasesReply, ListLeasesRequest, WatchEventsRequest,
+};
 use bootwave_protocol::config::Config;
 use tokio::sync::{Mutex, oneshot};
 use tonic::{Request, Response, Status};
@@ -79,6 +82,23 @@ impl DataplaneControl for ControlService {
             shards: status.shards,
             backend: status.backend,
         }))
+    }
+
+    type WatchEventsStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<BootEvent, Status>> + Send>>;
+
+    async fn watch_events(
+        &self,
+        _request: Request<WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        Err(Status::unimplemented("boot events are not served yet"))
+    }
+
+    async fn list_leases(
+        &self,
+        _request: Request<ListLeasesRequest>,
+    ) -> Result<Response<ListLeasesReply>, Status> {
+        Err(Status::unimplemented("lease listing is not served yet"))
     }
 }
 

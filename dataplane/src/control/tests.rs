@@ -74,6 +74,7 @@ fn apply_hands_the_validated_config_to_the_callback() {
         let request = v1::ApplyRequest {
             generation: 7,
             full: Some(state("10.0.0.5")),
+            ..Default::default()
         };
         let reply = c.apply(request).await.unwrap().into_inner();
         let status = c.status(v1::DataplaneStatusRequest {}).await.unwrap();
@@ -104,6 +105,7 @@ fn invalid_state_is_refused_without_calling_back() {
         let request = v1::ApplyRequest {
             generation: 3,
             full: Some(state("10.9.9.9")),
+            ..Default::default()
         };
         client(&path).await.apply(request).await.unwrap_err()
     });
