@@ -148,6 +148,7 @@ fn ipxe_capture_is_offered_refind_pxe_on_the_same_address() {
     );
     let ev = step.handled.event;
     assert!(ev.user_class && ev.ipxe_encap);
+    assert_eq!(ev.user_class_text(), "iPXE", "the capture's option 77");
     assert_eq!(ev.boot_file.as_bytes(), b"refind.pxe");
 }
 
@@ -179,6 +180,7 @@ fn ipxe_with_option_175_but_no_user_class() {
     let step = run(&mut s, t(0), &bcast(), &datagram);
     assert_eq!(file(&step.decoded()), "refind.pxe");
     assert!(!step.handled.event.user_class && step.handled.event.ipxe_encap);
+    assert!(step.handled.event.user_class_value.is_empty());
 }
 
 #[test]

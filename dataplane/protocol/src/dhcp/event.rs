@@ -240,6 +240,10 @@ pub struct Event {
     pub arch: Option<ClientArch>,
     /// Whether option 77 was present.
     pub user_class: bool,
+    /// The start of option 77 as sent (iPXE sends the bare `iPXE`;
+    /// RFC 3004 clients frame each class with a length byte); empty when
+    /// absent. See [`Event::user_class_text`].
+    pub user_class_value: ShortBytes<32>,
     /// Whether option 175 was present.
     pub ipxe_encap: bool,
     /// The start of option 60.
@@ -252,6 +256,18 @@ pub struct Event {
     pub verdict: Verdict,
 }
 
+impl Event {
+    /// Option 77 as text: a single RFC 3004 length-framed class is
+    /// unwrapped, a bare string (as iPXE sends it) is kept as is.
+    pub fn user_class_text(&self) -> std::borrow::Cow<'_, str> {
+        let raw = self.user_class_value.as_bytes();
+        let framed = raw
+            .split_first()
+            .filter(|(len, rest)| usize::from(**len) == rest.len() && !rest.is_empty());
+        String::from_utf8_lossy(framed.map_or(raw, |(_, rest)| rest))
+    }
+}
+
 impl Default for Event {
     fn default() -> Self {
         Self {
@@ -260,6 +276,7 @@ impl Default for Event {
             mac: [0; 6],
             arch: None,
             user_class: false,
+            user_class_value: ShortBytes::default(),
             ipxe_encap: false,
             vendor_class: ShortBytes::default(),
             boot_file: ShortBytes::default(),
@@ -291,6 +308,18 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn user_class_text_unwraps_one_framed_class() {
+        let with = |raw: &[u8]| Event {
+            user_class_value: ShortBytes::new(raw),
+            ..Event::default()
+        };
+        assert_eq!(with(b"iPXE").user_class_text(), "iPXE");
+        assert_eq!(with(b"\x04iPXE").user_class_text(), "iPXE");
+        assert_eq!(with(b"\x05iPXE").user_class_text(), "\u{5}iPXE");
+        assert_eq!(with(b"").user_class_text(), "");
     }
 
     #[test]

@@ -250,6 +250,7 @@ impl Core {
         let opts = ClientOptions::parse(&packet)?;
         event.arch = opts.client_arch;
         event.user_class = opts.user_class.is_some();
+        event.user_class_value = ShortBytes::new(opts.user_class.unwrap_or_default());
         event.ipxe_encap = opts.ipxe_encap;
         event.vendor_class = ShortBytes::new(opts.vendor_class.unwrap_or_default());
         let kind = match opts.message_type {

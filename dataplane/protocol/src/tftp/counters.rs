@@ -28,6 +28,9 @@ pub struct TftpCounters {
     /// Datagrams that did not parse: answered with ERROR 4 on the listen
     /// port, dropped silently on a data port.
     pub malformed_dropped: u64,
+    /// Transfer events dropped because the driver did not take them in
+    /// time (the event queue was full).
+    pub events_dropped: u64,
 }
 
 impl TftpCounters {

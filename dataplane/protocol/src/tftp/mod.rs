@@ -50,6 +50,10 @@
 //!     }
 //!     // 5. Reuse the queue: no allocation once it has warmed up.
 //!     out.clear();
+//!     // 6. Take the transfer events (started, ended with its outcome).
+//!     while let Some(event) = server.poll_event() {
+//!         # let _ = event;
+//!     }
 //! }
 //! # }
 //! ```
@@ -79,6 +83,7 @@
 //!   sees them; `..`, control characters and over-long names are refused.
 
 mod counters;
+mod events;
 mod file;
 mod netascii;
 mod options;
@@ -93,6 +98,9 @@ pub mod wire;
 mod tests;
 
 pub use counters::TftpCounters;
+pub use events::{
+    DEFAULT_EVENT_CAPACITY, TransferEnded, TransferEvent, TransferOutcome, TransferStarted,
+};
 pub use file::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
 pub use netascii::NetasciiData;
 pub use options::{DEFAULT_BLKSIZE, MAX_BLKSIZE, MIN_BLKSIZE, MTU_OVERHEAD};

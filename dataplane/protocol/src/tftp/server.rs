@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::counters::TftpCounters;
+use super::events::{
+    DEFAULT_EVENT_CAPACITY, EventQueue, TransferEnded, TransferEvent, TransferOutcome,
+    TransferStarted,
+};
 use super::netascii::NetasciiData;
 use super::options::{Limits, Negotiated};
 use super::path::{self, PathError};
@@ -37,6 +41,9 @@ pub struct ServerOptions {
     pub burst_budget_bytes: usize,
     /// Longest accepted file name in bytes.
     pub max_path_len: usize,
+    /// Transfer events kept until [`TftpServer::poll_event`] takes them;
+    /// beyond it the oldest are dropped and counted.
+    pub event_capacity: usize,
 }
 
 impl Default for ServerOptions {
@@ -44,21 +51,25 @@ impl Default for ServerOptions {
         Self {
             burst_budget_bytes: DEFAULT_BURST_BUDGET_BYTES,
             max_path_len: path::DEFAULT_MAX_PATH_LEN,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
         }
     }
 }
 
-/// How a transfer ended, for the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Completed,
-    Failed,
-    TimedOut,
-    OptionsRefused,
-}
-
 /// One entry of the transfer table: a transfer or a free slot.
 pub(crate) type Slot = Option<Transfer>;
+
+/// What a transfer's events need and its hot record does not hold, kept
+/// in a side table indexed by slot: written at the start, read at the end,
+/// touched in between only by a retransmission.
+#[derive(Debug)]
+struct TransferMeta {
+    file: Arc<str>,
+    mac: Option<[u8; 6]>,
+    /// Ticks at the request.
+    started: u64,
+    retransmits: u32,
+}
 
 /// A TFTP read-only server core for one shard. See the [module
 /// docs](super) for the driving loop.
@@ -73,6 +84,8 @@ pub struct TftpServer<R> {
     listen_port: u16,
     data_ports: Box<[u16]>,
     slots: Vec<Slot>,
+    /// Per slot, the event metadata of its transfer.
+    meta: Vec<Option<TransferMeta>>,
     /// Per slot, bumped each time it is freed, so stale timers are
     /// recognised.
     generations: Vec<u32>,
@@ -82,6 +95,7 @@ pub struct TftpServer<R> {
     epoch: Option<Instant>,
     draining: bool,
     counters: TftpCounters,
+    events: EventQueue,
     path_buf: String,
 }
 
@@ -141,6 +155,7 @@ impl<R: Resolver> TftpServer<R> {
             listen_port: settings.port,
             data_ports: ports.into_boxed_slice(),
             slots: Vec::new(),
+            meta: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
@@ -148,6 +163,7 @@ impl<R: Resolver> TftpServer<R> {
             epoch: None,
             draining: false,
             counters: TftpCounters::default(),
+            events: EventQueue::new(options.event_capacity),
             path_buf: String::new(),
         }
     }
@@ -166,6 +182,13 @@ impl<R: Resolver> TftpServer<R> {
     /// The counters so far.
     pub fn counters(&self) -> &TftpCounters {
         &self.counters
+    }
+
+    /// The oldest transfer event not yet taken. Drain it after every
+    /// [`TftpServer::handle`] and [`TftpServer::handle_timeout`]: the queue
+    /// is bounded and drops its oldest events when full.
+    pub fn poll_event(&mut self) -> Option<TransferEvent> {
+        self.events.pop()
     }
 
     /// Transfers in the table.
@@ -238,25 +261,26 @@ impl<R: Resolver> TftpServer<R> {
         };
         match packet {
             Packet::Ack { block } => self.on_ack(now, slot, block, out),
-            Packet::Error { code, .. } => {
+            Packet::Error { code, message } => {
                 let refused = code == ErrorCode::OptionsRefused as u16
                     && self.transfer(slot).is_some_and(Transfer::awaiting_oack_ack);
                 debug!(src = %meta.src, code, "client ended the transfer");
-                self.finish(
-                    slot,
-                    if refused {
-                        Outcome::OptionsRefused
-                    } else {
-                        Outcome::Failed
-                    },
-                );
+                let outcome = if refused {
+                    TransferOutcome::OptionsRefused
+                } else {
+                    TransferOutcome::ClientError {
+                        code,
+                        message: String::from_utf8_lossy(message).into(),
+                    }
+                };
+                self.finish(now, slot, outcome);
             }
             _ => {
                 self.counters.errors_sent[ErrorCode::IllegalOperation as usize] += 1;
                 out.push_control(reply_route(meta), |buf| {
                     wire::emit_error(buf, ErrorCode::IllegalOperation, "unexpected packet");
                 });
-                self.finish(slot, Outcome::Failed);
+                self.finish(now, slot, TransferOutcome::ProtocolViolation);
             }
         }
     }
@@ -324,7 +348,7 @@ impl<R: Resolver> TftpServer<R> {
                 self.send_round(now, slot, out);
                 return;
             }
-            self.finish(slot, Outcome::Failed);
+            self.finish(now, slot, TransferOutcome::Replaced);
         }
         if self.index.len() >= self.max_transfers {
             return self.send_error(out, meta, ErrorCode::NotDefined, "server busy");
@@ -372,8 +396,26 @@ impl<R: Resolver> TftpServer<R> {
             windowsize = negotiated.windowsize,
             "tftp: transfer started"
         );
-        let slot = self.insert(transfer);
+        let file: Arc<str> = Arc::from(path);
+        let slot = self.insert(
+            transfer,
+            TransferMeta {
+                file: file.clone(),
+                mac,
+                started: now,
+                retransmits: 0,
+            },
+        );
         self.counters.transfers_started += 1;
+        self.events.push(TransferEvent::Started(TransferStarted {
+            client,
+            mac,
+            file,
+            size: size as u64,
+            blksize: negotiated.blksize,
+            windowsize: negotiated.windowsize,
+        }));
+        self.counters.events_dropped = self.events.dropped();
         self.send_round(now, slot, out);
     }
 
@@ -387,7 +429,7 @@ impl<R: Resolver> TftpServer<R> {
             AckOutcome::Advanced => {
                 self.send_round(now, slot, out);
             }
-            AckOutcome::Complete => self.finish(slot, Outcome::Completed),
+            AckOutcome::Complete => self.finish(now, slot, TransferOutcome::Completed),
         }
     }
 
@@ -399,7 +441,7 @@ impl<R: Resolver> TftpServer<R> {
         };
         if !transfer.on_timeout(max_retries, max_rto) {
             debug!(client = %transfer.client, "transfer timed out");
-            self.finish(slot, Outcome::TimedOut);
+            self.finish(now, slot, TransferOutcome::TimedOut);
             return 0;
         }
         self.send_round(now, slot, out)
@@ -411,8 +453,16 @@ impl<R: Resolver> TftpServer<R> {
         let Some(transfer) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return 0;
         };
+        let resent_before = self.counters.retransmits;
         let bytes = transfer.send_round(now, out, &mut self.counters);
         let deadline = now.saturating_add(u64::from(transfer.rto()));
+        let resent = self.counters.retransmits - resent_before;
+        if resent > 0
+            && let Some(Some(meta)) = self.meta.get_mut(slot as usize)
+        {
+            let resent = u32::try_from(resent).unwrap_or(u32::MAX);
+            meta.retransmits = meta.retransmits.saturating_add(resent);
+        }
         self.arm(slot, deadline);
         bytes
     }
@@ -476,15 +526,17 @@ impl<R: Resolver> TftpServer<R> {
         self.data_ports[port_hash(client) % self.data_ports.len()]
     }
 
-    fn insert(&mut self, transfer: Transfer) -> u32 {
+    fn insert(&mut self, transfer: Transfer, meta: TransferMeta) -> u32 {
         let key = (transfer.client, transfer.local_port);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(transfer);
+                self.meta[slot as usize] = Some(meta);
                 slot
             }
             None => {
                 self.slots.push(Some(transfer));
+                self.meta.push(Some(meta));
                 self.generations.push(0);
                 // The table never exceeds `max_transfers`, a u32.
                 (self.slots.len() - 1) as u32
@@ -494,24 +546,42 @@ impl<R: Resolver> TftpServer<R> {
         slot
     }
 
-    fn finish(&mut self, slot: u32, outcome: Outcome) {
+    fn finish(&mut self, now: u64, slot: u32, outcome: TransferOutcome) {
         let Some(transfer) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
+        // `meta` grows with `slots` and is filled with every transfer.
+        let meta = self.meta.get_mut(slot as usize).and_then(Option::take);
         // `generations` grows with `slots`, so the slot that held a
         // transfer has an entry.
         let generation = &mut self.generations[slot as usize];
         *generation = generation.wrapping_add(1);
         self.free.push(slot);
         self.index.remove(&(transfer.client, transfer.local_port));
-        info!(client = %transfer.client, ?outcome, "tftp: transfer ended");
+        info!(client = %transfer.client, %outcome, "tftp: transfer ended");
         let counter = match outcome {
-            Outcome::Completed => &mut self.counters.transfers_completed,
-            Outcome::Failed => &mut self.counters.transfers_failed,
-            Outcome::TimedOut => &mut self.counters.transfers_timed_out,
-            Outcome::OptionsRefused => &mut self.counters.option_refusals,
+            TransferOutcome::Completed => &mut self.counters.transfers_completed,
+            TransferOutcome::TimedOut => &mut self.counters.transfers_timed_out,
+            TransferOutcome::OptionsRefused => &mut self.counters.option_refusals,
+            TransferOutcome::ClientError { .. }
+            | TransferOutcome::Replaced
+            | TransferOutcome::ProtocolViolation => &mut self.counters.transfers_failed,
         };
         *counter += 1;
+        let Some(meta) = meta else {
+            return;
+        };
+        self.events.push(TransferEvent::Ended(TransferEnded {
+            client: transfer.client,
+            mac: meta.mac,
+            file: meta.file,
+            size: transfer.file.bytes().len() as u64,
+            outcome,
+            bytes_acked: transfer.acked_bytes(),
+            retransmits: meta.retransmits,
+            duration: Duration::from_micros(now.saturating_sub(meta.started)),
+        }));
+        self.counters.events_dropped = self.events.dropped();
     }
 }
 

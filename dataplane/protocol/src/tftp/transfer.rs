@@ -147,6 +147,12 @@ impl Transfer {
         self.base == 0
     }
 
+    /// File bytes the client has acknowledged.
+    pub(crate) fn acked_bytes(&self) -> u64 {
+        let blocks = u64::from(self.base.saturating_sub(1));
+        (blocks * u64::from(self.blksize)).min(self.size())
+    }
+
     /// The current retransmission timeout in microseconds.
     pub(crate) fn rto(&self) -> u32 {
         self.rto

@@ -5,6 +5,7 @@
 mod client;
 mod clients;
 mod direct;
+mod events;
 mod loss;
 mod pair;
 mod support;
