@@ -1,22 +1,26 @@
 //! Pushing the desired state to the data planes.
 //!
-//! Each data plane gets the full state of the newest generation
-//! (`DataplaneControl.Apply`); pushes to one data plane are serialised and a
-//! push never sends an older generation than the one it acknowledged, so
-//! concurrent changes cannot roll a data plane back. A background task asks
-//! every data plane for its generation and re-sends the state to those that
-//! are behind (a restarted data plane reports 0).
+//! Each data plane gets the newest generation (`DataplaneControl.Apply`):
+//! as a delta on top of the generation it acknowledged last when the agent
+//! still holds that state, else as the full state (also when the data plane
+//! refuses a delta with `ABORTED`, e.g. after it restarted). Pushes to one
+//! data plane are serialised and a push never sends an older generation
+//! than the one it acknowledged, so concurrent changes cannot roll a data
+//! plane back. A background task asks every data plane for its generation
+//! and re-sends the state to those that are behind (a restarted data plane
+//! reports 0).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bootwave_proto::convert::{Delta, State};
 use bootwave_proto::v1::dataplane_control_client::DataplaneControlClient;
 use bootwave_proto::v1::{self, ApplyRequest, DataplaneStatusRequest};
 use futures_util::future::join_all;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 
 /// How long one Apply or Status call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +42,9 @@ struct Plane {
 #[derive(Debug, Default, Clone)]
 struct Seen {
     acked: u64,
+    /// The state of generation `acked`, when this agent sent it (the base
+    /// of the next delta).
+    base: Option<Arc<State>>,
     reachable: bool,
     error: Option<String>,
     shards: u32,
@@ -67,6 +74,12 @@ impl Dataplanes {
     pub async fn push(&self, store: &Store, generation: u64) -> Vec<v1::DataplaneLag> {
         let pushes = self.planes.iter().map(|p| p.push(store, generation));
         join_all(pushes).await.into_iter().flatten().collect()
+    }
+
+    /// Every data plane's endpoint and a client to it.
+    pub fn clients(&self) -> Vec<(String, DataplaneControlClient<Channel>)> {
+        let each = |p: &Plane| (p.endpoint.clone(), p.client.clone());
+        self.planes.iter().map(each).collect()
     }
 
     /// What is known of every data plane.
@@ -106,17 +119,15 @@ impl Plane {
             return None;
         }
         let snapshot = store.snapshot();
-        let request = ApplyRequest {
-            generation: snapshot.generation,
-            full: Some(v1::DesiredState::from(&*snapshot.state)),
-            ..Default::default()
-        };
-        let mut client = self.client.clone();
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(CALL_TIMEOUT);
-        match client.apply(request).await {
-            Ok(reply) => {
-                seen.acked = reply.into_inner().generation;
+        let mut result = self.send(&mut seen, &snapshot, true).await;
+        if matches!(&result, Err(status) if status.code() == tonic::Code::Aborted) {
+            tracing::info!(endpoint = %self.endpoint, "delta refused; sending the full state");
+            result = self.send(&mut seen, &snapshot, false).await;
+        }
+        match result {
+            Ok(acked) => {
+                seen.acked = acked;
+                seen.base = (acked == snapshot.generation).then(|| snapshot.state.clone());
                 seen.reachable = true;
                 seen.error = None;
                 tracing::info!(endpoint = %self.endpoint, generation = seen.acked, "data plane in sync");
@@ -135,6 +146,36 @@ impl Plane {
         }
     }
 
+    /// Sends `snapshot`: as a delta from the acknowledged state when
+    /// `delta` is allowed and that state is known, else in full. Returns
+    /// the generation acknowledged.
+    async fn send(
+        &self,
+        seen: &mut Seen,
+        snapshot: &Snapshot,
+        delta: bool,
+    ) -> Result<u64, tonic::Status> {
+        let base = seen.base.as_ref().filter(|_| delta && seen.acked > 0);
+        let request = match base {
+            Some(base) => ApplyRequest {
+                generation: snapshot.generation,
+                delta: Some((&Delta::between(base, &snapshot.state)).into()),
+                base_generation: seen.acked,
+                ..Default::default()
+            },
+            None => ApplyRequest {
+                generation: snapshot.generation,
+                full: Some(v1::DesiredState::from(&*snapshot.state)),
+                ..Default::default()
+            },
+        };
+        let mut client = self.client.clone();
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(CALL_TIMEOUT);
+        let reply = client.apply(request).await?;
+        Ok(reply.into_inner().generation)
+    }
+
     async fn resync(&self, store: &Store) {
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(DataplaneStatusRequest {});
@@ -143,6 +184,10 @@ impl Plane {
             Ok(reply) => {
                 let reply = reply.into_inner();
                 let mut seen = self.seen.lock().await;
+                if seen.acked != reply.generation {
+                    // Restarted, or fed by someone else: no known base.
+                    seen.base = None;
+                }
                 seen.acked = reply.generation;
                 seen.reachable = true;
                 seen.shards = reply.shards;

@@ -2,13 +2,15 @@
 //! unix socket, served by a current-thread tokio runtime on its own thread,
 //! away from the shards.
 //!
-//! The agent pushes the full desired state with a generation number
-//! ([`ApplyRequest`](bootwave_proto::v1::ApplyRequest)); it is converted into
-//! a [`Config`] with the data plane's own validation (machine-local sections
-//! `interfaces`, `[tftp]` and `[journal]` come from the `local`
-//! configuration) and handed to the `apply` callback, which swaps it in. The
-//! reply carries the generation once the callback returned. Full snapshots
-//! only: each apply is atomic; deltas are not supported yet.
+//! The agent pushes the desired state with a generation number
+//! ([`ApplyRequest`](bootwave_proto::v1::ApplyRequest)): the full state, or
+//! a delta on top of the generation in force (refused with `ABORTED` when
+//! its base is another generation, so the agent falls back to the full
+//! state). The resulting state is converted into a [`Config`] with the data
+//! plane's own validation (machine-local sections `interfaces`, `[tftp]` and
+//! `[journal]` come from the `local` configuration) and handed to the
+//! `apply` callback, which swaps it in as one snapshot. The reply carries
+//! the generation once the callback returned.
 //!
 //! ```ignore
 //! let handle = control::serve(Path::new("/run/bootwave/control.sock"), local, apply, status)?;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bootwave_proto::convert::State;
+use bootwave_proto::convert::{Delta, State};
 use bootwave_proto::v1::dataplane_control_server::{DataplaneControl, DataplaneControlServer};
 use bootwave_proto::v1::{
     ApplyReply, ApplyRequest, BootEvent, DataplaneStatusReply, DataplaneStatusRequest,
@@ -21,8 +21,9 @@ pub struct ControlService {
     apply: ApplyFn,
     status: StatusFn,
     generation: Arc<AtomicU64>,
-    /// Serialises applies so generations are recorded in call order.
-    applying: Mutex<()>,
+    /// The state in force (the base of the next delta); the lock
+    /// serialises applies so generations are recorded in call order.
+    applying: Mutex<Option<State>>,
 }
 
 impl std::fmt::Debug for ControlService {
@@ -46,7 +47,7 @@ impl ControlService {
             apply,
             status,
             generation,
-            applying: Mutex::new(()),
+            applying: Mutex::new(None),
         }
     }
 }
@@ -55,16 +56,38 @@ impl ControlService {
 impl DataplaneControl for ControlService {
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyReply>, Status> {
         let request = request.into_inner();
-        let full = request
-            .full
-            .ok_or_else(|| Status::invalid_argument("full: missing"))?;
-        let state = State::try_from(full).map_err(|e| e.within("full"))?;
+        let mut applied = self.applying.lock().await;
+        let state = match (request.full, request.delta) {
+            (Some(full), None) => State::try_from(full).map_err(|e| e.within("full"))?,
+            (None, Some(delta)) => {
+                let delta = Delta::try_from(delta).map_err(|e| e.within("delta"))?;
+                let in_force = self.generation.load(Ordering::Acquire);
+                let base = applied
+                    .as_ref()
+                    .filter(|_| in_force == request.base_generation)
+                    .ok_or_else(|| {
+                        Status::aborted(format!(
+                            "delta on generation {} but {in_force} is in force: send the full state",
+                            request.base_generation
+                        ))
+                    })?;
+                let mut state = State::clone(base);
+                delta.apply_to(&mut state);
+                state
+            }
+            (Some(_), Some(_)) => {
+                return Err(Status::invalid_argument(
+                    "delta: give either `full` or `delta`, not both",
+                ));
+            }
+            (None, None) => return Err(Status::invalid_argument("full: missing")),
+        };
         let config = state.to_config_with(&self.local)?;
-        let _guard = self.applying.lock().await;
         (self.apply)(config, request.generation).map_err(|e| {
             tracing::warn!(generation = request.generation, "apply refused: {e}");
             Status::failed_precondition(format!("apply refused: {e}"))
         })?;
+        *applied = Some(state);
         self.generation.store(request.generation, Ordering::Release);
         tracing::info!(generation = request.generation, "applied desired state");
         Ok(Response::new(ApplyReply {

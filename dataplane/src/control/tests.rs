@@ -159,3 +159,98 @@ fn a_live_socket_is_never_taken_over() {
     assert!(path.exists(), "the first server keeps its socket");
     first.stop();
 }
+
+#[test]
+fn a_delta_on_the_generation_in_force_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (_handle, seen) = start(&path);
+    let (second, stale, both) = block_on(async {
+        let mut c = client(&path).await;
+        let full = v1::ApplyRequest {
+            generation: 4,
+            full: Some(state("10.0.0.5")),
+            ..Default::default()
+        };
+        c.apply(full).await.unwrap();
+        let delta = v1::StateDelta {
+            put_hosts: vec![v1::Host {
+                mac: "02:00:00:00:00:02".into(),
+                fixed_address: "10.0.0.6".into(),
+                ..Default::default()
+            }],
+            delete_hosts: vec!["02:00:00:00:00:01".into()],
+            ..Default::default()
+        };
+        let second = c
+            .apply(v1::ApplyRequest {
+                generation: 5,
+                delta: Some(delta.clone()),
+                base_generation: 4,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let stale = c
+            .apply(v1::ApplyRequest {
+                generation: 6,
+                delta: Some(delta.clone()),
+                base_generation: 4,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let both = c
+            .apply(v1::ApplyRequest {
+                generation: 6,
+                full: Some(state("10.0.0.5")),
+                delta: Some(delta),
+                base_generation: 5,
+            })
+            .await
+            .unwrap_err();
+        (second, stale, both)
+    });
+    assert_eq!(second.generation, 5);
+    assert_eq!(stale.code(), tonic::Code::Aborted, "{stale:?}");
+    assert_eq!(both.code(), tonic::Code::InvalidArgument, "{both:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "refused deltas never reach the callback");
+    let (config, generation) = &seen[1];
+    assert_eq!(*generation, 5);
+    let hosts: Vec<_> = config
+        .hosts
+        .iter()
+        .map(|h| (h.mac, h.fixed_address))
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![([2, 0, 0, 0, 0, 2], Some("10.0.0.6".parse().unwrap()))]
+    );
+    assert_eq!(
+        config.subnets[0].boot_rules[0].filename, "ipxe.efi",
+        "the rest of the base state is kept"
+    );
+}
+
+#[test]
+fn a_delta_before_any_full_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (_handle, seen) = start(&path);
+    let status = block_on(async {
+        client(&path)
+            .await
+            .apply(v1::ApplyRequest {
+                generation: 1,
+                delta: Some(v1::StateDelta::default()),
+                base_generation: 0,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(status.code(), tonic::Code::Aborted);
+    assert!(seen.lock().unwrap().is_empty());
+}

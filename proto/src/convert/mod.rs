@@ -8,11 +8,13 @@
 //! file schema and runs `bootwave_protocol::config::parse` on it: the checks
 //! are exactly the data plane's own.
 
+mod delta;
 mod domain;
 mod from_config;
 mod render;
 mod wire;
 
+pub use delta::Delta;
 pub use domain::{DhcpSpec, HostSpec, ProfileSpec, RuleSource, State, SubnetSpec};
 pub use wire::{net_field, rule_from_wire, rule_to_wire};
 
