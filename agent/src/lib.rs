@@ -5,6 +5,9 @@
 //! - [`push`]: pushing each generation to the data planes, and re-syncing
 //!   those that fall behind.
 //! - [`explain`]: which subnet, rule and profile decide each boot stage.
+//! - [`events`]: boot events of every data plane fanned in, and "last
+//!   seen" per MAC.
+//! - [`wave`]: reboot waves followed through their boot stages.
 //! - [`server`]: listeners (TCP with a bearer token, or a unix socket),
 //!   health and reflection.
 //! - [`cli`]: the `bootwave` command-line client.
@@ -12,9 +15,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod events;
 pub mod explain;
 pub mod isc;
 pub mod push;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod wave;

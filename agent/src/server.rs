@@ -119,6 +119,7 @@ pub async fn serve(
             .resync_forever(store.clone(), config.resync_interval),
     );
     let agent = Agent::new(store, dataplanes);
+    let background = agent.spawn_background();
     let api = InterceptedService::new(BootwaveServiceServer::new(agent), BearerAuth { token });
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BootwaveServiceServer<Agent>>().await;
@@ -145,6 +146,9 @@ pub async fn serve(
                 .await
         }
     };
+    for task in background {
+        task.abort();
+    }
     resync.abort();
     // The task holds the store; wait until it is dropped so that the
     // database can be opened again at once.

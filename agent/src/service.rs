@@ -10,25 +10,77 @@ use bootwave_proto::v1::{self, ChangeReply};
 use bootwave_protocol::config::DEFAULT_PROFILE;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::events::Events;
+use crate::events::last_seen::DEFAULT_CAPACITY;
 use crate::push::Dataplanes;
 use crate::store::{Change, Snapshot, Store, StoreError};
+use crate::wave::{self, Waves};
 
 /// Page size of `ListHosts` when the caller gives none, and its ceiling.
 const DEFAULT_PAGE: usize = 1000;
 /// Most hosts one `ImportHosts` stream may carry.
 const MAX_IMPORT: usize = 1 << 20;
 
+/// How often running waves are checked for their timeout.
+const WAVE_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The agent's API handlers.
 #[derive(Debug, Clone)]
 pub struct Agent {
     store: Arc<Store>,
     dataplanes: Arc<Dataplanes>,
+    events: Arc<Events>,
+    waves: Arc<Waves>,
 }
 
 impl Agent {
     /// Handlers over `store`, pushing to `dataplanes`.
     pub fn new(store: Arc<Store>, dataplanes: Arc<Dataplanes>) -> Self {
-        Self { store, dataplanes }
+        let waves = Arc::new(Waves::new());
+        let events = Arc::new(Events::new(waves.clone(), DEFAULT_CAPACITY));
+        Self {
+            store,
+            dataplanes,
+            events,
+            waves,
+        }
+    }
+
+    /// Starts the background tasks of boot events and waves: one follower
+    /// of `WatchEvents` per data plane, and the wave timeout check. The
+    /// caller aborts them at shutdown.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks: Vec<_> = self
+            .dataplanes
+            .clients()
+            .into_iter()
+            .map(|(endpoint, client)| {
+                tokio::spawn(crate::events::fanin::follow(
+                    endpoint,
+                    client,
+                    self.events.clone(),
+                ))
+            })
+            .collect();
+        let waves = self.waves.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WAVE_TICK);
+            loop {
+                tick.tick().await;
+                waves.tick(std::time::Instant::now());
+            }
+        }));
+        tasks
+    }
+
+    /// The boot event hub.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    /// The reboot waves (their [`Waves::stage_counts`] feed metrics).
+    pub fn waves(&self) -> &Arc<Waves> {
+        &self.waves
     }
 
     /// Commits `change` durably, then pushes the new generation to every
@@ -256,64 +308,79 @@ impl BootwaveService for Agent {
     ) -> Result<Response<v1::ExplainReply>, Status> {
         let mac = mac_field("mac", &request.into_inner().mac)?;
         let snapshot = self.snapshot();
-        Ok(Response::new(crate::explain::explain(
-            &snapshot.state,
-            snapshot.generation,
-            mac,
-        )))
+        let mut reply = crate::explain::explain(&snapshot.state, snapshot.generation, mac);
+        reply.last_seen = self.events.last_seen(&mac);
+        Ok(Response::new(reply))
     }
 
     type WatchEventsStream = EventStream<v1::BootEvent>;
 
     async fn watch_events(
         &self,
-        _request: Request<v1::WatchEventsRequest>,
+        request: Request<v1::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        Err(Status::unimplemented("boot events are not served yet"))
+        crate::events::api::watch(&self.events, &request.into_inner()).map(Response::new)
     }
 
     async fn list_leases(
         &self,
-        _request: Request<v1::ListLeasesRequest>,
+        request: Request<v1::ListLeasesRequest>,
     ) -> Result<Response<v1::ListLeasesReply>, Status> {
-        Err(Status::unimplemented("lease listing is not served yet"))
+        let planes = self.dataplanes.clients();
+        crate::events::api::list_leases(planes, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn start_wave(
         &self,
-        _request: Request<v1::StartWaveRequest>,
+        request: Request<v1::StartWaveRequest>,
     ) -> Result<Response<v1::Wave>, Status> {
-        Err(Status::unimplemented("waves are not served yet"))
+        let new = wave::api::select(&self.snapshot().state, request.into_inner())?;
+        let now_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let wave = self
+            .waves
+            .start(new, std::time::Instant::now(), now_unix_ms)
+            .map_err(wave::api::status)?;
+        tracing::info!(id = %wave.id, hosts = wave.hosts.len(), "wave started");
+        Ok(Response::new(wave))
     }
 
     type WatchWaveStream = EventStream<v1::Wave>;
 
     async fn watch_wave(
         &self,
-        _request: Request<v1::WatchWaveRequest>,
+        request: Request<v1::WatchWaveRequest>,
     ) -> Result<Response<Self::WatchWaveStream>, Status> {
-        Err(Status::unimplemented("waves are not served yet"))
+        wave::api::watch(self.waves.clone(), &request.into_inner()).map(Response::new)
     }
 
     async fn get_wave(
         &self,
-        _request: Request<v1::GetWaveRequest>,
+        request: Request<v1::GetWaveRequest>,
     ) -> Result<Response<v1::Wave>, Status> {
-        Err(Status::unimplemented("waves are not served yet"))
+        let wave = self.waves.get(&request.into_inner().id, true);
+        wave.map(Response::new).map_err(wave::api::status)
     }
 
     async fn finish_wave(
         &self,
-        _request: Request<v1::FinishWaveRequest>,
+        request: Request<v1::FinishWaveRequest>,
     ) -> Result<Response<v1::Wave>, Status> {
-        Err(Status::unimplemented("waves are not served yet"))
+        let id = request.into_inner().id;
+        let wave = self.waves.finish(&id, std::time::Instant::now());
+        wave.map(Response::new).map_err(wave::api::status)
     }
 
     async fn list_waves(
         &self,
         _request: Request<v1::ListWavesRequest>,
     ) -> Result<Response<v1::ListWavesReply>, Status> {
-        Err(Status::unimplemented("waves are not served yet"))
+        Ok(Response::new(v1::ListWavesReply {
+            waves: self.waves.list(),
+        }))
     }
 }
 

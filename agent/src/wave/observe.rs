@@ -1,0 +1,111 @@
+//! What a boot event tells a wave: the few facts the stage machine reads.
+
+use bootwave_proto::convert::parse_mac;
+use bootwave_proto::v1::{self, boot_event, tftp_event};
+
+/// The user class iPXE sends in its DHCP requests.
+pub const IPXE_USER_CLASS: &str = "iPXE";
+
+/// One boot event, reduced to what moves a host between stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen<'a> {
+    /// A DHCP ACK.
+    Ack {
+        /// Whether the request carried user class "iPXE".
+        ipxe: bool,
+        /// The address acknowledged.
+        address: &'a str,
+        /// The boot file name the ACK named.
+        filename: &'a str,
+    },
+    /// A DHCP NAK.
+    Nak {
+        /// The request refused (e.g. "REQUEST").
+        message: &'a str,
+        /// The address concerned.
+        address: &'a str,
+    },
+    /// A TFTP read started.
+    Started {
+        /// The file requested.
+        file: &'a str,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A TFTP read completed.
+    Completed {
+        /// The file sent.
+        file: &'a str,
+        /// Bytes acknowledged.
+        bytes: u64,
+    },
+    /// A TFTP read failed.
+    Failed {
+        /// The file requested.
+        file: &'a str,
+        /// Why.
+        error: &'a str,
+    },
+}
+
+impl<'a> Seen<'a> {
+    /// The MAC and the fact of `event`; `None` for events that move no host
+    /// (no MAC, a DHCP message without ACK or NAK, unknown kinds).
+    pub fn from_event(event: &'a v1::BootEvent) -> Option<([u8; 6], Self)> {
+        let mac = parse_mac(&event.mac)?;
+        let seen = match event.kind.as_ref()? {
+            boot_event::Kind::Dhcp(d) => match d.reply.as_str() {
+                "ACK" => Self::Ack {
+                    ipxe: d.user_class == IPXE_USER_CLASS,
+                    address: &d.address,
+                    filename: &d.filename,
+                },
+                "NAK" => Self::Nak {
+                    message: &d.message,
+                    address: &d.address,
+                },
+                _ => return None,
+            },
+            boot_event::Kind::Tftp(t) => match t.kind() {
+                tftp_event::Kind::Started => Self::Started {
+                    file: &t.file,
+                    size: t.size,
+                },
+                tftp_event::Kind::Completed => Self::Completed {
+                    file: &t.file,
+                    bytes: t.bytes,
+                },
+                tftp_event::Kind::Failed => Self::Failed {
+                    file: &t.file,
+                    error: &t.error,
+                },
+                tftp_event::Kind::Unspecified => return None,
+            },
+        };
+        Some((mac, seen))
+    }
+}
+
+/// Whether the TFTP path `file` is the boot file name `named` (a leading
+/// `/` and `./` do not count).
+pub fn same_file(file: &str, named: &str) -> bool {
+    let norm = |s: &str| {
+        s.trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_owned()
+    };
+    !named.is_empty() && norm(file) == norm(named)
+}
+
+/// A byte count for people: "812 B", "1.0 MB".
+pub fn human_bytes(n: u64) -> String {
+    // Display only: the precision lost converting to f64 does not show.
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} kB", f / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", f / 1e6),
+        _ => format!("{:.1} GB", f / 1e9),
+    }
+}
