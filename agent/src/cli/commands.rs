@@ -9,7 +9,7 @@ use bootwave_proto::v1;
 use serde_json::json;
 
 use super::output::{self, HOST_HEADER};
-use super::{AgentCommand, Connection, EXIT_UNAVAILABLE, Failure, HostCommand, ListOnly, apply};
+use super::{AgentCommand, Connection, EXIT_UNAVAILABLE, Failure, HostCommand, apply};
 
 /// Runs `command` against the agent of `conn`.
 pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure> {
@@ -89,47 +89,11 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
             }
             Ok(())
         }
-        AgentCommand::Subnet(ListOnly::Ls) => {
-            let reply = client
-                .list_subnets(v1::ListSubnetsRequest {})
-                .await?
-                .into_inner();
-            if json {
-                let list: Vec<_> = reply.subnets.iter().map(output::subnet_json).collect();
-                output::json_line(&json!(list));
-            } else {
-                let rows: Vec<_> = reply.subnets.iter().map(output::subnet_row).collect();
-                output::table(
-                    &["NETWORK", "RANGES", "ROUTERS", "NEXT-SERVER", "RULES"],
-                    &rows,
-                );
-            }
-            Ok(())
+        AgentCommand::Subnet(command) => {
+            super::subnet::run_subnet(command, &mut client, json).await
         }
-        AgentCommand::Profile(ListOnly::Ls) => {
-            let reply = client
-                .list_profiles(v1::ListProfilesRequest {})
-                .await?
-                .into_inner();
-            if json {
-                let list: Vec<_> = reply.profiles.iter().map(output::profile_json).collect();
-                output::json_line(&json!(list));
-            } else {
-                let rows: Vec<_> = reply
-                    .profiles
-                    .iter()
-                    .map(|p| {
-                        let script = if p.ipxe_script.is_empty() {
-                            "no"
-                        } else {
-                            "yes"
-                        };
-                        vec![p.name.clone(), p.rules.len().to_string(), script.to_owned()]
-                    })
-                    .collect();
-                output::table(&["NAME", "RULES", "IPXE-SCRIPT"], &rows);
-            }
-            Ok(())
+        AgentCommand::Profile(command) => {
+            super::subnet::run_profile(command, &mut client, json).await
         }
         AgentCommand::Apply { file, dry_run } => {
             let next = read_state(&file)?;
@@ -272,7 +236,7 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
 
 /// Reports a committed change; a data plane that did not acknowledge it
 /// makes the command fail with [`EXIT_UNAVAILABLE`].
-fn changed(reply: v1::ChangeReply, json: bool) -> Result<(), Failure> {
+pub(super) fn changed(reply: v1::ChangeReply, json: bool) -> Result<(), Failure> {
     if json {
         let lagging: Vec<_> = reply
             .lagging

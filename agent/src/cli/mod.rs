@@ -7,6 +7,7 @@
 mod apply;
 mod commands;
 mod output;
+mod subnet;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use commands::run;
+pub use subnet::{NetworkArg, ProfileCommand, SubnetArgs, SubnetCommand};
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -53,12 +55,12 @@ pub enum AgentCommand {
     /// Hosts: add, remove, list, show.
     #[command(subcommand)]
     Host(HostCommand),
-    /// Subnets.
+    /// Subnets: add, remove, list, show.
     #[command(subcommand)]
-    Subnet(ListOnly),
-    /// Boot profiles.
+    Subnet(SubnetCommand),
+    /// Boot profiles: add, remove, list, show.
     #[command(subcommand)]
-    Profile(ListOnly),
+    Profile(ProfileCommand),
     /// Make the agent's state equal to a bootwave TOML file, as one generation.
     Apply {
         /// The file (`-`: stdin).
