@@ -89,7 +89,9 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
             fixed_address: Some(Ipv4Addr::new(192, 168, 1, 50)),
             hostname: None,
             profile: None,
+            labels: Default::default(),
         }],
+        profiles: Vec::new(),
     }
 }
 

@@ -71,6 +71,7 @@ fn contended_config() -> bootwave_protocol::config::Config {
         fixed_address: Some(RESERVED),
         hostname: None,
         profile: None,
+        labels: Default::default(),
     }];
     cfg
 }

@@ -3,6 +3,7 @@
 //! Nothing here is validated beyond TOML types; every leaf keeps its byte
 //! span so that validation errors can name the line and column.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -25,6 +26,8 @@ pub(crate) struct FileConfig {
     pub(crate) subnets: Vec<FileSubnet>,
     #[serde(default)]
     pub(crate) hosts: Vec<FileHost>,
+    #[serde(default)]
+    pub(crate) profiles: Vec<FileProfile>,
 }
 
 /// `[dhcp]`.
@@ -114,6 +117,21 @@ pub(crate) struct FileHost {
     pub(crate) fixed_address: Option<Spanned<String>>,
     pub(crate) hostname: Option<Spanned<String>>,
     pub(crate) profile: Option<Spanned<String>>,
+    pub(crate) labels: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
+
+/// One `[[profiles]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct FileProfile {
+    pub(crate) name: Spanned<String>,
+    pub(crate) script: Option<Spanned<String>>,
+    pub(crate) template: Option<Spanned<String>>,
+    pub(crate) template_file: Option<Spanned<String>>,
+    /// The text of `template-file` (or why it could not be read), filled in
+    /// by the caller of the conversion, which may read files.
+    #[serde(skip)]
+    pub(crate) loaded: Option<Result<String, String>>,
 }
 
 /// A value written either as an integer or as a string (durations,

@@ -17,6 +17,7 @@ mod error;
 mod file;
 mod interfaces;
 mod model;
+mod profile;
 mod summary;
 mod values;
 
@@ -36,13 +37,39 @@ pub use values::format_mac;
 ///
 /// `origin` names the file in error messages. Relative paths in the file
 /// (`tftp.root`, `journal.dir`) are resolved against `base_dir`, normally the
-/// directory holding the file. Pure: reads no files.
+/// directory holding the file. Pure: reads no files, so a profile's
+/// `template-file` is refused (use [`parse_with`] to allow it).
 pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-    let file: file::FileConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    parse_with(text, origin, base_dir, &|_| {
+        Err("template files are not read here; give the template inline with `template`".to_owned())
+    })
+}
+
+/// As [`parse`], reading each profile's `template-file` (resolved against
+/// `base_dir`) through `read_file`, which returns the text or why it could
+/// not be read. The caller decides what reading a file means (the data
+/// plane reads the disk; tests hand in strings).
+pub fn parse_with(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    read_file: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<Config, ConfigError> {
+    let mut file: file::FileConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         location: Location::new(origin, text, e.span()),
         message: e.message().trim().to_owned(),
     })?;
+    for profile in &mut file.profiles {
+        if let Some(path) = &profile.template_file {
+            profile.loaded = Some(read_file(&base_dir.join(path.get_ref())));
+        }
+    }
     let mut config = Config::try_from(file).map_err(|r| r.locate(origin, text))?;
+    for script in config.profiles.iter_mut().filter_map(|p| p.script.as_mut()) {
+        if let Some(path) = &mut script.template_file {
+            *path = base_dir.join(&*path);
+        }
+    }
     config.tftp.root = base_dir.join(&config.tftp.root);
     config.journal.dir = base_dir.join(&config.journal.dir);
     Ok(config)
@@ -50,3 +77,6 @@ pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, Config
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod profile_tests;

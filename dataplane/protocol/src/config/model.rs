@@ -4,8 +4,11 @@
 //! inside their subnet, host MACs are unique, rule file names are non-empty.
 //! The DHCP and TFTP cores read only these types, never the raw TOML.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+
+pub use super::profile::{MAX_LABEL_VALUE_LEN, Profile, ProfileScript, check_label_value};
 
 /// The whole validated configuration of one data plane.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +26,8 @@ pub struct Config {
     pub subnets: Vec<Subnet>,
     /// Host reservations, in file order.
     pub hosts: Vec<Host>,
+    /// Declared profiles (those with a script template), in file order.
+    pub profiles: Vec<Profile>,
 }
 
 /// DHCP server behaviour shared by all subnets.
@@ -264,4 +269,6 @@ pub struct Host {
     pub hostname: Option<String>,
     /// Boot profile; `None` is [`DEFAULT_PROFILE`].
     pub profile: Option<String>,
+    /// Free-form labels (`{{label:KEY}}` in script templates).
+    pub labels: BTreeMap<String, String>,
 }

@@ -213,7 +213,9 @@ pub(crate) mod tests {
                 fixed_address: None,
                 hostname: Some("node_1".to_owned()),
                 profile: None,
+                labels: Default::default(),
             }],
+            profiles: Vec::new(),
         }
     }
 

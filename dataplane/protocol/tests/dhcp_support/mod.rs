@@ -131,6 +131,7 @@ fn base_config(subnets: Vec<Subnet>, hosts: Vec<Host>) -> Config {
         },
         subnets,
         hosts,
+        profiles: Vec::new(),
     }
 }
 
@@ -147,6 +148,7 @@ pub(crate) fn guide_config() -> Config {
         fixed_address: None,
         hostname: Some("node_1".to_owned()),
         profile: None,
+        labels: Default::default(),
     };
     base_config(vec![s], vec![host])
 }
@@ -172,6 +174,7 @@ pub(crate) fn lab_config() -> Config {
             fixed_address: Some(FIXED_ADDR),
             hostname: None,
             profile: None,
+            labels: Default::default(),
         },
         Host {
             name: "node_2".to_owned(),
@@ -179,6 +182,7 @@ pub(crate) fn lab_config() -> Config {
             fixed_address: None,
             hostname: Some("node-two".to_owned()),
             profile: Some("rescue".to_owned()),
+            labels: Default::default(),
         },
     ];
     base_config(vec![local, relayed], hosts)

@@ -1,29 +1,38 @@
 //! Host reservations and their cross-checks against subnets and rules.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use toml::Spanned;
 
 use crate::config::error::Rejection;
 use crate::config::file::FileHost;
-use crate::config::model::{DEFAULT_PROFILE, Host, Subnet};
+use crate::config::model::{DEFAULT_PROFILE, Host, Profile, Subnet, check_label_value};
 use crate::config::values::{check_name, format_mac, parse_ipv4, parse_mac};
+use crate::template::check_label_key;
 
 /// Converts every host. Names and MACs are unique; a fixed address lies in a
 /// declared subnet, outside its dynamic ranges, and belongs to one host; a
-/// profile other than `default` is named by at least one boot rule (a typo
-/// would otherwise silently boot the host with the default profile).
-pub(super) fn convert(files: &[FileHost], subnets: &[Subnet]) -> Result<Vec<Host>, Rejection> {
+/// profile other than `default` is named by at least one boot rule or
+/// `[[profiles]]` entry (a typo would otherwise silently boot the host with
+/// the default profile); a host has every label its profile's script
+/// template uses.
+pub(super) fn convert(
+    files: &[FileHost],
+    subnets: &[Subnet],
+    declared: &[Profile],
+) -> Result<Vec<Host>, Rejection> {
     let profiles: HashSet<&str> = subnets
         .iter()
         .flat_map(|s| &s.boot_rules)
         .filter_map(|r| r.profile.as_deref())
+        .chain(declared.iter().map(|p| p.name.as_str()))
         .chain([DEFAULT_PROFILE])
         .collect();
     let mut out: Vec<Host> = Vec::with_capacity(files.len());
     for (i, file) in files.iter().enumerate() {
         let key = format!("hosts[{i}]");
         let host = convert_one(file, &key, subnets, &profiles)?;
+        required_labels(&host, file, &key, declared)?;
         let fail = |value: &Spanned<String>, field: &str, m: String| {
             Rejection::new(Some(value.span()), format!("{key}.{field}"), m)
         };
@@ -108,7 +117,9 @@ fn convert_one(
                 return Err(Rejection::new(
                     Some(p.span()),
                     format!("{key}.profile"),
-                    format!("no boot rule uses the profile `{text}`"),
+                    format!(
+                        "no boot rule uses the profile `{text}` and no [[profiles]] entry declares it"
+                    ),
                 ));
             }
             Some(text)
@@ -120,7 +131,69 @@ fn convert_one(
         fixed_address,
         hostname,
         profile,
+        labels: labels(file, key)?,
     })
+}
+
+/// `labels = { KEY = "value", … }`: keys as in `{{label:KEY}}`, values
+/// without control characters.
+fn labels(file: &FileHost, key: &str) -> Result<BTreeMap<String, String>, Rejection> {
+    let Some(table) = &file.labels else {
+        return Ok(BTreeMap::new());
+    };
+    let mut out = BTreeMap::new();
+    for (name, value) in table.get_ref() {
+        let key = format!("{key}.labels.{name}");
+        check_label_key(name).map_err(|m| {
+            Rejection::new(
+                Some(table.span()),
+                key.clone(),
+                format!("`{name}` is not a label key ({m})"),
+            )
+        })?;
+        check_label_value(value.get_ref())
+            .map_err(|m| Rejection::new(Some(value.span()), key, m))?;
+        out.insert(name.clone(), value.get_ref().clone());
+    }
+    Ok(out)
+}
+
+/// Refuses a host whose profile's template uses a label the host lacks:
+/// the script would otherwise be served with a hole in it.
+fn required_labels(
+    host: &Host,
+    file: &FileHost,
+    key: &str,
+    declared: &[Profile],
+) -> Result<(), Rejection> {
+    let profile = host.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
+    let Some(script) = declared
+        .iter()
+        .find(|p| p.name == profile)
+        .and_then(|p| p.script.as_ref())
+    else {
+        return Ok(());
+    };
+    let Some(missing) = script
+        .template
+        .label_keys()
+        .find(|k| !host.labels.contains_key(*k))
+    else {
+        return Ok(());
+    };
+    let span = file
+        .labels
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| file.profile.as_ref().map(Spanned::span))
+        .unwrap_or_else(|| file.name.span());
+    Err(Rejection::new(
+        Some(span),
+        format!("{key}.labels"),
+        format!(
+            "the script template of profile `{profile}` uses {{{{label:{missing}}}}}, which this host does not have"
+        ),
+    ))
 }
 
 fn checked_name(value: &Spanned<String>, key: &str) -> Result<String, Rejection> {

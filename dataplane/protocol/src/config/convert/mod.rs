@@ -4,6 +4,7 @@
 //! aside) and are listed in `assets/README.md`.
 
 mod hosts;
+mod profiles;
 mod subnets;
 
 use std::net::Ipv4Addr;
@@ -56,7 +57,8 @@ impl TryFrom<FileConfig> for Config {
             unknown_clients(file.dhcp.unknown_clients.as_ref(), "dhcp.unknown-clients")?
                 .unwrap_or(UnknownClients::Allow);
         let subnets = subnets::convert(&file.subnets, &file.dhcp, &dhcp, default_unknown)?;
-        let hosts = hosts::convert(&file.hosts, &subnets)?;
+        let profiles = profiles::convert(&file.profiles)?;
+        let hosts = hosts::convert(&file.hosts, &subnets, &profiles)?;
         Ok(Self {
             interfaces,
             dhcp,
@@ -64,6 +66,7 @@ impl TryFrom<FileConfig> for Config {
             journal: journal(&file.journal)?,
             subnets,
             hosts,
+            profiles,
         })
     }
 }
