@@ -2,6 +2,7 @@
 //!
 //! - [`journal`]: the append-only lease journal (group commit, replay, compaction).
 //! - [`store`]: the boot-file store that TFTP transfers read from.
+//! - [`scripts`]: per-host iPXE scripts rendered from profile templates.
 //! - [`driver`]: sockets, io_uring and portable backends, shard threads.
 //! - [`metrics`]: Prometheus text exposition and the scrape endpoint.
 //! - [`neigh`]: ARP entries so unicast replies need no ARP request.
@@ -17,5 +18,6 @@ pub mod metrics;
 pub mod neigh;
 pub mod probe;
 pub mod runtime;
+pub mod scripts;
 pub mod store;
 pub mod sys;

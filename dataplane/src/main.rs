@@ -155,7 +155,9 @@ fn load(path: &Path) -> anyhow::Result<Option<Config>> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    match config::parse(&text, &path.display().to_string(), base) {
+    let origin = path.display().to_string();
+    let read = bootwave_dataplane::scripts::read_template;
+    match config::parse_with(&text, &origin, base, &read) {
         Ok(config) => Ok(Some(config)),
         Err(e) => {
             eprintln!("{e}");

@@ -25,6 +25,7 @@ use crate::driver::{
 use crate::metrics::{self, MetricsServer};
 use crate::neigh::NeighTable;
 use crate::probe::Prober;
+use crate::scripts::ScriptResolver;
 use crate::store::{FileStore, StoreOptions};
 use crate::sys::{ifaddrs, signals};
 
@@ -62,7 +63,12 @@ pub fn load_config(path: &Path) -> Result<Config, RuntimeError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    Ok(config::parse(&text, &path.display().to_string(), base)?)
+    Ok(config::parse_with(
+        &text,
+        &path.display().to_string(),
+        base,
+        &crate::scripts::read_template,
+    )?)
 }
 
 /// Runs the data plane until `SIGTERM` or `SIGINT` (see the [module
@@ -199,7 +205,11 @@ fn start_shards(
             .get_mut(ctx.shard)
             .and_then(Option::take);
         let data_port = ctx.local_addrs[super::tftp::DATA_SOCKET].port();
-        let mut tftp = TftpServer::new(&tftp_settings, &[data_port], store.clone());
+        let mut tftp = TftpServer::new(
+            &tftp_settings,
+            &[data_port],
+            ScriptResolver::new(store.clone(), snapshot.clone()),
+        );
         // TFTP learns a client's MAC from its reservation in the current
         // snapshot (lock-free load), for per-host files and the logs.
         let reservations = snapshot.clone();

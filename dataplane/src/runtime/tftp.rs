@@ -12,7 +12,7 @@ use bootwave_protocol::tftp::{Payload, TftpServer, TxQueue};
 use super::interfaces::Served;
 use super::stats::{Counters, RuntimeDrop};
 use crate::driver::{Chunk, MAX_WINDOW, SourceHint, Tx};
-use crate::store::FileStore;
+use crate::scripts::ScriptResolver;
 
 /// Socket index of the TFTP listen group in every shard.
 pub const LISTEN_SOCKET: usize = 1;
@@ -25,7 +25,7 @@ const MAX_TIMEOUT_ROUNDS: usize = 16;
 /// The TFTP state of one shard.
 #[derive(Debug)]
 pub struct TftpSide {
-    server: TftpServer<Arc<FileStore>>,
+    server: TftpServer<ScriptResolver>,
     out: TxQueue,
     chunks: Vec<Chunk>,
     data_port: u16,
@@ -34,7 +34,7 @@ pub struct TftpSide {
 
 impl TftpSide {
     /// A TFTP side serving from `data_port` (the shard's own socket).
-    pub fn new(server: TftpServer<Arc<FileStore>>, data_port: u16, served: Arc<Served>) -> Self {
+    pub fn new(server: TftpServer<ScriptResolver>, data_port: u16, served: Arc<Served>) -> Self {
         Self {
             server,
             out: TxQueue::new(),
@@ -88,7 +88,7 @@ impl TftpSide {
     }
 
     /// The core (counters, active transfers).
-    pub fn server(&self) -> &TftpServer<Arc<FileStore>> {
+    pub fn server(&self) -> &TftpServer<ScriptResolver> {
         &self.server
     }
 

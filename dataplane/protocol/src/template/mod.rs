@@ -43,10 +43,12 @@
 //! line.
 
 mod render;
+mod serve;
 
 use std::ops::Range;
 
 pub use render::{Vars, write_mac};
+pub use serve::script_for;
 
 /// Longest template accepted, in bytes.
 pub const MAX_TEMPLATE_LEN: usize = 256 * 1024;
