@@ -4,6 +4,8 @@
 //! - [`store`]: the boot-file store that TFTP transfers read from.
 //! - [`scripts`]: per-host iPXE scripts rendered from profile templates.
 //! - [`driver`]: sockets, io_uring and portable backends, shard threads.
+//! - [`events`]: boot events and lease mirrors the shards publish for the
+//!   control endpoint.
 //! - [`metrics`]: Prometheus text exposition and the scrape endpoint.
 //! - [`neigh`]: ARP entries so unicast replies need no ARP request.
 //! - [`probe`]: ICMP echo probes for the DHCP ping check.
@@ -13,6 +15,7 @@
 
 pub mod control;
 pub mod driver;
+pub mod events;
 pub mod journal;
 pub mod metrics;
 pub mod neigh;

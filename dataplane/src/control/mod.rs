@@ -12,13 +12,21 @@
 //! `apply` callback, which swaps it in as one snapshot. The reply carries
 //! the generation once the callback returned.
 //!
+//! `WatchEvents` streams the shards' boot events from the
+//! [`EventBus`](crate::events::EventBus) (one bus subscription per stream,
+//! lossy: a slow reader is told how many events it missed) and
+//! `ListLeases` reads the DHCP shards' [`LeaseMirror`]s; both are handed
+//! in as an [`Observe`] by [`serve_with`].
+//!
 //! ```ignore
-//! let handle = control::serve(Path::new("/run/bootwave/control.sock"), local, apply, status)?;
+//! let handle = control::serve_with(Path::new("/run/bootwave/control.sock"), local, apply, status, observe)?;
 //! // … serve …
 //! handle.stop();
 //! ```
 
+mod leases;
 mod service;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +35,8 @@ use std::thread::JoinHandle;
 
 use bootwave_protocol::config::Config;
 use tokio::sync::oneshot;
+
+use crate::events::{EventBus, LeaseMirror};
 
 pub use service::ControlService;
 
@@ -44,6 +54,16 @@ pub struct DataplaneStatus {
     pub shards: u32,
     /// I/O backend name (`io_uring` or `portable`).
     pub backend: String,
+}
+
+/// What the data plane shows of its shards: their boot events and the
+/// mirrors of their leases (one per DHCP shard).
+#[derive(Debug, Clone, Default)]
+pub struct Observe {
+    /// The bus the shards publish their events on.
+    pub events: EventBus,
+    /// One lease mirror per DHCP shard.
+    pub leases: Vec<Arc<LeaseMirror>>,
 }
 
 /// Why the control endpoint could not start.
@@ -115,16 +135,30 @@ impl Drop for ControlHandle {
 }
 
 /// Serves `DataplaneControl` on the unix socket `path` (mode 0600; a stale
-/// socket file is removed first) from a new thread.
+/// socket file is removed first) from a new thread, with no shard to
+/// observe (`WatchEvents` streams nothing, `ListLeases` lists nothing).
 pub fn serve(
     path: &Path,
     local: Config,
     apply: ApplyFn,
     status: StatusFn,
 ) -> Result<ControlHandle, ControlError> {
+    serve_with(path, local, apply, status, Observe::default())
+}
+
+/// Like [`serve`], with the shards' events and lease mirrors to serve.
+pub fn serve_with(
+    path: &Path,
+    local: Config,
+    apply: ApplyFn,
+    status: StatusFn,
+    observe: Observe,
+) -> Result<ControlHandle, ControlError> {
     let listener = bind(path)?;
     let generation = Arc::new(AtomicU64::new(0));
-    let service = ControlService::new(local, apply, status, generation.clone());
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let service =
+        ControlService::new(local, apply, status, generation.clone()).observing(observe, stop);
     let (tx, rx) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -132,7 +166,7 @@ pub fn serve(
         .map_err(ControlError::Thread)?;
     let thread = std::thread::Builder::new()
         .name("bw-control".into())
-        .spawn(move || runtime.block_on(service::run(service, listener, rx)))
+        .spawn(move || runtime.block_on(service::run(service, listener, rx, stopping)))
         .map_err(ControlError::Thread)?;
     Ok(ControlHandle {
         path: path.to_owned(),
@@ -173,3 +207,7 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod observe_tests;

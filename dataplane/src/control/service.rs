@@ -2,18 +2,25 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bootwave_proto::convert::{Delta, State};
 use bootwave_proto::v1::dataplane_control_server::{DataplaneControl, DataplaneControlServer};
 use bootwave_proto::v1::{
-    ApplyReply, ApplyRequest, BootEvent, DataplaneStatusReply, DataplaneStatusRequest,
-    ListLeasesReply, ListLeasesRequest, WatchEventsRequest,
+    ApplyReply, ApplyRequest, DataplaneStatusReply, DataplaneStatusRequest, ListLeasesReply,
+    ListLeasesRequest, WatchEventsRequest,
 };
 use bootwave_protocol::config::Config;
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, oneshot, watch};
 use tonic::{Request, Response, Status};
 
-use super::{ApplyFn, StatusFn};
+use super::leases::{self, Filter};
+use super::watch::{EventStream, parse_macs, stream};
+use super::{ApplyFn, Observe, StatusFn};
+use crate::runtime::dhcp::unix_now;
+
+/// How long a stopping server waits for its clients to close.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The handlers of `DataplaneControl`.
 pub struct ControlService {
@@ -24,6 +31,10 @@ pub struct ControlService {
     /// The state in force (the base of the next delta); the lock
     /// serialises applies so generations are recorded in call order.
     applying: Mutex<Option<State>>,
+    /// The shards' events and lease mirrors.
+    observe: Observe,
+    /// Turns true when the server stops, ending every event stream.
+    stop: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for ControlService {
@@ -48,7 +59,17 @@ impl ControlService {
             status,
             generation,
             applying: Mutex::new(None),
+            observe: Observe::default(),
+            stop: watch::channel(false).1,
         }
+    }
+
+    /// Serves the events and leases of `observe`; event streams end when
+    /// `stop` turns true (or its sender is dropped).
+    pub fn observing(mut self, observe: Observe, stop: watch::Receiver<bool>) -> Self {
+        self.observe = observe;
+        self.stop = stop;
+        self
     }
 }
 
@@ -107,29 +128,38 @@ impl DataplaneControl for ControlService {
         }))
     }
 
-    type WatchEventsStream =
-        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<BootEvent, Status>> + Send>>;
+    type WatchEventsStream = EventStream;
 
     async fn watch_events(
         &self,
-        _request: Request<WatchEventsRequest>,
+        request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        Err(Status::unimplemented("boot events are not served yet"))
+        let macs = parse_macs(&request.into_inner().macs)?;
+        let events = self.observe.events.subscribe();
+        Ok(Response::new(stream(events, macs, self.stop.clone())))
     }
 
     async fn list_leases(
         &self,
-        _request: Request<ListLeasesRequest>,
+        request: Request<ListLeasesRequest>,
     ) -> Result<Response<ListLeasesReply>, Status> {
-        Err(Status::unimplemented("lease listing is not served yet"))
+        let filter = Filter::parse(request.get_ref())?;
+        Ok(Response::new(ListLeasesReply {
+            leases: leases::list(&self.observe.leases, filter, unix_now()),
+            errors: Vec::new(),
+        }))
     }
 }
 
-/// Serves until `shutdown` fires (or its sender is dropped).
+/// Serves until `shutdown` fires (or its sender is dropped); then tells
+/// the event streams to end (`stopping`) and gives clients [`STOP_GRACE`]
+/// to close their connections before dropping them, so a stuck client
+/// cannot hold the data plane's exit.
 pub(super) async fn run(
     service: ControlService,
     listener: std::os::unix::net::UnixListener,
     shutdown: oneshot::Receiver<()>,
+    stopping: watch::Sender<bool>,
 ) {
     let listener = match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => l,
@@ -139,12 +169,28 @@ pub(super) async fn run(
         }
     };
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let result = tonic::transport::Server::builder()
+    let mut stopped = stopping.subscribe();
+    let serve = tonic::transport::Server::builder()
         .add_service(DataplaneControlServer::new(service))
-        .serve_with_incoming_shutdown(incoming, async {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.await;
-        })
-        .await;
+            let _ = stopping.send(true);
+        });
+    let grace = async move {
+        // Only once the stop was asked for; the sender lives inside the
+        // server future, so an error here means the server is gone.
+        if stopped.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = serve => result,
+        () = grace => {
+            tracing::warn!("control: clients still connected {STOP_GRACE:?} after stop; closing");
+            return;
+        }
+    };
     if let Err(e) = result {
         tracing::error!("control server: {e}");
     }

@@ -16,6 +16,7 @@ use bootwave_protocol::net::RecvMeta;
 use super::interfaces::Served;
 use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
 use crate::driver::{SourceHint, Tx};
+use crate::events::{EventBus, LeaseMirror};
 use crate::journal::Journal;
 use crate::neigh::NeighTable;
 use crate::probe::Prober;
@@ -24,6 +25,9 @@ use crate::probe::Prober;
 pub const DHCP_SOCKET: usize = 0;
 /// Longest chain of ping checks resolved in one go when no prober exists.
 const MAX_PROBE_CHAIN: usize = 8;
+/// Addresses whose lease changed, kept between two flushes without
+/// growing: more than a loop iteration handles.
+const TOUCHED_CAPACITY: usize = 256;
 
 /// UDP ports replies go to. On the standard port 67, relays listen on 67
 /// and clients on 68; a server moved to port `p` (tests, side-by-side
@@ -82,6 +86,18 @@ pub struct Helpers {
     pub neigh: Option<NeighTable>,
 }
 
+/// Where a DHCP shard reports what it does: the boot-event bus and its
+/// lease mirror.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The shard's index, carried by its events.
+    pub shard: u32,
+    /// Where events go (only while someone watches).
+    pub bus: EventBus,
+    /// The copy of the shard's leases the control endpoint lists.
+    pub mirror: Arc<LeaseMirror>,
+}
+
 /// The DHCP state of one shard.
 #[derive(Debug)]
 pub struct DhcpSide {
@@ -96,17 +112,23 @@ pub struct DhcpSide {
     ports: DhcpPorts,
     helpers: Helpers,
     probes: Vec<Pending>,
+    observed: Observed,
+    /// Addresses whose lease changed since the mirror was last updated.
+    touched: Vec<Ipv4Addr>,
 }
 
 impl DhcpSide {
-    /// The DHCP side of a shard over its replayed server and open journal.
+    /// The DHCP side of a shard over its replayed server and open journal;
+    /// seeds the lease mirror from the replayed leases.
     pub fn new(
         server: DhcpServer,
         (journal_name, journal): (String, Journal),
         served: Arc<Served>,
         ports: DhcpPorts,
         helpers: Helpers,
+        observed: Observed,
     ) -> Self {
+        observed.mirror.seed(server.leases());
         Self {
             server,
             journal,
@@ -119,6 +141,8 @@ impl DhcpSide {
             ports,
             helpers,
             probes: Vec::new(),
+            observed,
+            touched: Vec::with_capacity(TOUCHED_CAPACITY),
         }
     }
 
@@ -141,6 +165,7 @@ impl DhcpSide {
         for _ in 0..MAX_PROBE_CHAIN {
             c.dhcp_event(&handled.event);
             log_event(&handled.event);
+            self.observe(&handled.event);
             match handled.action {
                 Action::None => {}
                 Action::Send(t) => self.send(&t, tx, c),
@@ -165,6 +190,15 @@ impl DhcpSide {
                 }
             }
             return;
+        }
+    }
+
+    /// Publishes `event` and notes the address whose lease it may have
+    /// changed, for the mirror.
+    fn observe(&mut self, event: &Event) {
+        self.observed.bus.publish_dhcp(self.observed.shard, event);
+        if let (Some(addr), false) = (event.addr, matches!(event.verdict, Verdict::Dropped(_))) {
+            self.touched.push(addr);
         }
     }
 
@@ -323,6 +357,9 @@ impl DhcpSide {
             }
         }
         self.release(tx);
+        self.observed
+            .mirror
+            .update(self.server.leases(), &mut self.touched);
     }
 
     /// Syncs the journal when the batch policy says so, expires leases and
@@ -341,6 +378,7 @@ impl DhcpSide {
             self.server.handle_timeout(unix, &mut self.expired);
             let expired = std::mem::take(&mut self.expired);
             self.append(&expired, c);
+            self.touched.extend(expired.iter().map(|r| r.addr));
             self.expired = expired;
         }
     }

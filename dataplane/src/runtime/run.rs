@@ -11,7 +11,7 @@ use bootwave_protocol::dhcp::{SharedSnapshot, Snapshot};
 use bootwave_protocol::tftp::TftpServer;
 
 use super::RuntimeError;
-use super::dhcp::{DhcpPorts, DhcpSide, Helpers};
+use super::dhcp::{DhcpPorts, DhcpSide, Helpers, Observed};
 use super::interfaces::Served;
 use super::leases;
 use super::service::{Control, ShardService};
@@ -22,6 +22,7 @@ use crate::control::{self, ControlHandle, DataplaneStatus};
 use crate::driver::{
     BackendChoice, Binding, DriverConfig, ShardGroup, SocketSpec, Steering, spawn_shards,
 };
+use crate::events::{EventBus, LeaseMirror};
 use crate::metrics::{self, MetricsServer};
 use crate::neigh::NeighTable;
 use crate::probe::Prober;
@@ -117,11 +118,19 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
     let published: Vec<Arc<Published>> = (0..shards).map(|_| Arc::default()).collect();
     let control = Arc::new(Control::default());
     let probing = config.dhcp.ping_check && ping.starts_with("on (");
+    let dhcp_count = u32::try_from(prepared.servers.len()).unwrap_or(u32::MAX);
+    let observe = control::Observe {
+        events: EventBus::default(),
+        leases: (0..dhcp_count)
+            .map(|shard| Arc::new(LeaseMirror::new(shard, dhcp_count)))
+            .collect(),
+    };
     let group = start_shards(
         options, &config, &served, &store, &snapshot, prepared, &published, &control, probing,
+        &observe,
     )?;
     let metrics = serve_metrics(options.metrics, &published)?;
-    let control_server = serve_control(options, &config, &snapshot, &group);
+    let control_server = serve_control(options, &config, &snapshot, &group, observe);
     println!(
         "{}",
         startup.finish(&group, metrics.as_ref().map(MetricsServer::local_addr))
@@ -168,6 +177,7 @@ fn start_shards(
     published: &[Arc<Published>],
     control: &Arc<Control>,
     probing: bool,
+    observe: &control::Observe,
 ) -> Result<ShardGroup<ShardService>, RuntimeError> {
     let any = Ipv4Addr::UNSPECIFIED;
     let dhcp_shards = prepared.servers.len();
@@ -196,7 +206,9 @@ fn start_shards(
     let published = published.to_vec();
     let tftp_settings = config.tftp.clone();
     let ports = DhcpPorts::for_server(config.dhcp.port);
+    let (bus, mirrors) = (observe.events.clone(), observe.leases.clone());
     let group = spawn_shards(driver, move |ctx| {
+        let shard = u32::try_from(ctx.shard).unwrap_or(u32::MAX);
         // Each shard index is built exactly once; shards below the DHCP
         // shard count find their parts there, the others have none.
         let dhcp_parts = parts
@@ -219,15 +231,27 @@ fn start_shards(
         });
         ShardService::new(
             dhcp_parts.map(|(server, journal)| {
+                // Every DHCP shard has parts and a mirror of the same index.
+                let mirror = mirrors.get(ctx.shard).cloned().unwrap_or_else(|| {
+                    Arc::new(LeaseMirror::new(
+                        shard,
+                        u32::try_from(mirrors.len()).unwrap_or(1),
+                    ))
+                });
                 DhcpSide::new(
                     server,
                     journal,
                     served.clone(),
                     ports,
                     helpers(ctx.shard, probing),
+                    Observed {
+                        shard,
+                        bus: bus.clone(),
+                        mirror,
+                    },
                 )
             }),
-            TftpSide::new(tftp, data_port, served.clone()),
+            TftpSide::new(tftp, data_port, served.clone(), (shard, bus.clone())),
             control.clone(),
             published[ctx.shard].clone(),
         )
@@ -278,6 +302,7 @@ fn serve_control(
     config: &Config,
     snapshot: &SharedSnapshot,
     group: &ShardGroup<ShardService>,
+    observe: control::Observe,
 ) -> Option<ControlHandle> {
     let path = options.control.as_deref()?;
     let swap = snapshot.clone();
@@ -299,7 +324,7 @@ fn serve_control(
         },
     };
     let status: control::StatusFn = Arc::new(move || status.clone());
-    match control::serve(path, config.clone(), apply, status) {
+    match control::serve_with(path, config.clone(), apply, status, observe) {
         Ok(handle) => {
             tracing::info!(path = %path.display(), "control socket ready");
             Some(handle)

@@ -12,6 +12,7 @@ use bootwave_protocol::tftp::{Payload, TftpServer, TxQueue};
 use super::interfaces::Served;
 use super::stats::{Counters, RuntimeDrop};
 use crate::driver::{Chunk, MAX_WINDOW, SourceHint, Tx};
+use crate::events::EventBus;
 use crate::scripts::ScriptResolver;
 
 /// Socket index of the TFTP listen group in every shard.
@@ -30,17 +31,27 @@ pub struct TftpSide {
     chunks: Vec<Chunk>,
     data_port: u16,
     served: Arc<Served>,
+    shard: u32,
+    bus: EventBus,
 }
 
 impl TftpSide {
-    /// A TFTP side serving from `data_port` (the shard's own socket).
-    pub fn new(server: TftpServer<ScriptResolver>, data_port: u16, served: Arc<Served>) -> Self {
+    /// A TFTP side of shard `shard` serving from `data_port` (the shard's
+    /// own socket) and publishing transfer events on `bus`.
+    pub fn new(
+        server: TftpServer<ScriptResolver>,
+        data_port: u16,
+        served: Arc<Served>,
+        (shard, bus): (u32, EventBus),
+    ) -> Self {
         Self {
             server,
             out: TxQueue::new(),
             chunks: Vec::with_capacity(64),
             data_port,
             served,
+            shard,
+            bus,
         }
     }
 
@@ -60,6 +71,7 @@ impl TftpSide {
         }
         self.server.handle(now, meta, data, &mut self.out);
         self.emit(tx, c);
+        self.publish();
     }
 
     /// Runs the core's timers; while its deadline is already past (it
@@ -70,10 +82,19 @@ impl TftpSide {
                 return;
             }
             self.server.handle_timeout(now, &mut self.out);
+            self.publish();
             if self.out.is_empty() {
                 return;
             }
             self.emit(tx, c);
+        }
+    }
+
+    /// Takes the core's transfer events and publishes them (they are
+    /// dropped when nobody watches).
+    fn publish(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            self.bus.publish_tftp(self.shard, event);
         }
     }
 
