@@ -118,6 +118,7 @@ mod tests {
                     ..Default::default()
                 }],
                 ipxe_script: String::new(),
+                script_path: String::new(),
             }],
             ..Default::default()
         };

@@ -289,6 +289,7 @@ async fn explain_follows_profiles_and_subnet_rules() {
             ..Default::default()
         }],
         ipxe_script: String::new(),
+        script_path: String::new(),
     };
     c.put_profile(v1::PutProfileRequest {
         profile: Some(profile),

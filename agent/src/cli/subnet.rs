@@ -190,6 +190,7 @@ pub(super) async fn run_profile(
                 name,
                 rules,
                 ipxe_script,
+                script_path: String::new(),
             };
             let request = v1::PutProfileRequest {
                 profile: Some(profile),

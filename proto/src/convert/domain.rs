@@ -126,6 +126,8 @@ pub struct ProfileSpec {
     pub rules: Vec<BootRule>,
     /// iPXE script template.
     pub ipxe_script: Option<String>,
+    /// TFTP path the rendered script is served at (`None`: `NAME.ipxe`).
+    pub script_path: Option<String>,
 }
 
 /// Where an effective boot rule comes from.

@@ -2,11 +2,13 @@
 
 use bootwave_protocol::config::Config;
 
-use super::{DhcpSpec, HostSpec, State, SubnetSpec};
+use super::{DhcpSpec, HostSpec, ProfileSpec, State, SubnetSpec};
 
 impl From<&Config> for State {
     /// Subnets keep their rules as written (rules naming a profile stay in
-    /// the subnet); the state has no profiles, labels or host subnets.
+    /// the subnet); profiles keep their script (template text and path) and
+    /// have no rules of their own; hosts keep their labels and have no
+    /// subnet.
     fn from(c: &Config) -> Self {
         let d = &c.dhcp;
         let dhcp = DhcpSpec {
@@ -55,7 +57,7 @@ impl From<&Config> for State {
                     hostname: h.hostname.clone(),
                     subnet: None,
                     profile: h.profile.clone(),
-                    labels: Default::default(),
+                    labels: h.labels.clone(),
                 };
                 (h.mac, spec)
             })
@@ -64,7 +66,19 @@ impl From<&Config> for State {
             dhcp,
             subnets,
             hosts,
-            profiles: Default::default(),
+            profiles: c
+                .profiles
+                .iter()
+                .map(|p| {
+                    let spec = ProfileSpec {
+                        name: p.name.clone(),
+                        rules: Vec::new(),
+                        ipxe_script: p.script.as_ref().map(|s| s.template.source().to_owned()),
+                        script_path: p.script.as_ref().map(|s| s.path.clone()),
+                    };
+                    (p.name.clone(), spec)
+                })
+                .collect(),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! configuration file schema and `bootwave_protocol::config::parse`, so that
 //! exactly the data plane's checks apply.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use bootwave_protocol::config::{self, BootRule, Config, ConfigError, UnknownClients, format_mac};
+use bootwave_protocol::template::Template;
 use serde::Serialize;
 
 use super::{ConvertError, State};
@@ -31,8 +33,11 @@ impl State {
     }
 
     /// The configuration file text of this state (the `[dhcp]` section,
-    /// subnets with their effective rules, hosts).
+    /// subnets with their effective rules, hosts, profiles with their
+    /// script templates). Hosts carry only the labels some template uses:
+    /// the data plane needs no others.
     pub fn render(&self) -> Result<String, ConvertError> {
+        let used = self.template_labels();
         let file = File {
             dhcp: FileDhcp {
                 default_lease_time: self.dhcp.default_lease_time.as_secs(),
@@ -57,6 +62,21 @@ impl State {
                     fixed_address: h.fixed_address.map(|a| a.to_string()),
                     hostname: h.hostname.clone(),
                     profile: h.profile.clone(),
+                    labels: h
+                        .labels
+                        .iter()
+                        .filter(|(k, _)| used.contains(k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })
+                .collect(),
+            profiles: self
+                .profiles
+                .values()
+                .map(|p| FileProfile {
+                    name: p.name.clone(),
+                    script: p.ipxe_script.as_ref().and(p.script_path.clone()),
+                    template: p.ipxe_script.clone(),
                 })
                 .collect(),
         };
@@ -88,6 +108,16 @@ impl State {
                 .map(|(_, r)| file_rule(r))
                 .collect(),
         }
+    }
+
+    /// The label keys the profiles' script templates use (a template that
+    /// does not parse uses none here; the parser reports it).
+    fn template_labels(&self) -> BTreeSet<String> {
+        self.profiles
+            .values()
+            .filter_map(|p| Template::parse(p.ipxe_script.as_deref()?).ok())
+            .flat_map(|t| t.label_keys().map(str::to_owned).collect::<Vec<_>>())
+            .collect()
     }
 
     /// Checks what the file schema cannot express: a host's `subnet` exists
@@ -128,6 +158,11 @@ impl State {
                 .values()
                 .nth(i)
                 .map(|h| (format!("host {}", format_mac(&h.mac)), tail))
+        } else if let Some((i, tail)) = indexed("profiles[") {
+            self.profiles
+                .keys()
+                .nth(i)
+                .map(|n| (format!("profile {n}"), tail))
         } else if let Some((i, tail)) = indexed("subnets[") {
             self.subnets
                 .keys()
@@ -172,6 +207,7 @@ struct File {
     dhcp: FileDhcp,
     subnets: Vec<FileSubnet>,
     hosts: Vec<FileHost>,
+    profiles: Vec<FileProfile>,
 }
 
 #[derive(Serialize)]
@@ -243,4 +279,16 @@ struct FileHost {
     hostname: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     profile: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileProfile {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    script: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<String>,
 }

@@ -74,6 +74,7 @@ fn wire_round_trip_is_identity() {
             ..Default::default()
         }],
         ipxe_script: String::new(),
+        script_path: String::new(),
     });
     let domain = State::try_from(wire).unwrap();
     let back = State::try_from(v1::DesiredState::from(&domain)).unwrap();
@@ -119,4 +120,80 @@ fn shipped_config_survives_state_round_trip() {
     let state = State::from(&config);
     let again = state.to_config_with(&config).unwrap();
     assert_eq!(again, config);
+}
+
+fn scripted_state(host_labels: &[(&str, &str)], script: &str) -> v1::DesiredState {
+    let mut h = host("02:00:00:00:00:01", "10.0.0.5");
+    h.profile = "rescue".into();
+    for (k, v) in host_labels {
+        h.labels.insert((*k).into(), (*v).into());
+    }
+    let mut wire = state(vec![h]);
+    wire.profiles.push(v1::Profile {
+        name: "rescue".into(),
+        rules: vec![v1::BootRule {
+            user_class: "iPXE".into(),
+            filename: "boot.ipxe".into(),
+            ..Default::default()
+        }],
+        ipxe_script: script.into(),
+        script_path: "boot.ipxe".into(),
+    });
+    wire
+}
+
+#[test]
+fn profile_scripts_and_used_labels_reach_the_config() {
+    let script = "#!ipxe\necho {{hostname}} rack {{label:rack}} ${net0/mac}\n";
+    let wire = scripted_state(&[("rack", "r1"), ("team name", "a\nb")], script);
+    let domain = State::try_from(wire).unwrap();
+    assert_eq!(
+        domain.profiles["rescue"].script_path.as_deref(),
+        Some("boot.ipxe")
+    );
+    let config = domain.to_config().unwrap();
+    let profile = &config.profiles[0];
+    let rendered = profile.script.as_ref().expect("a script");
+    assert_eq!(
+        (profile.name.as_str(), rendered.path.as_str()),
+        ("rescue", "boot.ipxe")
+    );
+    assert_eq!(rendered.template.source(), script);
+    // Only the label a template uses is sent; the other one (not valid in a
+    // script) stays in the agent.
+    let labels: Vec<_> = config.hosts[0].labels.iter().collect();
+    assert_eq!(labels, [(&"rack".to_owned(), &"r1".to_owned())]);
+    // And back: the file configuration carries the profile and the labels.
+    let back = State::from(&config);
+    assert_eq!(back.profiles["rescue"].ipxe_script.as_deref(), Some(script));
+    assert_eq!(
+        back.profiles["rescue"].script_path.as_deref(),
+        Some("boot.ipxe")
+    );
+    assert_eq!(back.hosts[&[2, 0, 0, 0, 0, 1]].labels.len(), 1);
+}
+
+#[test]
+fn script_path_defaults_to_the_profile_name() {
+    let mut wire = scripted_state(&[], "#!ipxe\n");
+    wire.profiles[0].script_path.clear();
+    let config = State::try_from(wire).unwrap().to_config().unwrap();
+    let path = config.profiles[0].script.as_ref().map(|s| s.path.as_str());
+    assert_eq!(path, Some("rescue.ipxe"));
+}
+
+#[test]
+fn script_errors_name_the_profile_or_the_host() {
+    let wire = scripted_state(&[], "#!ipxe\necho {{hostnmae}}\n");
+    let e = State::try_from(wire).unwrap().to_config().unwrap_err();
+    assert_eq!(e.field, "profile rescue: template");
+    assert!(
+        e.reason
+            .starts_with("line 2, column 6: unknown variable `hostnmae`"),
+        "{e}"
+    );
+    let wire = scripted_state(&[("row", "3")], "#!ipxe\necho {{label:rack}}\n");
+    let e = State::try_from(wire).unwrap().to_config().unwrap_err();
+    assert_eq!(e.field, "host 02:00:00:00:00:01: labels");
+    assert!(e.reason.contains("{{label:rack}}"), "{e}");
 }

@@ -146,6 +146,7 @@ impl TryFrom<v1::Profile> for ProfileSpec {
             name: p.name,
             rules,
             ipxe_script: non_empty(p.ipxe_script),
+            script_path: non_empty(p.script_path),
         })
     }
 }
@@ -156,6 +157,7 @@ impl From<&ProfileSpec> for v1::Profile {
             name: p.name.clone(),
             rules: p.rules.iter().map(rule_to_wire).collect(),
             ipxe_script: p.ipxe_script.clone().unwrap_or_default(),
+            script_path: p.script_path.clone().unwrap_or_default(),
         }
     }
 }
