@@ -120,6 +120,7 @@ pub async fn serve(
     );
     let agent = Agent::new(store, dataplanes);
     let background = agent.spawn_background();
+    let shutdown = agent.close_on(shutdown);
     let api = InterceptedService::new(BootwaveServiceServer::new(agent), BearerAuth { token });
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BootwaveServiceServer<Agent>>().await;

@@ -31,6 +31,8 @@ pub struct Agent {
     dataplanes: Arc<Dataplanes>,
     events: Arc<Events>,
     waves: Arc<Waves>,
+    /// Set when the server shuts down: ends the streams of every watch.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Agent {
@@ -43,6 +45,21 @@ impl Agent {
             dataplanes,
             events,
             waves,
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Completes when `shutdown` does, after ending every open watch stream
+    /// (`WatchEvents`, `WatchWave`), which a graceful shutdown would
+    /// otherwise wait for forever.
+    pub fn close_on<F>(&self, shutdown: F) -> impl Future<Output = ()> + Send + use<F>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let closing = self.closing.clone();
+        async move {
+            shutdown.await;
+            closing.send_replace(true);
         }
     }
 
@@ -319,7 +336,12 @@ impl BootwaveService for Agent {
         &self,
         request: Request<v1::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        crate::events::api::watch(&self.events, &request.into_inner()).map(Response::new)
+        crate::events::api::watch(
+            &self.events,
+            &request.into_inner(),
+            self.closing.subscribe(),
+        )
+        .map(Response::new)
     }
 
     async fn list_leases(
@@ -354,7 +376,12 @@ impl BootwaveService for Agent {
         &self,
         request: Request<v1::WatchWaveRequest>,
     ) -> Result<Response<Self::WatchWaveStream>, Status> {
-        wave::api::watch(self.waves.clone(), &request.into_inner()).map(Response::new)
+        wave::api::watch(
+            self.waves.clone(),
+            &request.into_inner(),
+            self.closing.subscribe(),
+        )
+        .map(Response::new)
     }
 
     async fn get_wave(

@@ -11,7 +11,7 @@ use bootwave_proto::v1::dataplane_control_client::DataplaneControlClient;
 use bootwave_proto::v1::{self, ListLeasesRequest};
 use bootwave_protocol::config::format_mac;
 use futures_util::future::join_all;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -25,10 +25,11 @@ const LEASES_TIMEOUT: Duration = Duration::from_secs(10);
 const STREAM_QUEUE: usize = 256;
 
 /// The stream of every event published from now on whose MAC is one of
-/// `request.macs` (all when empty).
+/// `request.macs` (all when empty), until `closing` changes.
 pub fn watch(
     events: &Events,
     request: &v1::WatchEventsRequest,
+    mut closing: watch::Receiver<bool>,
 ) -> Result<EventStream<v1::BootEvent>, Status> {
     let macs: HashSet<[u8; 6]> = request
         .macs
@@ -44,6 +45,7 @@ pub fn watch(
             let received = tokio::select! {
                 r = rx.recv() => r,
                 () = tx.closed() => return,
+                _ = closing.changed() => return,
             };
             let event = match received {
                 Ok(e) => e,

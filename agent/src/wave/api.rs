@@ -7,7 +7,7 @@ use std::time::Duration;
 use bootwave_proto::convert::{State, mac_field};
 use bootwave_proto::v1;
 use bootwave_protocol::config::format_mac;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use super::registry::{NewWave, WaveError, Waves};
@@ -77,10 +77,12 @@ pub fn status(e: WaveError) -> Status {
 }
 
 /// The wave now, then again after each change (at most one update per
-/// [`WATCH_INTERVAL`]), ending with the finished wave.
+/// [`WATCH_INTERVAL`]), ending with the finished wave (or when `closing`
+/// changes).
 pub fn watch(
     waves: Arc<Waves>,
     request: &v1::WatchWaveRequest,
+    mut closing: watch::Receiver<bool>,
 ) -> Result<EventStream<v1::Wave>, Status> {
     let (id, mut changes) = waves.subscribe(&request.id).map_err(status)?;
     let hosts = request.hosts;
@@ -102,6 +104,7 @@ pub fn watch(
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 () = tx.closed() => return,
+                _ = closing.changed() => return,
             }
             tokio::time::sleep(WATCH_INTERVAL).await;
         }
