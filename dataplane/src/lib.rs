@@ -9,6 +9,7 @@
 //! - [`metrics`]: Prometheus text exposition and the scrape endpoint.
 //! - [`neigh`]: ARP entries so unicast replies need no ARP request.
 //! - [`probe`]: ICMP echo probes for the DHCP ping check.
+//! - [`ra`]: IPv6 Router Advertisements that end iPXE's IPv6 wait.
 //! - [`runtime`]: the running server: wires the cores, journals and store
 //!   into shards; signals, reload and drain.
 //! - [`sys`]: small OS helpers (interfaces, signals).
@@ -20,6 +21,7 @@ pub mod journal;
 pub mod metrics;
 pub mod neigh;
 pub mod probe;
+pub mod ra;
 pub mod runtime;
 pub mod scripts;
 pub mod store;

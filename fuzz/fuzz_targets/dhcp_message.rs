@@ -79,6 +79,7 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
             dir: "/tmp".into(),
             fsync: FsyncPolicy::Never,
         },
+        ipv6: Default::default(),
         subnets: vec![
             subnet(net, [192, 168, 1, 10], [192, 168, 1, 20]),
             subnet(relayed, [10, 20, 1, 0], [10, 20, 1, 9]),

@@ -11,6 +11,8 @@
 //! - [`dhcp`]: the DHCPv4 server core, the lease table and the lease journal.
 //! - [`tftp`]: the TFTP server core (RFC 1350, 2347, 2348, 2349, 7440).
 //! - [`net`]: receive metadata shared with the driver.
+//! - [`ra`]: minimal IPv6 Router Advertisements that end a boot loader's
+//!   IPv6 wait.
 //! - [`shard`]: which shard owns a client, and its BPF twin.
 //! - [`template`]: per-host iPXE script templates.
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@
 pub mod config;
 pub mod dhcp;
 pub mod net;
+pub mod ra;
 pub mod shard;
 pub mod template;
 pub mod tftp;

@@ -131,6 +131,8 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
     )?;
     let metrics = serve_metrics(options.metrics, &published)?;
     let control_server = serve_control(options, &config, &snapshot, &group, observe);
+    // Dropped at the end of `run`: stops the responder thread.
+    let _ra = crate::ra::start(config.ipv6.router_advertisements, &served.interfaces);
     println!(
         "{}",
         startup.finish(&group, metrics.as_ref().map(MetricsServer::local_addr))

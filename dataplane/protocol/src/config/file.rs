@@ -23,6 +23,8 @@ pub(crate) struct FileConfig {
     #[serde(default)]
     pub(crate) journal: FileJournal,
     #[serde(default)]
+    pub(crate) ipv6: FileIpv6,
+    #[serde(default)]
     pub(crate) subnets: Vec<FileSubnet>,
     #[serde(default)]
     pub(crate) hosts: Vec<FileHost>,
@@ -70,6 +72,13 @@ pub(crate) struct FileJournal {
     pub(crate) dir: Option<Spanned<String>>,
     pub(crate) fsync: Option<Spanned<String>>,
     pub(crate) fsync_interval: Option<Spanned<Scalar>>,
+}
+
+/// `[ipv6]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct FileIpv6 {
+    pub(crate) router_advertisements: Option<Spanned<String>>,
 }
 
 /// One `[[subnets]]` entry.

@@ -22,6 +22,8 @@ pub struct Config {
     pub tftp: TftpSettings,
     /// The lease journal.
     pub journal: JournalSettings,
+    /// IPv6 on the served interfaces (router advertisements).
+    pub ipv6: Ipv6Settings,
     /// Declared subnets, in file order.
     pub subnets: Vec<Subnet>,
     /// Host reservations, in file order.
@@ -90,6 +92,26 @@ pub struct JournalSettings {
     pub dir: std::path::PathBuf,
     /// When records reach stable storage.
     pub fsync: FsyncPolicy,
+}
+
+/// IPv6 behaviour on the served interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ipv6Settings {
+    /// Whether Router Solicitations are answered.
+    pub router_advertisements: RouterAdvertisements,
+}
+
+/// How the data plane answers IPv6 Router Solicitations on served
+/// interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RouterAdvertisements {
+    /// Never send a Router Advertisement.
+    Off,
+    /// Answer with router lifetime 0, no prefix and no flags: ends a boot
+    /// loader's IPv6 wait while configuring nothing; falls silent on an
+    /// interface where a configuring IPv6 router advertises.
+    #[default]
+    Minimal,
 }
 
 /// When journal records are flushed to stable storage.

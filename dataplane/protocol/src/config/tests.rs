@@ -385,3 +385,32 @@ fn shipped_config_declares_the_guide_setup() {
     assert_eq!(c.hosts[0].name, "node_1");
     assert_eq!(c.hosts[0].hostname.as_deref(), Some("node_1"));
 }
+
+#[test]
+fn ipv6_router_advertisements_default_to_minimal_and_accept_off() {
+    assert_eq!(
+        ok(MINIMAL).ipv6.router_advertisements,
+        RouterAdvertisements::Minimal
+    );
+    let off = ok(&format!(
+        "[ipv6]\nrouter-advertisements = \"off\"\n{MINIMAL}"
+    ));
+    assert_eq!(off.ipv6.router_advertisements, RouterAdvertisements::Off);
+    let minimal = ok(&format!(
+        "[ipv6]\nrouter-advertisements = \"minimal\"\n{MINIMAL}"
+    ));
+    assert_eq!(
+        minimal.ipv6.router_advertisements,
+        RouterAdvertisements::Minimal
+    );
+    let msg = err_at(
+        &format!("[ipv6]\nrouter-advertisements = \"full\"\n{MINIMAL}"),
+        2,
+        25,
+    );
+    assert!(
+        msg.contains("ipv6.router-advertisements") && msg.contains("`full`"),
+        "{msg}"
+    );
+    err_at(&format!("[ipv6]\nprefix = \"fd00::/64\"\n{MINIMAL}"), 2, 1);
+}

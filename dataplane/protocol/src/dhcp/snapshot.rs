@@ -184,6 +184,7 @@ pub(crate) mod tests {
                 dir: "/var/lib/bootwave".into(),
                 fsync: FsyncPolicy::Always,
             },
+            ipv6: Default::default(),
             subnets: vec![Subnet {
                 net,
                 ranges: vec![AddrRange {

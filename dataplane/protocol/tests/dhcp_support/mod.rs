@@ -129,6 +129,7 @@ fn base_config(subnets: Vec<Subnet>, hosts: Vec<Host>) -> Config {
             dir: "/var/lib/bootwave".into(),
             fsync: FsyncPolicy::Always,
         },
+        ipv6: Default::default(),
         subnets,
         hosts,
         profiles: Vec::new(),

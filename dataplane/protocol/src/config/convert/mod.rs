@@ -17,9 +17,10 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Rejection;
-use super::file::{FileConfig, FileDhcp, FileJournal, FileTftp, Scalar};
+use super::file::{FileConfig, FileDhcp, FileIpv6, FileJournal, FileTftp, Scalar};
 use super::model::{
-    Config, DhcpSettings, FsyncPolicy, JournalSettings, TftpSettings, UnknownClients,
+    Config, DhcpSettings, FsyncPolicy, Ipv6Settings, JournalSettings, RouterAdvertisements,
+    TftpSettings, UnknownClients,
 };
 use super::values::{format_duration, parse_duration, parse_ipv4};
 
@@ -66,6 +67,7 @@ impl TryFrom<FileConfig> for Config {
             dhcp,
             tftp: tftp(&file.tftp)?,
             journal: journal(&file.journal)?,
+            ipv6: ipv6(&file.ipv6)?,
             subnets,
             hosts,
             profiles,
@@ -260,6 +262,26 @@ fn journal(file: &FileJournal) -> Result<JournalSettings, Rejection> {
     Ok(JournalSettings {
         dir: path(file.dir.as_ref(), "journal.dir", DEFAULT_JOURNAL_DIR)?,
         fsync,
+    })
+}
+
+fn ipv6(file: &FileIpv6) -> Result<Ipv6Settings, Rejection> {
+    let router_advertisements = match file.router_advertisements.as_ref() {
+        None => RouterAdvertisements::default(),
+        Some(value) => match value.get_ref().as_str() {
+            "off" => RouterAdvertisements::Off,
+            "minimal" => RouterAdvertisements::Minimal,
+            other => {
+                return Err(Rejection::new(
+                    Some(value.span()),
+                    "ipv6.router-advertisements",
+                    format!("`{other}` is not a mode (use \"off\" or \"minimal\")"),
+                ));
+            }
+        },
+    };
+    Ok(Ipv6Settings {
+        router_advertisements,
     })
 }
 
