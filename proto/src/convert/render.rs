@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use bootwave_protocol::config::{self, BootRule, Config, ConfigError, UnknownClients, format_mac};
+use bootwave_protocol::config::{
+    self, BootRule, Config, ConfigError, HostDecl, UnknownClients, format_mac,
+};
 use bootwave_protocol::template::Template;
 use serde::Serialize;
 
@@ -18,8 +20,25 @@ impl State {
     /// data plane would refuse.
     pub fn to_config(&self) -> Result<Config, ConvertError> {
         self.check_references()?;
-        let text = self.render()?;
-        config::parse(&text, "desired state", Path::new("/")).map_err(|e| self.locate(&e))
+        // Hosts (the bulk: up to 100,000s) are handed over as values, the
+        // rest as configuration text: both get the data plane's checks.
+        let used = self.template_labels();
+        let text = Self::text(&self.file(&used, false))?;
+        let hosts: Vec<HostDecl> = self
+            .hosts
+            .values()
+            .map(|h| HostDecl {
+                name: h.name.clone(),
+                mac: h.mac,
+                fixed_address: h.fixed_address,
+                hostname: h.hostname.clone(),
+                profile: h.profile.clone(),
+                labels: used_labels(&h.labels, &used),
+            })
+            .collect();
+        config::parse(&text, "desired state", Path::new("/"))
+            .and_then(|c| c.with_hosts(&hosts, "desired state"))
+            .map_err(|e| self.locate(&e))
     }
 
     /// As [`to_config`](Self::to_config), with the machine-local sections
@@ -37,8 +56,17 @@ impl State {
     /// script templates). Hosts carry only the labels some template uses:
     /// the data plane needs no others.
     pub fn render(&self) -> Result<String, ConvertError> {
-        let used = self.template_labels();
-        let file = File {
+        Self::text(&self.file(&self.template_labels(), true))
+    }
+
+    fn text(file: &File) -> Result<String, ConvertError> {
+        toml::to_string(file).map_err(|e| ConvertError::new("state", e.to_string()))
+    }
+
+    /// The configuration file shape of this state, with or without its
+    /// hosts; hosts carry the labels in `used`.
+    fn file(&self, used: &BTreeSet<String>, with_hosts: bool) -> File {
+        File {
             dhcp: FileDhcp {
                 default_lease_time: self.dhcp.default_lease_time.as_secs(),
                 max_lease_time: self.dhcp.max_lease_time.as_secs(),
@@ -56,18 +84,14 @@ impl State {
             hosts: self
                 .hosts
                 .values()
+                .filter(|_| with_hosts)
                 .map(|h| FileHost {
                     name: h.name.clone(),
                     mac: format_mac(&h.mac),
                     fixed_address: h.fixed_address.map(|a| a.to_string()),
                     hostname: h.hostname.clone(),
                     profile: h.profile.clone(),
-                    labels: h
-                        .labels
-                        .iter()
-                        .filter(|(k, _)| used.contains(k.as_str()))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
+                    labels: used_labels(&h.labels, used),
                 })
                 .collect(),
             profiles: self
@@ -79,8 +103,7 @@ impl State {
                     template: p.ipxe_script.clone(),
                 })
                 .collect(),
-        };
-        toml::to_string(&file).map_err(|e| ConvertError::new("state", e.to_string()))
+        }
     }
 
     fn file_subnet(&self, s: &super::SubnetSpec) -> FileSubnet {
@@ -177,6 +200,18 @@ impl State {
             None => ConvertError::new(key.clone(), message.clone()),
         }
     }
+}
+
+/// The labels of `labels` whose key is in `used`.
+fn used_labels(
+    labels: &BTreeMap<String, String>,
+    used: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| used.contains(k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn millis(d: Duration) -> String {
