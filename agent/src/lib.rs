@@ -10,14 +10,18 @@
 //! - [`wave`]: reboot waves followed through their boot stages.
 //! - [`server`]: listeners (TCP with a bearer token, or a unix socket),
 //!   health and reflection.
+//! - [`config`]: the agent's configuration file (`--config`).
+//! - [`metrics`]: the Prometheus endpoint (`--metrics`).
 //! - [`cli`]: the `bootwave` command-line client.
 //! - [`isc`]: the ISC dhcpd.conf importer.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 pub mod events;
 pub mod explain;
 pub mod isc;
+pub mod metrics;
 pub mod push;
 pub mod server;
 pub mod service;

@@ -29,6 +29,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Dataplanes {
     planes: Vec<Plane>,
+    /// Time from the start of a push to the last acknowledgement.
+    latency: crate::metrics::PushLatency,
 }
 
 #[derive(Debug)]
@@ -66,14 +68,42 @@ impl Dataplanes {
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { planes })
+        let latency = crate::metrics::PushLatency::default();
+        Ok(Self { planes, latency })
     }
 
     /// Pushes the newest state to every data plane that has not
     /// acknowledged `generation` yet; returns those that still have not.
     pub async fn push(&self, store: &Store, generation: u64) -> Vec<v1::DataplaneLag> {
+        let started = std::time::Instant::now();
         let pushes = self.planes.iter().map(|p| p.push(store, generation));
-        join_all(pushes).await.into_iter().flatten().collect()
+        let lagging: Vec<_> = join_all(pushes).await.into_iter().flatten().collect();
+        if !self.planes.is_empty() {
+            self.latency.record(started.elapsed(), lagging.is_empty());
+        }
+        lagging
+    }
+
+    /// Push latency, for the metrics endpoint.
+    pub fn latency(&self) -> &crate::metrics::PushLatency {
+        &self.latency
+    }
+
+    /// Every data plane's endpoint and what is known of it, without
+    /// waiting: `None` while a push to it holds its lock.
+    pub fn try_info(&self) -> Vec<(String, Option<v1::DataplaneInfo>)> {
+        let view = |p: &Plane| {
+            let info = p.seen.try_lock().ok().map(|seen| v1::DataplaneInfo {
+                endpoint: p.endpoint.clone(),
+                acked_generation: seen.acked,
+                reachable: seen.reachable,
+                error: seen.error.clone().unwrap_or_default(),
+                shards: seen.shards,
+                backend: seen.backend.clone(),
+            });
+            (p.endpoint.clone(), info)
+        };
+        self.planes.iter().map(view).collect()
     }
 
     /// Every data plane's endpoint and a client to it.

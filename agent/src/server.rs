@@ -1,6 +1,8 @@
 //! The agent's listeners: the API with health and reflection, on TCP (every
-//! call must carry `authorization: Bearer TOKEN`) or on a unix socket
-//! (mode 0600: file permissions decide who may call).
+//! call must carry `authorization: Bearer TOKEN`, or come over mutual TLS
+//! with a client certificate of the configured CA) or on a unix socket
+//! (mode 0600: file permissions decide who may call); and the optional
+//! metrics endpoint.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use bootwave_proto::v1::bootwave_service_server::BootwaveServiceServer;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
 
+use crate::config::TlsFiles;
+use crate::metrics::{self, NoWaves, RpcCounts, WaveStages};
 use crate::push::Dataplanes;
 use crate::service::Agent;
 use crate::store::Store;
@@ -92,10 +96,33 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Data-plane control endpoints (`unix:/path` or `http://host:port`).
     pub dataplanes: Vec<String>,
-    /// Bearer token; required on TCP listeners.
+    /// Bearer token; required on TCP listeners without mutual TLS.
     pub token: Option<String>,
     /// How often data planes are checked and re-synced.
     pub resync_interval: Duration,
+}
+
+/// Optional parts of serving: mutual TLS, the metrics endpoint and its
+/// wave source.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Mutual TLS on the TCP listener.
+    pub tls: Option<TlsFiles>,
+    /// Where `/metrics` is served.
+    pub metrics: Option<SocketAddr>,
+    /// Told the metrics endpoint's bound address (useful with port 0).
+    pub metrics_bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    /// Hosts per wave stage for the metrics; none when unset.
+    pub waves: Option<Arc<dyn WaveStages>>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("tls", &self.tls)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Serves the agent on `listener` until `shutdown` completes.
@@ -104,12 +131,40 @@ pub async fn serve(
     listener: Listener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_with(config, ServeOptions::default(), listener, shutdown).await
+}
+
+/// As [`serve`], with TLS and metrics.
+///
+/// Authentication on TCP: with `tls` and no token, the handshake requires a
+/// client certificate signed by the client CA; with `tls` and a token,
+/// either a client certificate or the bearer token authenticates; without
+/// `tls` the token is required.
+pub async fn serve_with(
+    config: AgentConfig,
+    options: ServeOptions,
+    listener: Listener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let tls = match (&listener, &options.tls) {
+        (Listener::Unix(_), Some(_)) => anyhow::bail!("TLS needs a TCP listener"),
+        (Listener::Tcp(_), Some(files)) => Some(
+            files
+                .server_config(config.token.is_some())
+                .context("loading the TLS files")?,
+        ),
+        (_, None) => None,
+    };
     let token = match (&listener, config.token) {
-        (Listener::Tcp(_), None) => {
-            anyhow::bail!("a TCP listener needs a bearer token (--token-file or BOOTWAVE_TOKEN)")
-        }
-        (Listener::Tcp(_), Some(t)) => Some(t),
+        (Listener::Tcp(_), None) if tls.is_none() => anyhow::bail!(
+            "a TCP listener needs a bearer token (--token-file or BOOTWAVE_TOKEN) or mutual TLS"
+        ),
+        (Listener::Tcp(_), token) => token,
         (Listener::Unix(_), _) => None,
+    };
+    let auth = BearerAuth {
+        token,
+        certificate_authenticates: tls.is_some(),
     };
     let store = Arc::new(Store::open(&config.state_dir).context("opening the state")?);
     let dataplanes = Arc::new(Dataplanes::new(&config.dataplanes)?);
@@ -118,10 +173,28 @@ pub async fn serve(
             .clone()
             .resync_forever(store.clone(), config.resync_interval),
     );
+    let rpc = Arc::new(RpcCounts::default());
+    let metrics = match options.metrics {
+        Some(addr) => {
+            let sources = metrics::Sources {
+                store: store.clone(),
+                dataplanes: dataplanes.clone(),
+                rpc: rpc.clone(),
+                waves: options.waves.unwrap_or_else(|| Arc::new(NoWaves)),
+            };
+            let server = metrics::serve(addr, sources)?;
+            tracing::info!("metrics on http://{}/metrics", server.local_addr());
+            if let Some(tx) = options.metrics_bound {
+                let _ = tx.send(server.local_addr());
+            }
+            Some(server)
+        }
+        None => None,
+    };
     let agent = Agent::new(store, dataplanes);
     let background = agent.spawn_background();
     let shutdown = agent.close_on(shutdown);
-    let api = InterceptedService::new(BootwaveServiceServer::new(agent), BearerAuth { token });
+    let api = InterceptedService::new(BootwaveServiceServer::new(agent), auth);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BootwaveServiceServer<Agent>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -129,7 +202,12 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("the TLS configuration")?;
+    }
+    let router = builder
+        .layer(rpc.layer())
         .add_service(health_service)
         .add_service(reflection)
         .add_service(api);
@@ -151,16 +229,20 @@ pub async fn serve(
         task.abort();
     }
     resync.abort();
-    // The task holds the store; wait until it is dropped so that the
-    // database can be opened again at once.
+    // The task and the scrape thread hold the store; wait until both let
+    // go of it so that the database can be opened again at once.
     let _ = resync.await;
+    drop(metrics);
     result.context("serving")
 }
 
-/// Checks `authorization: Bearer TOKEN` when a token is set.
+/// Checks `authorization: Bearer TOKEN` when a token is set, unless the
+/// client presented a certificate the TLS handshake verified.
 #[derive(Clone)]
 struct BearerAuth {
     token: Option<String>,
+    /// A verified client certificate is enough.
+    certificate_authenticates: bool,
 }
 
 impl tonic::service::Interceptor for BearerAuth {
@@ -168,6 +250,9 @@ impl tonic::service::Interceptor for BearerAuth {
         let Some(token) = &self.token else {
             return Ok(request);
         };
+        if self.certificate_authenticates && request.peer_certs().is_some_and(|c| !c.is_empty()) {
+            return Ok(request);
+        }
         let given = request
             .metadata()
             .get("authorization")

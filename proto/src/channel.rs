@@ -1,10 +1,12 @@
-//! Client channels to an endpoint written `unix:/path/to.sock` or
-//! `http://host:port`.
+//! Client channels to an endpoint written `unix:/path/to.sock`,
+//! `http://host:port` or `https://host:port` (TLS: the trust roots and an
+//! optional client identity come from a [`ClientTlsConfig`], else the
+//! system's roots).
 
 use std::path::PathBuf;
 
 use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Uri};
 
 /// Why an endpoint could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +19,15 @@ pub enum ChannelError {
         endpoint: String,
         /// What tonic said.
         source: tonic::transport::Error,
+    },
+    /// TLS settings were given for an endpoint that is not `https://`, or
+    /// tonic refused them.
+    #[error("{endpoint}: TLS: {reason}")]
+    Tls {
+        /// The text given.
+        endpoint: String,
+        /// Why.
+        reason: String,
     },
     /// Connecting failed.
     #[error("{endpoint}: {source}")]
@@ -48,11 +59,20 @@ fn target(endpoint: &str) -> Result<Target, ChannelError> {
 
 /// Connects now; fails when the peer is not there.
 pub async fn connect(endpoint: &str) -> Result<Channel, ChannelError> {
+    connect_tls(endpoint, None).await
+}
+
+/// As [`connect`], with TLS settings for an `https://` endpoint (`None`:
+/// the system's trust roots, no client certificate).
+pub async fn connect_tls(
+    endpoint: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Channel, ChannelError> {
     let err = |source| ChannelError::Connect {
         endpoint: endpoint.to_owned(),
         source,
     };
-    match target(endpoint)? {
+    match with_tls(target(endpoint)?, endpoint, tls)? {
         Target::Uri(e) => e.connect().await.map_err(err),
         Target::Unix(path) => unix_endpoint()
             .connect_with_connector(unix_connector(path))
@@ -63,10 +83,33 @@ pub async fn connect(endpoint: &str) -> Result<Channel, ChannelError> {
 
 /// A channel that connects on first use and reconnects after failures.
 pub fn connect_lazy(endpoint: &str) -> Result<Channel, ChannelError> {
-    Ok(match target(endpoint)? {
+    Ok(match with_tls(target(endpoint)?, endpoint, None)? {
         Target::Uri(e) => e.connect_lazy(),
         Target::Unix(path) => unix_endpoint().connect_with_connector_lazy(unix_connector(path)),
     })
+}
+
+/// Applies TLS to an `https://` target: `tls`, or the system's roots.
+fn with_tls(
+    target: Target,
+    endpoint: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Target, ChannelError> {
+    let error = |reason: String| ChannelError::Tls {
+        endpoint: endpoint.to_owned(),
+        reason,
+    };
+    let https = matches!(&target, Target::Uri(e) if e.uri().scheme_str() == Some("https"));
+    match (target, tls) {
+        (Target::Uri(e), tls) if https => {
+            let tls = tls.unwrap_or_else(|| ClientTlsConfig::new().with_native_roots());
+            e.tls_config(tls)
+                .map(|e| Target::Uri(Box::new(e)))
+                .map_err(|e| error(e.to_string()))
+        }
+        (_, Some(_)) => Err(error("TLS settings need an https:// endpoint".into())),
+        (target, None) => Ok(target),
+    }
 }
 
 fn unix_endpoint() -> Endpoint {

@@ -2,12 +2,16 @@
 //!
 //! Exit status, for scripts: 0 success; 1 error (refused input, failed
 //! call); 2 usage error; 3 not found; 4 agent or data plane unavailable
-//! (including a change committed but not acknowledged by every data plane).
+//! (including a change committed but not acknowledged by every data plane);
+//! 5 a reboot wave ended with hosts not done (`wave watch`, `wave summary`).
 
 mod apply;
 mod commands;
+mod leases;
 mod output;
 mod subnet;
+mod tls;
+mod wave;
 
 use std::path::PathBuf;
 
@@ -29,11 +33,14 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NOT_FOUND: u8 = 3;
 /// Exit status: the agent or a data plane is unavailable.
 pub const EXIT_UNAVAILABLE: u8 = 4;
+/// Exit status: a reboot wave ended with hosts not DONE (failed, timed
+/// out, or the wave was finished before they were done).
+pub const EXIT_WAVE_FAILED: u8 = 5;
 
 /// How to reach the agent, shared by every agent command.
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
-    /// The agent: `unix:/path` or `http://host:port`.
+    /// The agent: `unix:/path`, `http://host:port` or `https://host:port`.
     #[arg(
         long,
         global = true,
@@ -44,6 +51,16 @@ pub struct Connection {
     /// File holding the bearer token (else BOOTWAVE_TOKEN).
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) the agent's TLS certificate must chain to
+    /// (`https://`; else the system's roots).
+    #[arg(long, global = true, env = "BOOTWAVE_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs --key.
+    #[arg(long, global = true, env = "BOOTWAVE_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, global = true, env = "BOOTWAVE_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -77,6 +94,18 @@ pub enum AgentCommand {
     },
     /// The state's generation and every data plane's acknowledged one.
     Status,
+    /// The leases the data planes hold.
+    Leases {
+        /// Only this MAC.
+        #[arg(long)]
+        mac: Option<String>,
+        /// Only addresses inside this network (CIDR).
+        #[arg(long)]
+        subnet: Option<String>,
+    },
+    /// Reboot waves: follow hosts through their network boot.
+    #[command(subcommand)]
+    Wave(wave::WaveCommand),
 }
 
 /// A MAC address, given as `--mac MAC` or as the first argument.
@@ -173,15 +202,22 @@ pub struct Failure {
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
+        // A status with a source was made by the client's transport (the
+        // connection broke, e.g. a refused TLS handshake): the call never
+        // reached the agent.
+        let transport = std::error::Error::source(&s).is_some();
         let code = match s.code() {
             tonic::Code::NotFound => EXIT_NOT_FOUND,
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => EXIT_UNAVAILABLE,
+            tonic::Code::Unknown | tonic::Code::Cancelled if transport => EXIT_UNAVAILABLE,
             _ => EXIT_ERROR,
         };
-        Self {
-            code,
-            message: s.message().to_owned(),
-        }
+        let message = if transport {
+            format!("agent unavailable: {}", s.message())
+        } else {
+            s.message().to_owned()
+        };
+        Self { code, message }
     }
 }
 
@@ -238,7 +274,7 @@ pub async fn connect(conn: &Connection) -> Result<Client, Failure> {
         })?),
         None => None,
     };
-    let channel = bootwave_proto::channel::connect(&conn.agent)
+    let channel = bootwave_proto::channel::connect_tls(&conn.agent, tls::client_config(conn)?)
         .await
         .map_err(|e| Failure {
             code: EXIT_UNAVAILABLE,
