@@ -1,7 +1,8 @@
 //! `bootwave`: command-line client.
 //!
 //! Exit status: 0 success, 1 error, 2 usage error, 3 not found, 4 agent or
-//! data plane unavailable (see `bootwave_agent::cli`).
+//! data plane unavailable, 5 a reboot wave ended with hosts not done (see
+//! `bootwave_agent::cli`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -183,6 +183,10 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
             }
             Ok(())
         }
+        AgentCommand::Leases { mac, subnet } => {
+            super::leases::run(&mut client, mac, subnet, json).await
+        }
+        AgentCommand::Wave(command) => super::wave::run(&mut client, command, json).await,
         AgentCommand::Status => {
             let r = client.status(v1::StatusRequest {}).await?.into_inner();
             if json {
