@@ -15,7 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
 
 use crate::config::TlsFiles;
-use crate::metrics::{self, NoWaves, RpcCounts, WaveStages};
+use crate::metrics::{self, RpcCounts, WaveStages};
 use crate::push::Dataplanes;
 use crate::service::Agent;
 use crate::store::Store;
@@ -174,13 +174,14 @@ pub async fn serve_with(
             .resync_forever(store.clone(), config.resync_interval),
     );
     let rpc = Arc::new(RpcCounts::default());
+    let agent = Agent::new(store.clone(), dataplanes.clone());
     let metrics = match options.metrics {
         Some(addr) => {
             let sources = metrics::Sources {
                 store: store.clone(),
                 dataplanes: dataplanes.clone(),
                 rpc: rpc.clone(),
-                waves: options.waves.unwrap_or_else(|| Arc::new(NoWaves)),
+                waves: options.waves.unwrap_or_else(|| agent.waves().clone()),
             };
             let server = metrics::serve(addr, sources)?;
             tracing::info!("metrics on http://{}/metrics", server.local_addr());
@@ -191,7 +192,6 @@ pub async fn serve_with(
         }
         None => None,
     };
-    let agent = Agent::new(store, dataplanes);
     let background = agent.spawn_background();
     let shutdown = agent.close_on(shutdown);
     let api = InterceptedService::new(BootwaveServiceServer::new(agent), auth);

@@ -204,3 +204,13 @@ fn position(inner: &Inner, id: &str) -> Result<usize, WaveError> {
 fn find<'a>(inner: &'a Inner, id: &str) -> Result<&'a Tracked, WaveError> {
     position(inner, id).map(|i| &inner.waves[i])
 }
+
+impl crate::metrics::WaveStages for Waves {
+    fn stage_counts(&self) -> Vec<(String, u64)> {
+        super::STAGES
+            .iter()
+            .zip(Waves::stage_counts(self))
+            .map(|(stage, n)| (stage.as_str_name().to_owned(), u64::from(n)))
+            .collect()
+    }
+}

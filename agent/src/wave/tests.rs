@@ -346,3 +346,22 @@ fn registry_keeps_a_bounded_number_of_waves() {
     assert_eq!(ids.len(), super::registry::MAX_WAVES);
     assert!(!ids.contains(&oldest), "the finished wave made room");
 }
+
+#[test]
+fn metrics_see_stage_names_and_counts() {
+    use crate::metrics::WaveStages;
+    let waves = Waves::new();
+    let hosts = vec![(A, String::new()), (B, String::new())];
+    let new = NewWave {
+        name: String::new(),
+        timeout_ms: 1_000,
+        hosts,
+    };
+    let t0 = Instant::now();
+    waves.start(new, t0, 0).unwrap();
+    waves.observe(&ack(B, true, "refind.pxe"), t0);
+    let counts = WaveStages::stage_counts(&waves);
+    assert_eq!(counts.len(), 8);
+    assert_eq!(counts[0], ("WAITING".to_owned(), 1));
+    assert_eq!(counts[3], ("DHCP_IPXE".to_owned(), 1));
+}
