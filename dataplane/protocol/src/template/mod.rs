@@ -40,7 +40,9 @@
 //! rendering only copies text and values and cannot fail. The values come
 //! from the validated configuration, which refuses control characters in
 //! names and labels, so a substituted value can never start a new script
-//! line.
+//! line. Within its line a value is pasted verbatim (iPXE would still read
+//! `||` or `${…}` in a label value): labels and names are operator input,
+//! trusted like the template itself.
 
 mod render;
 mod serve;
