@@ -59,7 +59,9 @@ def events(pcap, macs):
         dst = fields[3].lower().rstrip(",") if len(fields) > 3 else ""
         names = []
         if "BOOTP/DHCP, Request" in pkt and src in seen:
-            names.append("ipxe_dhcp" if '"iPXE"' in pkt else "fw_dhcp")
+            # OVMF sends no option 77; iPXE does (tcpdump cannot decode
+            # its value, so its presence is what counts).
+            names.append("ipxe_dhcp" if "User-Class (77)" in pkt else "fw_dhcp")
         m = re.search(r'RRQ "([^"]*)"', pkt)
         if m and src in seen:
             names.append("rrq:" + m.group(1))
