@@ -209,3 +209,41 @@ async fn leases_print_a_table_or_json() {
     assert!(text(&down.stderr).contains("not every data plane answered"));
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_what_was_last_seen() {
+    let (_dir, plane, agent) = setup(vec![labelled_host(1, "r1")], vec![]).await;
+    let mac = "02:00:00:00:01:01";
+    let before = bootwave_async(&agent.endpoint, &["explain", mac]).await;
+    assert!(text(&before.stdout).contains("last seen: never"));
+    plane.emit(dhcp(mac, "NAK", "iPXE", ""));
+    let mut c = client(&agent.endpoint).await;
+    for _ in 0..250 {
+        let r = c
+            .explain(v1::ExplainRequest { mac: mac.into() })
+            .await
+            .unwrap();
+        if r.into_inner().last_seen.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let human = text(
+        &bootwave_async(&agent.endpoint, &["explain", mac])
+            .await
+            .stdout,
+    );
+    assert!(
+        human.contains("REQUEST -> NAK (arch 7, user class iPXE"),
+        "{human}"
+    );
+    assert!(
+        human.contains("last error: NAK to REQUEST for 10.0.0.5"),
+        "{human}"
+    );
+    let json = bootwave_async(&agent.endpoint, &["explain", mac, "--json"]).await;
+    let v: Value = serde_json::from_str(&text(&json.stdout)).unwrap();
+    assert_eq!(v["last_seen"]["last_dhcp"], "REQUEST -> NAK");
+    assert_eq!(v["last_seen"]["dataplane"], plane.endpoint.as_str());
+    agent.stop().await;
+}

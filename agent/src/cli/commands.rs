@@ -141,6 +141,7 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                     "firmware": output::stage_json(r.firmware.as_ref()),
                     "ipxe": output::stage_json(r.ipxe.as_ref()),
                     "note": r.note,
+                    "last_seen": r.last_seen.as_ref().map(output::last_seen_json),
                 }));
                 return Ok(());
             }
@@ -180,6 +181,10 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
             }
             if !r.note.is_empty() {
                 println!("note: {}", r.note);
+            }
+            match &r.last_seen {
+                Some(seen) => output::print_last_seen(seen),
+                None => println!("last seen: never (since the agent started)"),
             }
             Ok(())
         }

@@ -159,3 +159,38 @@ pub(super) fn rule_text(r: &bootwave_protocol::config::BootRule) -> String {
     parts.push(format!("file={}", w.filename));
     parts.join(" ")
 }
+
+/// What the data planes last saw from a MAC, as JSON.
+pub(super) fn last_seen_json(s: &v1::LastSeen) -> Value {
+    json!({
+        "time_unix_ms": s.time_unix_ms,
+        "dataplane": s.dataplane,
+        "arch": s.arch,
+        "user_class": s.user_class,
+        "vendor_class": s.vendor_class,
+        "address": s.address,
+        "last_dhcp": s.last_dhcp,
+        "last_file": s.last_file,
+        "last_file_outcome": s.last_file_outcome,
+        "last_error": s.last_error,
+    })
+}
+
+/// What the data planes last saw from a MAC, for people.
+pub(super) fn print_last_seen(s: &v1::LastSeen) {
+    let arch = s.arch.map_or("-".to_owned(), |a| a.to_string());
+    println!(
+        "last seen: {} ms since the epoch on {}: {} (arch {arch}, user class {}, address {})",
+        s.time_unix_ms,
+        or_dash(&s.dataplane),
+        or_dash(&s.last_dhcp),
+        or_dash(&s.user_class),
+        or_dash(&s.address)
+    );
+    if !s.last_file.is_empty() {
+        println!("last file: {} {}", s.last_file, s.last_file_outcome);
+    }
+    if !s.last_error.is_empty() {
+        println!("last error: {}", s.last_error);
+    }
+}
