@@ -50,11 +50,14 @@ pub enum Seen<'a> {
 
 impl<'a> Seen<'a> {
     /// The MAC and the fact of `event`; `None` for events that move no host
-    /// (no MAC, a DHCP message without ACK or NAK, unknown kinds).
+    /// (no MAC, a DHCP message without ACK or NAK, an ACK to an INFORM,
+    /// unknown kinds).
     pub fn from_event(event: &'a v1::BootEvent) -> Option<([u8; 6], Self)> {
         let mac = parse_mac(&event.mac)?;
         let seen = match event.kind.as_ref()? {
             boot_event::Kind::Dhcp(d) => match d.reply.as_str() {
+                // An ACK to an INFORM hands out no address: no boot stage.
+                "ACK" if d.message == "INFORM" => return None,
                 "ACK" => Self::Ack {
                     ipxe: d.user_class == IPXE_USER_CLASS,
                     address: &d.address,

@@ -262,6 +262,7 @@ fn unknown_macs_and_events_without_a_mac_are_ignored() {
 #[test]
 fn tftp_before_any_ack_and_other_files_move_nothing() {
     let mut w = wave(&[A], 5_000);
+    assert!(!w.observe(5, &dhcp(A, "INFORM", "ACK", "", "ipxe.efi")));
     assert!(!w.observe(10, &completed(A, "refind_x64.efi")));
     w.observe(20, &ack(A, false, "ipxe.efi"));
     assert!(!w.observe(30, &started(A, "other.efi")));
