@@ -208,9 +208,15 @@ async fn complete_pushes_are_timed() {
     let sum = value(&text, "bootwave_agent_push_seconds_sum");
     assert!(sum > 0.0 && sum < 30.0, "{sum}");
     assert_eq!(value(&text, "bootwave_agent_push_incomplete_total"), 0.0);
-    // No wave source given: the family is there, without samples.
+    // No wave source given and no wave started: the family is there and
+    // no stage holds a host.
     assert!(text.contains("# TYPE bootwave_agent_wave_hosts gauge\n"));
-    assert!(!text.contains("bootwave_agent_wave_hosts{"));
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("bootwave_agent_wave_hosts{"))
+    {
+        assert!(line.ends_with("} 0"), "{line}");
+    }
     agent.stop().await;
 }
 

@@ -48,7 +48,7 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
     /// Log line format.
-    #[arg(long, value_name = "text|json")]
+    #[arg(long, value_name = "human|json")]
     log_format: Option<LogFormat>,
     /// How often data planes are checked and re-synced, in milliseconds
     /// (default 2000).
@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match settings.log_format {
-        LogFormat::Text => logs.init(),
+        LogFormat::Human => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
     let token = match &settings.token_file {

@@ -216,7 +216,7 @@ client-ca = "ca.pem"
         );
         assert_eq!(
             error("log-format = \"xml\""),
-            "agent.toml:1:14: log-format: `xml` is not text or json"
+            "agent.toml:1:14: log-format: `xml` is not human or json"
         );
         assert!(error("metrics = \"9172\"").starts_with("agent.toml:1:11: metrics: "));
         assert!(error("resync-ms = 0").starts_with("agent.toml:1:13: resync-ms: "));

@@ -6,7 +6,7 @@
 //! dataplanes = ["unix:/run/bootwave/control.sock"]
 //! token-file = "/etc/bootwave/token"
 //! metrics = "127.0.0.1:9172"
-//! log-format = "json"                # or "text"
+//! log-format = "json"                # or "human"
 //! resync-ms = 2000
 //!
 //! [tls]
@@ -55,7 +55,7 @@ pub struct AgentFile {
 pub enum LogFormat {
     /// Human-readable lines.
     #[default]
-    Text,
+    Human,
     /// One JSON object per line.
     Json,
 }
@@ -65,9 +65,10 @@ impl std::str::FromStr for LogFormat {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
-            "text" => Ok(Self::Text),
+            // `text` is accepted as another name of `human`.
+            "human" | "text" => Ok(Self::Human),
             "json" => Ok(Self::Json),
-            _ => Err(format!("`{s}` is not text or json")),
+            _ => Err(format!("`{s}` is not human or json")),
         }
     }
 }
