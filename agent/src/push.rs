@@ -63,7 +63,9 @@ impl Dataplanes {
                 let channel = bootwave_proto::channel::connect_lazy(endpoint)?;
                 Ok(Plane {
                     endpoint: endpoint.clone(),
-                    client: DataplaneControlClient::new(channel),
+                    client: DataplaneControlClient::new(channel)
+                        .max_decoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES),
                     seen: Mutex::new(Seen::default()),
                 })
             })
@@ -207,31 +209,34 @@ impl Plane {
     }
 
     async fn resync(&self, store: &Store) {
-        let mut client = self.client.clone();
-        let mut request = tonic::Request::new(DataplaneStatusRequest {});
-        request.set_timeout(CALL_TIMEOUT);
-        match client.status(request).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                let mut seen = self.seen.lock().await;
-                if seen.acked != reply.generation {
-                    // Restarted, or fed by someone else: no known base.
-                    seen.base = None;
+        {
+            // Held across the call: a push finishing meanwhile must not be
+            // overwritten by the older generation this reply reports.
+            let mut seen = self.seen.lock().await;
+            let mut client = self.client.clone();
+            let mut request = tonic::Request::new(DataplaneStatusRequest {});
+            request.set_timeout(CALL_TIMEOUT);
+            match client.status(request).await {
+                Ok(reply) => {
+                    let reply = reply.into_inner();
+                    if seen.acked != reply.generation {
+                        // Restarted, or fed by someone else: no known base.
+                        seen.base = None;
+                    }
+                    seen.acked = reply.generation;
+                    seen.reachable = true;
+                    seen.shards = reply.shards;
+                    seen.backend = reply.backend;
                 }
-                seen.acked = reply.generation;
-                seen.reachable = true;
-                seen.shards = reply.shards;
-                seen.backend = reply.backend;
-            }
-            Err(status) => {
-                let mut seen = self.seen.lock().await;
-                seen.reachable = false;
-                seen.error = Some(format!(
-                    "{}: {}",
-                    code_name(status.code()),
-                    status.message()
-                ));
-                return;
+                Err(status) => {
+                    seen.reachable = false;
+                    seen.error = Some(format!(
+                        "{}: {}",
+                        code_name(status.code()),
+                        status.message()
+                    ));
+                    return;
+                }
             }
         }
         let generation = store.snapshot().generation;

@@ -194,7 +194,12 @@ pub async fn serve_with(
     };
     let background = agent.spawn_background();
     let shutdown = agent.close_on(shutdown);
-    let api = InterceptedService::new(BootwaveServiceServer::new(agent), auth);
+    let api = InterceptedService::new(
+        BootwaveServiceServer::new(agent)
+            .max_decoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES),
+        auth,
+    );
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BootwaveServiceServer<Agent>>().await;
     let reflection = tonic_reflection::server::Builder::configure()

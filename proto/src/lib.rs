@@ -25,6 +25,11 @@ pub mod v1 {
     tonic::include_proto!("bootwave.v1");
 }
 
+/// Largest gRPC message bootwave's servers and clients accept: a desired
+/// state with 100,000s of hosts is tens of megabytes (gRPC's default limit
+/// is 4 MiB).
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
 /// Encoded `FileDescriptorSet` of every `bootwave.v1` file.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("bootwave_v1_descriptor");

@@ -280,8 +280,9 @@ pub async fn connect(conn: &Connection) -> Result<Client, Failure> {
             code: EXIT_UNAVAILABLE,
             message: format!("agent unavailable: {e}"),
         })?;
-    Ok(BootwaveServiceClient::with_interceptor(
-        channel,
-        Bearer(bearer),
-    ))
+    Ok(
+        BootwaveServiceClient::with_interceptor(channel, Bearer(bearer))
+            .max_decoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES),
+    )
 }

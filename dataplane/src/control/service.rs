@@ -171,7 +171,11 @@ pub(super) async fn run(
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let mut stopped = stopping.subscribe();
     let serve = tonic::transport::Server::builder()
-        .add_service(DataplaneControlServer::new(service))
+        .add_service(
+            DataplaneControlServer::new(service)
+                .max_decoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(bootwave_proto::MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = shutdown.await;
             let _ = stopping.send(true);
