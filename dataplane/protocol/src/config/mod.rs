@@ -24,9 +24,8 @@ mod values;
 use std::path::Path;
 
 pub use convert::{
-    HostDecl,
     DEFAULT_DECLINE_QUARANTINE, DEFAULT_FSYNC_INTERVAL, DEFAULT_JOURNAL_DIR, DEFAULT_LEASE_TIME,
-    DEFAULT_MAX_LEASE_TIME, DEFAULT_OFFER_HOLD, DEFAULT_PING_TIMEOUT, DEFAULT_TFTP_ROOT,
+    DEFAULT_MAX_LEASE_TIME, DEFAULT_OFFER_HOLD, DEFAULT_PING_TIMEOUT, DEFAULT_TFTP_ROOT, HostDecl,
 };
 pub use error::{ConfigError, Location};
 pub use interfaces::{InterfaceError, MachineInterface, ServedInterface, select_interfaces};

@@ -17,6 +17,7 @@ mod perfdhcp_relay;
 mod tftp_download;
 mod tftp_large;
 mod tftp_storm;
+mod wave;
 
 use bootwave_e2e::{Backend, Server};
 

@@ -7,9 +7,7 @@ use toml::Spanned;
 
 use crate::config::error::{ConfigError, Location, Rejection};
 use crate::config::file::FileHost;
-use crate::config::model::{
-    Config, DEFAULT_PROFILE, Host, Profile, Subnet, check_label_value,
-};
+use crate::config::model::{Config, DEFAULT_PROFILE, Host, Profile, Subnet, check_label_value};
 use crate::config::values::{check_name, format_mac, parse_ipv4, parse_mac};
 use crate::template::check_label_key;
 
@@ -125,16 +123,15 @@ impl Config {
                 }),
             })
             .collect();
-        self.hosts = convert(&files, &self.subnets, &self.profiles).map_err(|r| {
-            ConfigError::Invalid {
+        self.hosts =
+            convert(&files, &self.subnets, &self.profiles).map_err(|r| ConfigError::Invalid {
                 location: Location {
                     origin: origin.to_owned(),
                     position: None,
                 },
                 key: r.key,
                 message: r.message,
-            }
-        })?;
+            })?;
         Ok(self)
     }
 }
@@ -303,14 +300,21 @@ mod tests {
         assert_eq!(ok.hosts[1].fixed_address, Some("10.0.0.6".parse().unwrap()));
 
         let cases = [
-            (vec![decl(1, "10.0.0.5"), decl(1, "10.0.0.6")], "hosts[1].name"),
-            (vec![decl(1, "10.0.0.5"), decl(2, "10.0.0.5")], "hosts[1].fixed-address"),
+            (
+                vec![decl(1, "10.0.0.5"), decl(1, "10.0.0.6")],
+                "hosts[1].name",
+            ),
+            (
+                vec![decl(1, "10.0.0.5"), decl(2, "10.0.0.5")],
+                "hosts[1].fixed-address",
+            ),
             (vec![decl(1, "10.0.0.150")], "hosts[0].fixed-address"),
             (vec![decl(1, "10.9.0.1")], "hosts[0].fixed-address"),
         ];
         for (hosts, key) in cases {
-            let Err(ConfigError::Invalid { key: got, location, .. }) =
-                base().with_hosts(&hosts, "api")
+            let Err(ConfigError::Invalid {
+                key: got, location, ..
+            }) = base().with_hosts(&hosts, "api")
             else {
                 panic!("{hosts:?} accepted");
             };
