@@ -20,7 +20,12 @@
 //!   its local disk.
 //! - → `FAILED`: a NAK; a failed transfer of the firmware file, the script or
 //!   a done file; the wave's timeout. Failed transfers of other files (a
-//!   script probing for optional files) change nothing.
+//!   script probing for optional files) change nothing, nor do transfers the
+//!   client itself ended on purpose: UEFI firmware asks for a file's size
+//!   (`tsize`) and refuses the answer before fetching it, and a repeated
+//!   request replaces the transfer it repeats. A transfer that ended with
+//!   only its final ACK missing counts as completed: iPXE starts an image
+//!   it fetched at once, often before that ACK is sent.
 //!
 //! A firmware ACK after `DHCP_IPXE` (or after `FAILED`) means the host
 //! rebooted: its timeline starts again with that ACK, whose mark says which
@@ -212,14 +217,15 @@ impl HostTrack {
                 }
             }
             Seen::Failed { file, error } => {
-                let fatal = match stage {
-                    S::DhcpFirmware | S::FirmwareFile => same_file(file, &self.firmware_file),
-                    S::DhcpIpxe => same_file(file, &self.script_file),
-                    S::Script | S::BootFiles => {
-                        same_file(file, &self.script_file) || done.matches(file)
-                    }
-                    _ => false,
-                };
+                let fatal = !ended_by_the_client(error)
+                    && match stage {
+                        S::DhcpFirmware | S::FirmwareFile => same_file(file, &self.firmware_file),
+                        S::DhcpIpxe => same_file(file, &self.script_file),
+                        S::Script | S::BootFiles => {
+                            same_file(file, &self.script_file) || done.matches(file)
+                        }
+                        _ => false,
+                    };
                 fatal && self.fail(at_ms, format!("{file}: {error}"))
             }
         }
@@ -276,4 +282,11 @@ impl HostTrack {
 /// The stage's name as the API spells it ("DHCP_IPXE").
 pub fn stage_name(stage: WaveStage) -> &'static str {
     stage.as_str_name()
+}
+
+/// Whether a failed transfer's `error` (the data plane's outcome text) is
+/// the client ending it on purpose: a size probe (it refused the OACK) or
+/// a repeated request that replaced it.
+fn ended_by_the_client(error: &str) -> bool {
+    error.starts_with("options refused") || error.starts_with("replaced by a new request")
 }

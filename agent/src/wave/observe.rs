@@ -78,6 +78,13 @@ impl<'a> Seen<'a> {
                     file: &t.file,
                     bytes: t.bytes,
                 },
+                // Every block went out and only the final ACK is missing:
+                // the client has the file (iPXE starts an image it fetched
+                // at once, often before that ACK leaves).
+                tftp_event::Kind::Failed if t.error == FINAL_ACK_MISSING => Self::Completed {
+                    file: &t.file,
+                    bytes: t.size,
+                },
                 tftp_event::Kind::Failed => Self::Failed {
                     file: &t.file,
                     error: &t.error,
@@ -88,6 +95,9 @@ impl<'a> Seen<'a> {
         Some((mac, seen))
     }
 }
+
+/// The data plane's outcome text of a transfer whose final ACK never came.
+const FINAL_ACK_MISSING: &str = "final ACK missing";
 
 /// Whether the TFTP path `file` is the boot file name `named` (a leading
 /// `/` and `./` do not count).

@@ -225,6 +225,49 @@ fn a_failed_stage_transfer_fails_the_host_but_an_optional_file_does_not() {
 }
 
 #[test]
+fn transfers_the_client_ends_on_purpose_fail_nothing() {
+    let mut w = wave(&[A], 60_000);
+    let flow = flow(A);
+    for e in &flow[..3] {
+        w.observe(10, e);
+    }
+    for error in ["options refused", "replaced by a new request"] {
+        let mut probe = failed(A, "ipxe.efi");
+        if let Some(boot_event::Kind::Tftp(t)) = &mut probe.kind {
+            t.error = error.into();
+        }
+        assert!(!w.observe(20, &probe), "{error}");
+        assert_eq!(w.host(&A).unwrap().stage(), S::FirmwareFile, "{error}");
+    }
+    for e in &flow[3..] {
+        w.observe(30, e);
+    }
+    assert_eq!(w.host(&A).unwrap().stage(), S::Done);
+}
+
+#[test]
+fn a_done_file_whose_final_ack_is_missing_counts_as_fetched() {
+    let mut w = wave(&[A], 60_000);
+    let flow = flow(A);
+    let (last, head) = flow.split_last().unwrap();
+    for e in head {
+        w.observe(10, e);
+    }
+    let mut unconfirmed = last.clone();
+    if let Some(boot_event::Kind::Tftp(t)) = &mut unconfirmed.kind {
+        assert_eq!(
+            t.kind(),
+            tftp_event::Kind::Completed,
+            "the flow ends with a completion"
+        );
+        t.kind = tftp_event::Kind::Failed.into();
+        t.error = "final ACK missing".into();
+    }
+    assert!(w.observe(20, &unconfirmed));
+    assert_eq!(w.host(&A).unwrap().stage(), S::Done);
+}
+
+#[test]
 fn the_timeout_fails_every_host_not_done() {
     let mut w = wave(&[A, B], 5_000);
     for e in flow(A) {

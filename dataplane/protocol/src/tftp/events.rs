@@ -64,6 +64,11 @@ pub enum TransferOutcome {
     Completed,
     /// The client stopped answering: `max_retries` timeouts in a row.
     TimedOut,
+    /// Every block was sent and all but the final one acknowledged; the
+    /// final ACK never came. The client most likely has the whole file:
+    /// iPXE starts an image it fetched (e.g. `refind_x64.efi`) at once and
+    /// its final ACK is often never sent.
+    FinalAckMissing,
     /// The client sent an ERROR (other than an option refusal).
     ClientError {
         /// The client's error code.
@@ -91,6 +96,7 @@ impl fmt::Display for TransferOutcome {
         match self {
             Self::Completed => f.write_str("completed"),
             Self::TimedOut => f.write_str("timed out"),
+            Self::FinalAckMissing => f.write_str("final ACK missing"),
             Self::ClientError { code, message } => write!(f, "client error {code}: {message}"),
             Self::OptionsRefused => f.write_str("options refused"),
             Self::Replaced => f.write_str("replaced by a new request"),

@@ -441,7 +441,12 @@ impl<R: Resolver> TftpServer<R> {
         };
         if !transfer.on_timeout(max_retries, max_rto) {
             debug!(client = %transfer.client, "transfer timed out");
-            self.finish(now, slot, TransferOutcome::TimedOut);
+            let outcome = if transfer.only_final_ack_missing() {
+                TransferOutcome::FinalAckMissing
+            } else {
+                TransferOutcome::TimedOut
+            };
+            self.finish(now, slot, outcome);
             return 0;
         }
         self.send_round(now, slot, out)
@@ -561,7 +566,9 @@ impl<R: Resolver> TftpServer<R> {
         info!(client = %transfer.client, %outcome, "tftp: transfer ended");
         let counter = match outcome {
             TransferOutcome::Completed => &mut self.counters.transfers_completed,
-            TransferOutcome::TimedOut => &mut self.counters.transfers_timed_out,
+            TransferOutcome::TimedOut | TransferOutcome::FinalAckMissing => {
+                &mut self.counters.transfers_timed_out
+            }
             TransferOutcome::OptionsRefused => &mut self.counters.option_refusals,
             TransferOutcome::ClientError { .. }
             | TransferOutcome::Replaced

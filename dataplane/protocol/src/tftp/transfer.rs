@@ -147,6 +147,12 @@ impl Transfer {
         self.base == 0
     }
 
+    /// Whether the final block was sent and every block before it
+    /// acknowledged: only the final ACK is outstanding.
+    pub(crate) fn only_final_ack_missing(&self) -> bool {
+        self.base == self.last && self.next > self.last
+    }
+
     /// File bytes the client has acknowledged.
     pub(crate) fn acked_bytes(&self) -> u64 {
         let blocks = u64::from(self.base.saturating_sub(1));

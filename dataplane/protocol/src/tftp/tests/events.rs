@@ -101,6 +101,27 @@ fn a_silent_client_times_out_with_its_retransmissions_counted() {
 }
 
 #[test]
+fn a_client_silent_after_the_final_block_is_told_apart() {
+    let mut d = direct(&[("f", pattern(1000, 3))], ServerOptions::default());
+    let client = client_addr(1, 3001);
+    let sent = d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[]));
+    let port = sent[0].local_port;
+    d.recv(1, client, port, &wire::ack(1));
+    let _ = events(&mut d);
+    // Block 2 (488 bytes, the final one) is sent; its ACK never comes.
+    let mut at = 1;
+    for gap in [1000, 2000, 4000, 4000, 4000, 4000] {
+        at += gap;
+        d.tick(at);
+    }
+    let end = ended(&mut d);
+    assert_eq!(end.outcome, TransferOutcome::FinalAckMissing);
+    assert_eq!(end.outcome.to_string(), "final ACK missing");
+    assert_eq!((end.size, end.bytes_acked), (1000, 512));
+    assert!(!end.outcome.is_completed());
+}
+
+#[test]
 fn a_client_error_ends_the_transfer_with_its_code_and_message() {
     let mut d = direct(&[("f", pattern(512 * 10, 3))], ServerOptions::default());
     let client = client_addr(1, 3001);
