@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use bootwave_protocol::config::{
-    self, BootRule, Config, ConfigError, HostDecl, UnknownClients, format_mac,
-};
+use bootwave_protocol::config::{self, BootRule, Config, ConfigError, UnknownClients, format_mac};
 use bootwave_protocol::template::Template;
 use serde::Serialize;
 
@@ -24,10 +22,10 @@ impl State {
         // rest as configuration text: both get the data plane's checks.
         let used = self.template_labels();
         let text = Self::text(&self.file(&used, false))?;
-        let hosts: Vec<HostDecl> = self
+        let hosts: Vec<config::Host> = self
             .hosts
             .values()
-            .map(|h| HostDecl {
+            .map(|h| config::Host {
                 name: h.name.clone(),
                 mac: h.mac,
                 fixed_address: h.fixed_address,

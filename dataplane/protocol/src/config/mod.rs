@@ -25,7 +25,7 @@ use std::path::Path;
 
 pub use convert::{
     DEFAULT_DECLINE_QUARANTINE, DEFAULT_FSYNC_INTERVAL, DEFAULT_JOURNAL_DIR, DEFAULT_LEASE_TIME,
-    DEFAULT_MAX_LEASE_TIME, DEFAULT_OFFER_HOLD, DEFAULT_PING_TIMEOUT, DEFAULT_TFTP_ROOT, HostDecl,
+    DEFAULT_MAX_LEASE_TIME, DEFAULT_OFFER_HOLD, DEFAULT_PING_TIMEOUT, DEFAULT_TFTP_ROOT,
 };
 pub use error::{ConfigError, Location};
 pub use interfaces::{InterfaceError, MachineInterface, ServedInterface, select_interfaces};

@@ -4,8 +4,6 @@
 //! aside) and are listed in `assets/README.md`.
 
 mod hosts;
-
-pub use hosts::HostDecl;
 mod profiles;
 mod subnets;
 
