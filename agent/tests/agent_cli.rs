@@ -9,31 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use agent_support::*;
 
-struct Cli {
-    agent: String,
-}
-
 impl Cli {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bootwave"))
-            .args(args)
-            .env("BOOTWAVE_AGENT", &self.agent)
-            .env_remove("BOOTWAVE_TOKEN")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
     fn apply_stdin(&self, toml: &str, dry_run: bool) -> Output {
         let mut args = vec!["apply", "-f", "-"];
         if dry_run {

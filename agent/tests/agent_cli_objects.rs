@@ -4,48 +4,7 @@
 
 mod agent_support;
 
-use std::process::{Command, Output};
-
 use agent_support::*;
-use serde_json::Value;
-
-struct Cli {
-    agent: String,
-}
-
-impl Cli {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bootwave"))
-            .args(args)
-            .env("BOOTWAVE_AGENT", &self.agent)
-            .env_remove("BOOTWAVE_TOKEN")
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(code), "{args:?}");
-        String::from_utf8(out.stderr).unwrap()
-    }
-}
 
 #[test]
 fn subnet_commands() {

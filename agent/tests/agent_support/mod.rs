@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -148,4 +148,46 @@ pub fn temp() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let state = dir.path().join("state");
     let socket = dir.path().join("agent.sock");
     (dir, state, socket)
+}
+
+/// The `bootwave` binary against the agent at `agent`.
+pub struct Cli {
+    pub agent: String,
+}
+
+impl Cli {
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bootwave"))
+            .args(args)
+            .env("BOOTWAVE_AGENT", &self.agent)
+            .env_remove("BOOTWAVE_TOKEN")
+            .output()
+            .unwrap()
+    }
+
+    /// Stdout of a run that must exit 0.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `--json` output of a run that must exit 0.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    /// Stderr of a run that must exit with `code`.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    }
 }

@@ -372,11 +372,11 @@ fn in_pool(ip: Ipv4Addr) -> bool {
     (u32::from(POOL_START)..=u32::from(POOL_END)).contains(&u32::from(ip))
 }
 
-fn mac_text(mac: [u8; 6]) -> String {
+pub(crate) fn mac_text(mac: [u8; 6]) -> String {
     mac.map(|b| format!("{b:02x}")).join(":")
 }
 
-fn path_str(path: &Path) -> anyhow::Result<&str> {
+pub(crate) fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", path.display()))
 }

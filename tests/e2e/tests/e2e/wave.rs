@@ -17,6 +17,7 @@ use bootwave_e2e::{
 };
 use dhcproto::v4::{Message, MessageType};
 
+use crate::control::{mac_text, path_str};
 use crate::on_each_backend;
 use crate::tftp_download::pattern;
 
@@ -298,13 +299,4 @@ fn tftp_get(socket: &UdpSocket, name: &str) -> anyhow::Result<Vec<u8>> {
             op => anyhow::bail!("{name}: unexpected opcode {op}"),
         }
     }
-}
-
-fn mac_text(mac: [u8; 6]) -> String {
-    mac.map(|b| format!("{b:02x}")).join(":")
-}
-
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", path.display()))
 }
