@@ -14,7 +14,7 @@
 //! - `DHCP_IPXE` → `SCRIPT`: a transfer of the script starts (or completes).
 //! - `SCRIPT` → `BOOT_FILES`: a transfer of another file starts.
 //! - `SCRIPT`, `BOOT_FILES` → `DONE`: a transfer of a *done file* other than
-//!   the script completes. By default a done file is any `.efi` file
+//!   the script and the firmware file completes. By default a done file is any `.efi` file
 //!   ([`DoneRule`]): the boot loader the script chains last (in the rEFInd
 //!   flow, `refind_x64.efi`) is the last file fetched before the host boots
 //!   its local disk.
@@ -26,6 +26,12 @@
 //!   request replaces the transfer it repeats. A transfer that ended with
 //!   only its final ACK missing counts as completed: iPXE starts an image
 //!   it fetched at once, often before that ACK is sent.
+//!
+//! From `DHCP_IPXE` on, news of the firmware file moves nothing: its
+//! transfer (or a duplicate one a retried request started) may end after
+//! iPXE already asked for its script, since the data plane reports each
+//! transfer from the thread serving it and the threads do not wait for one
+//! another.
 //!
 //! A firmware ACK after `DHCP_IPXE` (or after `FAILED`) means the host
 //! rebooted: its timeline starts again with that ACK, whose mark says which
@@ -189,9 +195,7 @@ impl HostTrack {
                     S::DhcpIpxe if same_file(file, &self.script_file) => {
                         self.reach(at_ms, S::Script, detail)
                     }
-                    S::Script if !same_file(file, &self.script_file) => {
-                        self.reach(at_ms, S::BootFiles, detail)
-                    }
+                    S::Script if self.is_boot_file(file) => self.reach(at_ms, S::BootFiles, detail),
                     _ => false,
                 }
             }
@@ -204,7 +208,7 @@ impl HostTrack {
                     S::DhcpIpxe if same_file(file, &self.script_file) => {
                         self.reach(at_ms, S::Script, detail)
                     }
-                    S::Script | S::BootFiles if !same_file(file, &self.script_file) => {
+                    S::Script | S::BootFiles if self.is_boot_file(file) => {
                         if done.matches(file) {
                             self.reach(at_ms, S::Done, detail)
                         } else if stage == S::Script {
@@ -222,7 +226,8 @@ impl HostTrack {
                         S::DhcpFirmware | S::FirmwareFile => same_file(file, &self.firmware_file),
                         S::DhcpIpxe => same_file(file, &self.script_file),
                         S::Script | S::BootFiles => {
-                            same_file(file, &self.script_file) || done.matches(file)
+                            same_file(file, &self.script_file)
+                                || (self.is_boot_file(file) && done.matches(file))
                         }
                         _ => false,
                     };
@@ -256,6 +261,13 @@ impl HostTrack {
                 .collect(),
             error: self.error.clone(),
         }
+    }
+
+    /// Whether `file`, fetched after the script, is one the script asked
+    /// for: neither the script itself nor the firmware file (whose late
+    /// news belongs to the firmware stage).
+    fn is_boot_file(&self, file: &str) -> bool {
+        !same_file(file, &self.script_file) && !same_file(file, &self.firmware_file)
     }
 
     fn fail(&mut self, at_ms: u32, error: String) -> bool {

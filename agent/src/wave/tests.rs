@@ -409,3 +409,34 @@ fn metrics_see_stage_names_and_counts() {
     assert_eq!(counts[0], ("WAITING".to_owned(), 1));
     assert_eq!(counts[3], ("DHCP_IPXE".to_owned(), 1));
 }
+
+#[test]
+fn late_news_of_the_firmware_file_does_not_finish_or_fail_a_host() {
+    // The firmware file's transfer ends on another thread than the one
+    // serving iPXE's request: its completion can arrive after the script.
+    let mut w = wave(&[A], 60_000);
+    w.observe(10, &ack(A, false, "ipxe.efi"));
+    w.observe(20, &started(A, "ipxe.efi"));
+    w.observe(30, &ack(A, true, "refind.pxe"));
+    w.observe(40, &started(A, "refind.pxe"));
+    w.observe(50, &completed(A, "refind.pxe"));
+    assert!(!w.observe(60, &completed(A, "ipxe.efi")));
+    assert!(!w.observe(61, &started(A, "ipxe.efi")));
+    assert!(!w.observe(62, &failed(A, "ipxe.efi")));
+    assert_eq!(w.host(&A).unwrap().stage(), S::Script);
+    w.observe(70, &started(A, "/refind.conf"));
+    assert!(!w.observe(75, &completed(A, "/ipxe.efi")));
+    assert_eq!(w.host(&A).unwrap().stage(), S::BootFiles);
+    w.observe(80, &completed(A, "/refind_x64.efi"));
+    assert_eq!(
+        stages(&w, A),
+        vec![
+            (S::DhcpFirmware, 10),
+            (S::FirmwareFile, 20),
+            (S::DhcpIpxe, 30),
+            (S::Script, 40),
+            (S::BootFiles, 70),
+            (S::Done, 80),
+        ]
+    );
+}

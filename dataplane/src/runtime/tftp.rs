@@ -70,8 +70,10 @@ impl TftpSide {
             return;
         }
         self.server.handle(now, meta, data, &mut self.out);
-        self.emit(tx, c);
+        // Events first: what a client does after our reply is then never
+        // reported before what led to that reply.
         self.publish();
+        self.emit(tx, c);
     }
 
     /// Runs the core's timers; while its deadline is already past (it
