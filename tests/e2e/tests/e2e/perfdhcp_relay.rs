@@ -60,11 +60,14 @@ fn relay_run(server: Server, wide: bool, run: PerfdhcpRun) -> anyhow::Result<()>
         Duration::from_secs(40),
     )?;
     let context = format!("{server:?}: {report:?}\n{}", running.child.tail());
+    // perfdhcp may start one exchange more than asked when it falls behind
+    // its rate (1,001 of 1,000): every exchange it started must complete.
     let n = u64::from(run.exchanges);
-    assert_eq!(report.discover_offer.sent, n, "{context}");
-    assert_eq!(report.discover_offer.received, n, "{context}");
-    assert_eq!(report.request_ack.sent, n, "{context}");
-    assert_eq!(report.completed(), n, "{context}");
+    let sent = report.discover_offer.sent;
+    assert!((n..=n + 1).contains(&sent), "{context}");
+    assert_eq!(report.discover_offer.received, sent, "{context}");
+    assert_eq!(report.request_ack.sent, sent, "{context}");
+    assert_eq!(report.completed(), sent, "{context}");
     assert_eq!(
         report.discover_offer.drops + report.request_ack.drops,
         0,
