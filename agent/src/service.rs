@@ -104,11 +104,21 @@ impl Agent {
     /// data plane and waits for their acknowledgements.
     async fn commit(&self, change: Change) -> Result<Response<ChangeReply>, Status> {
         let store = self.store.clone();
+        let started = std::time::Instant::now();
         let snapshot = tokio::task::spawn_blocking(move || store.commit(change))
             .await
             .map_err(|e| Status::internal(format!("commit task: {e}")))?
             .map_err(store_status)?;
+        let committed = started.elapsed();
         let lagging = self.dataplanes.push(&self.store, snapshot.generation).await;
+        tracing::info!(
+            generation = snapshot.generation,
+            hosts = snapshot.state.hosts.len(),
+            commit_ms = committed.as_millis(),
+            push_ms = (started.elapsed() - committed).as_millis(),
+            lagging = lagging.len(),
+            "change committed and pushed"
+        );
         Ok(Response::new(ChangeReply {
             generation: snapshot.generation,
             lagging,
@@ -218,6 +228,7 @@ impl BootwaveService for Agent {
         request: Request<Streaming<v1::Host>>,
     ) -> Result<Response<ChangeReply>, Status> {
         let mut stream = request.into_inner();
+        let started = std::time::Instant::now();
         let mut hosts = Vec::new();
         while let Some(host) = stream.message().await? {
             if hosts.len() == MAX_IMPORT {
@@ -225,9 +236,14 @@ impl BootwaveService for Agent {
                     "more than {MAX_IMPORT} hosts in one import"
                 )));
             }
-            let field = format!("hosts[{}]", hosts.len());
-            hosts.push(HostSpec::try_from(host).map_err(|e| e.within(&field))?);
+            let n = hosts.len();
+            hosts.push(HostSpec::try_from(host).map_err(|e| e.within(&format!("hosts[{n}]")))?);
         }
+        tracing::info!(
+            hosts = hosts.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "import received"
+        );
         self.commit(Change::PutHosts(hosts)).await
     }
 

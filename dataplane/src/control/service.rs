@@ -77,6 +77,7 @@ impl ControlService {
 impl DataplaneControl for ControlService {
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyReply>, Status> {
         let request = request.into_inner();
+        let started = std::time::Instant::now();
         let mut applied = self.applying.lock().await;
         let state = match (request.full, request.delta) {
             (Some(full), None) => State::try_from(full).map_err(|e| e.within("full"))?,
@@ -110,7 +111,11 @@ impl DataplaneControl for ControlService {
         })?;
         *applied = Some(state);
         self.generation.store(request.generation, Ordering::Release);
-        tracing::info!(generation = request.generation, "applied desired state");
+        tracing::info!(
+            generation = request.generation,
+            elapsed_ms = started.elapsed().as_millis(),
+            "applied desired state"
+        );
         Ok(Response::new(ApplyReply {
             generation: request.generation,
         }))

@@ -52,7 +52,7 @@ impl Delta {
     }
 
     /// Replays the changes on `state`: deletions first, then puts.
-    pub fn apply_to(&self, state: &mut State) {
+    pub fn apply_to(self, state: &mut State) {
         for mac in &self.delete_hosts {
             state.hosts.remove(mac);
         }
@@ -62,17 +62,17 @@ impl Delta {
         for name in &self.delete_profiles {
             state.profiles.remove(name);
         }
-        for h in &self.put_hosts {
-            state.hosts.insert(h.mac, h.clone());
-        }
-        for s in &self.put_subnets {
-            state.subnets.insert(s.net, s.clone());
-        }
-        for p in &self.put_profiles {
-            state.profiles.insert(p.name.clone(), p.clone());
-        }
-        if let Some(dhcp) = &self.dhcp {
-            state.dhcp = dhcp.clone();
+        state
+            .hosts
+            .extend(self.put_hosts.into_iter().map(|h| (h.mac, h)));
+        state
+            .subnets
+            .extend(self.put_subnets.into_iter().map(|s| (s.net, s)));
+        state
+            .profiles
+            .extend(self.put_profiles.into_iter().map(|p| (p.name.clone(), p)));
+        if let Some(dhcp) = self.dhcp {
+            state.dhcp = dhcp;
         }
     }
 

@@ -35,7 +35,7 @@ impl State {
             })
             .collect();
         config::parse(&text, "desired state", Path::new("/"))
-            .and_then(|c| c.with_hosts(&hosts, "desired state"))
+            .and_then(|c| c.with_hosts(hosts, "desired state"))
             .map_err(|e| self.locate(&e))
     }
 

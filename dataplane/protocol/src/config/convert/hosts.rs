@@ -1,7 +1,14 @@
 //! Host reservations and their cross-checks against subnets and rules.
+//!
+//! A host is checked as a typed value ([`Host`]), whichever way it came:
+//! from a `[[hosts]]` entry (whose MAC and address are parsed first) or
+//! handed in by the agent's API ([`Config::with_hosts`]). The checks
+//! allocate nothing for a valid host; the key and position of an error are
+//! built only when there is one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::ops::Range;
 
 use toml::Spanned;
 
@@ -11,72 +18,62 @@ use crate::config::model::{Config, DEFAULT_PROFILE, Host, Profile, Subnet, check
 use crate::config::values::{check_name, format_mac, parse_ipv4, parse_mac};
 use crate::template::check_label_key;
 
-/// Converts every host. Names and MACs are unique; a fixed address lies in a
-/// declared subnet, outside its dynamic ranges, and belongs to one host; a
-/// profile other than `default` is named by at least one boot rule or
-/// `[[profiles]]` entry (a typo would otherwise silently boot the host with
-/// the default profile); a host has every label its profile's script
-/// template uses.
+/// Converts every `[[hosts]]` entry and checks them as [`check_all`] does;
+/// errors point at the offending value.
 pub(super) fn convert(
     files: &[FileHost],
     subnets: &[Subnet],
     declared: &[Profile],
 ) -> Result<Vec<Host>, Rejection> {
-    let profiles: HashSet<&str> = subnets
-        .iter()
-        .flat_map(|s| &s.boot_rules)
-        .filter_map(|r| r.profile.as_deref())
-        .chain(declared.iter().map(|p| p.name.as_str()))
-        .chain([DEFAULT_PROFILE])
-        .collect();
     let mut out: Vec<Host> = Vec::with_capacity(files.len());
-    // Index of the first host with each name, MAC and fixed address: the
-    // checks stay linear in the number of hosts (100,000 reservations).
-    let mut names: HashMap<String, usize> = HashMap::with_capacity(files.len());
-    let mut macs: HashMap<[u8; 6], usize> = HashMap::with_capacity(files.len());
-    let mut ips: HashMap<Ipv4Addr, usize> = HashMap::with_capacity(files.len());
+    // A value that does not parse stops the conversion; a fault of an
+    // earlier entry is still the one reported.
+    let mut unparsed = None;
     for (i, file) in files.iter().enumerate() {
-        let key = format!("hosts[{i}]");
-        let host = convert_one(file, &key, subnets, &profiles)?;
-        required_labels(&host, file, &key, declared)?;
-        let fail = |value: &Spanned<String>, field: &str, m: String| {
-            Rejection::new(Some(value.span()), format!("{key}.{field}"), m)
-        };
-        if let Some(&j) = names.get(host.name.as_str()) {
-            return Err(fail(
-                &file.name,
-                "name",
-                format!("`{}` is already hosts[{j}]", host.name),
-            ));
+        match parse_entry(file, i) {
+            Ok(host) => out.push(host),
+            Err(r) => {
+                unparsed = Some(r);
+                break;
+            }
         }
-        if let Some(&j) = macs.get(&host.mac) {
-            return Err(fail(
-                &file.mac,
-                "mac",
-                format!(
-                    "{} is already hosts[{j}] ({})",
-                    format_mac(&host.mac),
-                    out[j].name
-                ),
-            ));
-        }
-        if let (Some(ip), Some(value)) = (host.fixed_address, &file.fixed_address)
-            && let Some(&j) = ips.get(&ip)
-        {
-            return Err(fail(
-                value,
-                "fixed-address",
-                format!("{ip} is already hosts[{j}] ({})", out[j].name),
-            ));
-        }
-        names.insert(host.name.clone(), i);
-        macs.insert(host.mac, i);
-        if let Some(ip) = host.fixed_address {
-            ips.insert(ip, i);
-        }
-        out.push(host);
     }
-    Ok(out)
+    check_all(&out, subnets, declared).map_err(|bad| {
+        let span = span_of(&files[bad.index], &bad.field);
+        bad.reject(span)
+    })?;
+    match unparsed {
+        Some(r) => Err(r),
+        None => Ok(out),
+    }
+}
+
+/// The values of entry `i`, with its MAC and address parsed.
+fn parse_entry(file: &FileHost, i: usize) -> Result<Host, Rejection> {
+    let at = |value: &Spanned<String>, field: &str, m: String| {
+        Rejection::new(Some(value.span()), format!("hosts[{i}].{field}"), m)
+    };
+    let mac = parse_mac(file.mac.get_ref()).map_err(|m| at(&file.mac, "mac", m))?;
+    let fixed_address = file
+        .fixed_address
+        .as_ref()
+        .map(|v| parse_ipv4(v.get_ref()).map_err(|m| at(v, "fixed-address", m)))
+        .transpose()?;
+    let labels = file.labels.as_ref().map_or_else(BTreeMap::new, |table| {
+        table
+            .get_ref()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect()
+    });
+    Ok(Host {
+        name: file.name.get_ref().clone(),
+        mac,
+        fixed_address,
+        hostname: file.hostname.as_ref().map(|h| h.get_ref().clone()),
+        profile: file.profile.as_ref().map(|p| p.get_ref().clone()),
+        labels,
+    })
 }
 
 impl Config {
@@ -84,139 +81,193 @@ impl Config {
     /// refused exactly as the same entries in a file would be; errors name
     /// the key (`hosts[3].fixed-address`) and have no position. This is how
     /// host reservations handed in as values (by the agent's API) get the
-    /// file's checks without the cost of writing and reading TOML
-    /// (100,000 hosts take a fraction of a second).
-    pub fn with_hosts(mut self, hosts: &[Host], origin: &str) -> Result<Self, ConfigError> {
-        let text = |s: String| Spanned::new(0..0, s);
-        let files: Vec<FileHost> = hosts
-            .iter()
-            .map(|h| FileHost {
-                name: text(h.name.clone()),
-                mac: text(format_mac(&h.mac)),
-                fixed_address: h.fixed_address.map(|ip| text(ip.to_string())),
-                hostname: h.hostname.clone().map(text),
-                profile: h.profile.clone().map(text),
-                labels: (!h.labels.is_empty()).then(|| {
-                    let table = h
-                        .labels
-                        .iter()
-                        .map(|(k, v)| (k.clone(), text(v.clone())))
-                        .collect();
-                    Spanned::new(0..0, table)
-                }),
-            })
-            .collect();
-        self.hosts =
-            convert(&files, &self.subnets, &self.profiles).map_err(|r| ConfigError::Invalid {
+    /// file's checks without writing and reading TOML.
+    pub fn with_hosts(mut self, hosts: Vec<Host>, origin: &str) -> Result<Self, ConfigError> {
+        check_all(&hosts, &self.subnets, &self.profiles).map_err(|bad| {
+            let r = bad.reject(None);
+            ConfigError::Invalid {
                 location: Location {
                     origin: origin.to_owned(),
                     position: None,
                 },
                 key: r.key,
                 message: r.message,
-            })?;
+            }
+        })?;
+        self.hosts = hosts;
         Ok(self)
     }
 }
 
-fn convert_one(
-    file: &FileHost,
-    key: &str,
-    subnets: &[Subnet],
-    profiles: &HashSet<&str>,
-) -> Result<Host, Rejection> {
-    let name = checked_name(&file.name, &format!("{key}.name"))?;
-    let mac = parse_mac(file.mac.get_ref())
-        .map_err(|m| Rejection::new(Some(file.mac.span()), format!("{key}.mac"), m))?;
-    let fixed_address = match &file.fixed_address {
-        None => None,
-        Some(value) => {
-            let key = format!("{key}.fixed-address");
-            let fail = |m: String| Rejection::new(Some(value.span()), key.clone(), m);
-            let ip = parse_ipv4(value.get_ref()).map_err(fail)?;
-            let subnet = subnets
-                .iter()
-                .find(|s| s.net.contains(ip))
-                .ok_or_else(|| fail(format!("{ip} is not inside any declared subnet")))?;
-            if subnet.net.prefix() <= 30
-                && (ip == subnet.net.addr() || ip == subnet.net.broadcast())
-            {
-                return Err(fail(format!(
-                    "{ip} is the network or broadcast address of {}",
-                    subnet.net
-                )));
-            }
-            if let Some(r) = subnet.ranges.iter().find(|r| r.start <= ip && ip <= r.end) {
-                return Err(fail(format!(
-                    "{ip} is inside the dynamic range {}-{} of {}",
-                    r.start, r.end, subnet.net
-                )));
-            }
-            Some(ip)
-        }
-    };
-    let hostname = file
-        .hostname
-        .as_ref()
-        .map(|h| checked_name(h, &format!("{key}.hostname")))
-        .transpose()?;
-    let profile = match &file.profile {
-        None => None,
-        Some(p) => {
-            let text = checked_name(p, &format!("{key}.profile"))?;
-            if !profiles.contains(text.as_str()) {
-                return Err(Rejection::new(
-                    Some(p.span()),
-                    format!("{key}.profile"),
-                    format!(
-                        "no boot rule uses the profile `{text}` and no [[profiles]] entry declares it"
-                    ),
-                ));
-            }
-            Some(text)
-        }
-    };
-    Ok(Host {
-        name,
-        mac,
-        fixed_address,
-        hostname,
-        profile,
-        labels: labels(file, key)?,
-    })
+/// The part of a host an error is about.
+#[derive(Debug)]
+enum Field {
+    Name,
+    Mac,
+    FixedAddress,
+    Hostname,
+    Profile,
+    /// The labels as a whole (one a template needs is missing).
+    Labels,
+    /// A label's key.
+    LabelKey(String),
+    /// A label's value.
+    LabelValue(String),
 }
 
-/// `labels = { KEY = "value", … }`: keys as in `{{label:KEY}}`, values
-/// without control characters.
-fn labels(file: &FileHost, key: &str) -> Result<BTreeMap<String, String>, Rejection> {
-    let Some(table) = &file.labels else {
-        return Ok(BTreeMap::new());
-    };
-    let mut out = BTreeMap::new();
-    for (name, value) in table.get_ref() {
-        let key = format!("{key}.labels.{name}");
-        check_label_key(name).map_err(|m| {
-            Rejection::new(
-                Some(table.span()),
-                key.clone(),
-                format!("`{name}` is not a label key ({m})"),
-            )
-        })?;
-        check_label_value(value.get_ref())
-            .map_err(|m| Rejection::new(Some(value.span()), key, m))?;
-        out.insert(name.clone(), value.get_ref().clone());
+/// Why the host at `index` was refused.
+#[derive(Debug)]
+struct Bad {
+    index: usize,
+    field: Field,
+    message: String,
+}
+
+impl Bad {
+    fn reject(self, span: Option<Range<usize>>) -> Rejection {
+        let i = self.index;
+        let key = match &self.field {
+            Field::Name => format!("hosts[{i}].name"),
+            Field::Mac => format!("hosts[{i}].mac"),
+            Field::FixedAddress => format!("hosts[{i}].fixed-address"),
+            Field::Hostname => format!("hosts[{i}].hostname"),
+            Field::Profile => format!("hosts[{i}].profile"),
+            Field::Labels => format!("hosts[{i}].labels"),
+            Field::LabelKey(k) | Field::LabelValue(k) => format!("hosts[{i}].labels.{k}"),
+        };
+        Rejection::new(span, key, self.message)
     }
-    Ok(out)
+}
+
+/// Where in its file entry the value `field` names is.
+fn span_of(file: &FileHost, field: &Field) -> Option<Range<usize>> {
+    let span = |v: Option<&Spanned<String>>| v.map(Spanned::span);
+    let table = file.labels.as_ref().map(Spanned::span);
+    match field {
+        Field::Name => Some(file.name.span()),
+        Field::Mac => Some(file.mac.span()),
+        Field::FixedAddress => span(file.fixed_address.as_ref()),
+        Field::Hostname => span(file.hostname.as_ref()),
+        Field::Profile => span(file.profile.as_ref()),
+        Field::LabelKey(_) => table,
+        Field::LabelValue(k) => file
+            .labels
+            .as_ref()
+            .and_then(|t| t.get_ref().get(k))
+            .map(Spanned::span),
+        Field::Labels => table
+            .or_else(|| span(file.profile.as_ref()))
+            .or_else(|| Some(file.name.span())),
+    }
+}
+
+/// Checks every host. Names and MACs are unique; a fixed address lies in a
+/// declared subnet, outside its dynamic ranges, and belongs to one host; a
+/// profile other than `default` is named by at least one boot rule or
+/// `[[profiles]]` entry (a typo would otherwise silently boot the host with
+/// the default profile); a host has every label its profile's script
+/// template uses. The first host in order with a fault is reported; each
+/// host's own faults come before its clashes with earlier hosts.
+fn check_all(hosts: &[Host], subnets: &[Subnet], declared: &[Profile]) -> Result<(), Bad> {
+    let profiles: HashSet<&str> = subnets
+        .iter()
+        .flat_map(|s| &s.boot_rules)
+        .filter_map(|r| r.profile.as_deref())
+        .chain(declared.iter().map(|p| p.name.as_str()))
+        .chain([DEFAULT_PROFILE])
+        .collect();
+    // Index of the first host with each name, MAC and fixed address: the
+    // checks stay linear in the number of hosts (100,000 reservations).
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(hosts.len());
+    let mut macs: HashMap<[u8; 6], usize> = HashMap::with_capacity(hosts.len());
+    let mut ips: HashMap<Ipv4Addr, usize> = HashMap::with_capacity(hosts.len());
+    for (index, host) in hosts.iter().enumerate() {
+        let bad = |field: Field, message: String| Bad {
+            index,
+            field,
+            message,
+        };
+        check_one(host, subnets, &profiles, declared).map_err(|(f, m)| bad(f, m))?;
+        if let Some(&j) = names.get(host.name.as_str()) {
+            let m = format!("`{}` is already hosts[{j}]", host.name);
+            return Err(bad(Field::Name, m));
+        }
+        if let Some(&j) = macs.get(&host.mac) {
+            let (mac, other) = (format_mac(&host.mac), &hosts[j].name);
+            return Err(bad(
+                Field::Mac,
+                format!("{mac} is already hosts[{j}] ({other})"),
+            ));
+        }
+        if let Some(ip) = host.fixed_address
+            && let Some(&j) = ips.get(&ip)
+        {
+            let m = format!("{ip} is already hosts[{j}] ({})", hosts[j].name);
+            return Err(bad(Field::FixedAddress, m));
+        }
+        names.insert(&host.name, index);
+        macs.insert(host.mac, index);
+        if let Some(ip) = host.fixed_address {
+            ips.insert(ip, index);
+        }
+    }
+    Ok(())
+}
+
+/// One host's own checks (not against other hosts).
+fn check_one(
+    host: &Host,
+    subnets: &[Subnet],
+    profiles: &HashSet<&str>,
+    declared: &[Profile],
+) -> Result<(), (Field, String)> {
+    check_name(&host.name).map_err(|m| (Field::Name, m))?;
+    if let Some(ip) = host.fixed_address {
+        let fail = |m: String| (Field::FixedAddress, m);
+        let subnet = subnets
+            .iter()
+            .find(|s| s.net.contains(ip))
+            .ok_or_else(|| fail(format!("{ip} is not inside any declared subnet")))?;
+        if subnet.net.prefix() <= 30 && (ip == subnet.net.addr() || ip == subnet.net.broadcast()) {
+            return Err(fail(format!(
+                "{ip} is the network or broadcast address of {}",
+                subnet.net
+            )));
+        }
+        if let Some(r) = subnet.ranges.iter().find(|r| r.start <= ip && ip <= r.end) {
+            return Err(fail(format!(
+                "{ip} is inside the dynamic range {}-{} of {}",
+                r.start, r.end, subnet.net
+            )));
+        }
+    }
+    if let Some(hostname) = &host.hostname {
+        check_name(hostname).map_err(|m| (Field::Hostname, m))?;
+    }
+    if let Some(profile) = &host.profile {
+        check_name(profile).map_err(|m| (Field::Profile, m))?;
+        if !profiles.contains(profile.as_str()) {
+            return Err((
+                Field::Profile,
+                format!(
+                    "no boot rule uses the profile `{profile}` and no [[profiles]] entry declares it"
+                ),
+            ));
+        }
+    }
+    for (key, value) in &host.labels {
+        check_label_key(key).map_err(|m| {
+            let m = format!("`{key}` is not a label key ({m})");
+            (Field::LabelKey(key.clone()), m)
+        })?;
+        check_label_value(value).map_err(|m| (Field::LabelValue(key.clone()), m.to_owned()))?;
+    }
+    required_labels(host, declared)
 }
 
 /// Refuses a host whose profile's template uses a label the host lacks:
 /// the script would otherwise be served with a hole in it.
-fn required_labels(
-    host: &Host,
-    file: &FileHost,
-    key: &str,
-    declared: &[Profile],
-) -> Result<(), Rejection> {
+fn required_labels(host: &Host, declared: &[Profile]) -> Result<(), (Field, String)> {
     let profile = host.profile.as_deref().unwrap_or(DEFAULT_PROFILE);
     let Some(script) = declared
         .iter()
@@ -225,31 +276,19 @@ fn required_labels(
     else {
         return Ok(());
     };
-    let Some(missing) = script
+    match script
         .template
         .label_keys()
         .find(|k| !host.labels.contains_key(*k))
-    else {
-        return Ok(());
-    };
-    let span = file
-        .labels
-        .as_ref()
-        .map(Spanned::span)
-        .or_else(|| file.profile.as_ref().map(Spanned::span))
-        .unwrap_or_else(|| file.name.span());
-    Err(Rejection::new(
-        Some(span),
-        format!("{key}.labels"),
-        format!(
-            "the script template of profile `{profile}` uses {{{{label:{missing}}}}}, which this host does not have"
-        ),
-    ))
-}
-
-fn checked_name(value: &Spanned<String>, key: &str) -> Result<String, Rejection> {
-    check_name(value.get_ref()).map_err(|m| Rejection::new(Some(value.span()), key, m))?;
-    Ok(value.get_ref().clone())
+    {
+        None => Ok(()),
+        Some(missing) => Err((
+            Field::Labels,
+            format!(
+                "the script template of profile `{profile}` uses {{{{label:{missing}}}}}, which this host does not have"
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -279,7 +318,7 @@ mod tests {
     #[test]
     fn values_get_the_checks_of_file_entries() {
         let ok = base()
-            .with_hosts(&[decl(1, "10.0.0.5"), decl(2, "10.0.0.6")], "api")
+            .with_hosts(vec![decl(1, "10.0.0.5"), decl(2, "10.0.0.6")], "api")
             .unwrap();
         assert_eq!(ok.hosts.len(), 2);
         assert_eq!(ok.hosts[1].fixed_address, Some("10.0.0.6".parse().unwrap()));
@@ -299,7 +338,7 @@ mod tests {
         for (hosts, key) in cases {
             let Err(ConfigError::Invalid {
                 key: got, location, ..
-            }) = base().with_hosts(&hosts, "api")
+            }) = base().with_hosts(hosts.clone(), "api")
             else {
                 panic!("{hosts:?} accepted");
             };
@@ -310,10 +349,39 @@ mod tests {
         let mut twin = decl(2, "10.0.0.6");
         twin.mac = [2, 0, 0, 0, 0, 1];
         let Err(ConfigError::Invalid { key, .. }) =
-            base().with_hosts(&[decl(1, "10.0.0.5"), twin], "api")
+            base().with_hosts(vec![decl(1, "10.0.0.5"), twin], "api")
         else {
             panic!("duplicate MAC accepted");
         };
         assert_eq!(key, "hosts[1].mac");
+    }
+
+    #[test]
+    fn the_first_faulty_entry_is_reported_even_when_a_later_one_does_not_parse() {
+        let text = "[[subnets]]\nnetwork = \"10.0.0.0/24\"\n\
+            [[hosts]]\nname = \"bad name\"\nmac = \"02:00:00:00:00:01\"\n\
+            [[hosts]]\nname = \"b\"\nmac = \"zz\"\n";
+        let Err(ConfigError::Invalid { key, location, .. }) = parse(text, "t.toml", Path::new("/"))
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(key, "hosts[0].name");
+        assert_eq!(location.position.map(|(line, _)| line), Some(4));
+
+        let text = text.replace("bad name", "a");
+        let Err(ConfigError::Invalid { key, .. }) = parse(&text, "t.toml", Path::new("/")) else {
+            panic!("accepted");
+        };
+        assert_eq!(key, "hosts[1].mac");
+    }
+
+    #[test]
+    fn label_faults_of_values_name_the_label() {
+        let mut host = decl(1, "10.0.0.5");
+        host.labels.insert("rack".into(), "a\nb".into());
+        let Err(ConfigError::Invalid { key, .. }) = base().with_hosts(vec![host], "api") else {
+            panic!("control character accepted");
+        };
+        assert_eq!(key, "hosts[0].labels.rack");
     }
 }
