@@ -14,10 +14,10 @@
 //! - `DHCP_IPXE` → `SCRIPT`: a transfer of the script starts (or completes).
 //! - `SCRIPT` → `BOOT_FILES`: a transfer of another file starts.
 //! - `SCRIPT`, `BOOT_FILES` → `DONE`: a transfer of a *done file* other than
-//!   the script and the firmware file completes. By default a done file is any `.efi` file
-//!   ([`DoneRule`]): the boot loader the script chains last (in the rEFInd
-//!   flow, `refind_x64.efi`) is the last file fetched before the host boots
-//!   its local disk.
+//!   the script and the firmware file completes. By default a done file is
+//!   any `.efi` file ([`DoneRule`]): the boot loader the script chains last
+//!   (in the rEFInd flow, `refind_x64.efi`) is the last file fetched before
+//!   the host boots its local disk.
 //! - → `FAILED`: a NAK; a failed transfer of the firmware file, the script or
 //!   a done file; the wave's timeout. Failed transfers of other files (a
 //!   script probing for optional files) change nothing, nor do transfers the

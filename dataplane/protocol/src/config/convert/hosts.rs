@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::config::error::{ConfigError, Location, Rejection};
+use crate::config::error::{ConfigError, Rejection};
 use crate::config::file::FileHost;
 use crate::config::model::{Config, DEFAULT_PROFILE, Host, Profile, Subnet, check_label_value};
 use crate::config::values::{check_name, format_mac, parse_ipv4, parse_mac};
@@ -83,17 +83,9 @@ impl Config {
     /// host reservations handed in as values (by the agent's API) get the
     /// file's checks without writing and reading TOML.
     pub fn with_hosts(mut self, hosts: Vec<Host>, origin: &str) -> Result<Self, ConfigError> {
-        check_all(&hosts, &self.subnets, &self.profiles).map_err(|bad| {
-            let r = bad.reject(None);
-            ConfigError::Invalid {
-                location: Location {
-                    origin: origin.to_owned(),
-                    position: None,
-                },
-                key: r.key,
-                message: r.message,
-            }
-        })?;
+        // No span: the error has no position, and no text is needed.
+        check_all(&hosts, &self.subnets, &self.profiles)
+            .map_err(|bad| bad.reject(None).locate(origin, ""))?;
         self.hosts = hosts;
         Ok(self)
     }
