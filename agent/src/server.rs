@@ -53,7 +53,7 @@ pub enum Listener {
 
 impl Listener {
     /// Binds `listen`; a unix socket gets mode 0600 and replaces a stale
-    /// socket file.
+    /// socket file, never one another process serves.
     pub async fn bind(listen: &Listen) -> anyhow::Result<Self> {
         match listen {
             Listen::Tcp(addr) => Ok(Self::Tcp(
@@ -75,18 +75,19 @@ impl Listener {
 }
 
 fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)
-            .with_context(|| format!("removing stale socket {}", path.display()))?,
-        Ok(_) => anyhow::bail!("{}: exists and is not a socket", path.display()),
-        Err(_) => {}
-    }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("chmod 0600 {}", path.display()))?;
-    Ok(listener)
+    // Shared with the data plane's control socket: mode 0600 from the first
+    // moment, and a socket a live agent still serves is never removed.
+    use bootwave_dataplane::sys::unix_socket::{BindError, bind_private};
+    let listener = match bind_private(path) {
+        Ok(listener) => listener,
+        Err(e @ BindError::InUse(_)) => anyhow::bail!(
+            "{e}: another bootwave-agent serves it; stop that one first or choose another \
+             --listen path"
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    tokio::net::UnixListener::from_std(listener)
+        .with_context(|| format!("listening on {}", path.display()))
 }
 
 /// What the agent serves.
@@ -155,6 +156,12 @@ pub async fn serve_with(
         ),
         (_, None) => None,
     };
+    if config.token.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!(
+            "the bearer token is empty: an empty token would let anyone call; put a secret in \
+             the token file (or BOOTWAVE_TOKEN)"
+        );
+    }
     let token = match (&listener, config.token) {
         (Listener::Tcp(_), None) if tls.is_none() => anyhow::bail!(
             "a TCP listener needs a bearer token (--token-file or BOOTWAVE_TOKEN) or mutual TLS"
@@ -163,7 +170,7 @@ pub async fn serve_with(
         (Listener::Unix(_), _) => None,
     };
     let auth = BearerAuth {
-        token,
+        token: token.as_deref().map(TokenDigest::of),
         certificate_authenticates: tls.is_some(),
     };
     let store = Arc::new(Store::open(&config.state_dir).context("opening the state")?);
@@ -245,14 +252,15 @@ pub async fn serve_with(
 /// client presented a certificate the TLS handshake verified.
 #[derive(Clone)]
 struct BearerAuth {
-    token: Option<String>,
+    /// SHA-256 of the token.
+    token: Option<TokenDigest>,
     /// A verified client certificate is enough.
     certificate_authenticates: bool,
 }
 
 impl tonic::service::Interceptor for BearerAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(token) = &self.token else {
+        let Some(expected) = &self.token else {
             return Ok(request);
         };
         if self.certificate_authenticates && request.peer_certs().is_some_and(|c| !c.is_empty()) {
@@ -264,7 +272,7 @@ impl tonic::service::Interceptor for BearerAuth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
-            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(request),
+            Some(given) if TokenDigest::of(given).matches(expected) => Ok(request),
             Some(_) => Err(Status::unauthenticated("wrong bearer token")),
             None => Err(Status::unauthenticated(
                 "missing authorization: Bearer TOKEN",
@@ -273,7 +281,36 @@ impl tonic::service::Interceptor for BearerAuth {
     }
 }
 
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// A token's SHA-256 digest. Digests of any two tokens have the same
+/// length, so comparing them in constant time tells a caller nothing about
+/// the token's length or where a guess first differs.
+#[derive(Clone)]
+struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    fn of(token: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut bytes = [0; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        Self(bytes)
+    }
+
+    fn matches(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.ct_eq(&other.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenDigest;
+
+    #[test]
+    fn token_digests_match_only_the_same_token() {
+        let token = TokenDigest::of("s3cret");
+        assert!(TokenDigest::of("s3cret").matches(&token));
+        for other in ["", "s3cre", "s3cret ", "S3cret", "s3cret-and-more"] {
+            assert!(!TokenDigest::of(other).matches(&token), "{other:?}");
+        }
+    }
 }

@@ -98,6 +98,10 @@ db_err!(
 #[derive(Debug)]
 pub struct Store {
     db: Database,
+    /// Serialises commits; held across the database commit (fsync).
+    writer: Mutex<()>,
+    /// The last committed snapshot; held only to copy or replace it, so
+    /// readers and health checks never wait for a commit's fsync.
     current: Mutex<Snapshot>,
 }
 
@@ -122,7 +126,11 @@ impl Store {
         }
         txn.commit()?;
         let current = Mutex::new(load(&db)?);
-        Ok(Self { db, current })
+        Ok(Self {
+            db,
+            writer: Mutex::new(()),
+            current,
+        })
     }
 
     /// The current generation and state.
@@ -134,11 +142,14 @@ impl Store {
     /// snapshot. A change that leaves the state as it was commits nothing
     /// and returns the current generation.
     pub fn commit(&self, change: Change) -> Result<Snapshot, StoreError> {
-        let mut current = self.lock();
+        // Commits are serialised by `writer`; `current` changes only under
+        // it, so the snapshot read here stays the latest until replaced.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.snapshot();
         let mut next = State::clone(&current.state);
         apply(&mut next, &change, current.generation)?;
         if next == *current.state {
-            return Ok(current.clone());
+            return Ok(current);
         }
         next.to_config()?;
         let generation = current.generation + 1;
@@ -147,11 +158,12 @@ impl Store {
         txn.open_table(META)?
             .insert(GENERATION, generation.to_be_bytes().as_slice())?;
         txn.commit()?;
-        *current = Snapshot {
+        let committed = Snapshot {
             generation,
             state: Arc::new(next),
         };
-        Ok(current.clone())
+        *self.lock() = committed.clone();
+        Ok(committed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {

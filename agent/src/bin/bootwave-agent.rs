@@ -1,7 +1,7 @@
 //! `bootwave-agent`: the control agent.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -116,22 +116,15 @@ fn main() -> anyhow::Result<()> {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only for a person at a terminal, never into a file
+        // or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Human => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let token = match &settings.token_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .with_context(|| format!("reading {}", f.display()))?
-                .trim()
-                .to_owned(),
-        ),
-        None => std::env::var("BOOTWAVE_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
-    };
+    let token = read_token(settings.token_file.as_deref())?;
     let config = AgentConfig {
         state_dir: settings.state,
         dataplanes: settings.dataplanes,
@@ -164,4 +157,29 @@ fn main() -> anyhow::Result<()> {
             };
             server::serve_with(config, options, listener, shutdown).await
         })
+}
+
+/// The bearer token from `file` (one trailing line end and surrounding
+/// blanks trimmed), else from `BOOTWAVE_TOKEN`; an empty one is refused,
+/// since it would authenticate anyone.
+fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let (token, origin) = match file {
+        Some(f) => (
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            f.display().to_string(),
+        ),
+        None => match std::env::var("BOOTWAVE_TOKEN") {
+            Ok(t) => (t, "BOOTWAVE_TOKEN".to_owned()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(e) => anyhow::bail!("BOOTWAVE_TOKEN: {e}"),
+        },
+    };
+    let token = token.trim();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "{origin}: the bearer token is empty; an empty token would let anyone call. Write a \
+         secret into it (e.g. `head -c 32 /dev/urandom | base64 > FILE`), or unset it to \
+         listen on a unix socket only"
+    );
+    Ok(Some(token.to_owned()))
 }

@@ -177,31 +177,14 @@ pub fn serve_with(
 }
 
 fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
-    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
-    let err = |source| ControlError::Socket {
-        path: path.to_owned(),
-        source,
-    };
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            // A socket someone still accepts on belongs to a running data
-            // plane: refuse rather than steal it. Only a dead one is stale.
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ControlError::InUse(path.to_owned()));
-            }
-            std::fs::remove_file(path).map_err(err)?
-        }
-        Ok(_) => return Err(ControlError::NotASocket(path.to_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let listener = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-    listener.set_nonblocking(true).map_err(err)?;
-    Ok(listener)
+    use crate::sys::unix_socket::{self, BindError};
+    unix_socket::bind_private(path).map_err(|e| match e {
+        BindError::NotASocket(p) => ControlError::NotASocket(p),
+        // A socket someone still accepts on belongs to a running data
+        // plane: refused rather than stolen. Only a dead one is stale.
+        BindError::InUse(p) => ControlError::InUse(p),
+        BindError::Io { path, source } => ControlError::Socket { path, source },
+    })
 }
 
 #[cfg(test)]
