@@ -1,6 +1,6 @@
 //! The agent process refuses unsafe starts: an empty bearer token, and a
 //! unix socket another agent serves; its log lines carry no terminal
-//! escape codes when stderr is a file.
+//! escape codes when stderr is a file; reflection answers in v1 and v1alpha.
 #![allow(clippy::unwrap_used)]
 
 mod agent_support;
@@ -141,4 +141,65 @@ fn log_lines_written_to_a_file_have_no_escape_codes() {
         "escape byte in the log file:\n{}",
         String::from_utf8_lossy(&text)
     );
+}
+
+/// The names `ListServices` returns over reflection `v1` and `v1alpha`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_is_served_as_v1_and_v1alpha() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let (_dir, state, socket) = temp();
+    let agent = agent_support::start_agent(&state, &socket, vec![]).await;
+    let _ = agent_support::client(&agent.endpoint).await;
+    let channel = bootwave_proto::channel::connect(&agent.endpoint)
+        .await
+        .unwrap();
+
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut c = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let mut replies = c
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("v1: {reply:?}");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "bootwave.v1.BootwaveService"),
+        "{names:?}"
+    );
+
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut c = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let mut replies = c
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("v1alpha: {reply:?}");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.iter().any(|n| n == "bootwave.v1.BootwaveService"),
+        "{names:?}"
+    );
+    agent.stop().await;
 }
