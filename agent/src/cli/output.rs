@@ -164,6 +164,7 @@ pub(super) fn rule_text(r: &bootwave_protocol::config::BootRule) -> String {
 pub(super) fn last_seen_json(s: &v1::LastSeen) -> Value {
     json!({
         "time_unix_ms": s.time_unix_ms,
+        "time": rfc3339(s.time_unix_ms),
         "dataplane": s.dataplane,
         "arch": s.arch,
         "user_class": s.user_class,
@@ -180,8 +181,8 @@ pub(super) fn last_seen_json(s: &v1::LastSeen) -> Value {
 pub(super) fn print_last_seen(s: &v1::LastSeen) {
     let arch = s.arch.map_or("-".to_owned(), |a| a.to_string());
     println!(
-        "last seen: {} ms since the epoch on {}: {} (arch {arch}, user class {}, address {})",
-        s.time_unix_ms,
+        "last seen: {} on {}: {} (arch {arch}, user class {}, address {})",
+        seen_at(s.time_unix_ms, now_unix_ms()),
         or_dash(&s.dataplane),
         or_dash(&s.last_dhcp),
         or_dash(&s.user_class),
@@ -192,5 +193,56 @@ pub(super) fn print_last_seen(s: &v1::LastSeen) {
     }
     if !s.last_error.is_empty() {
         println!("last error: {}", s.last_error);
+    }
+}
+
+/// `3 s ago (2026-12-03T07:34:20Z)`: how long before `now_ms` the time
+/// `unix_ms` was, and the time itself (UTC, whole seconds).
+pub(super) fn seen_at(unix_ms: i64, now_ms: i64) -> String {
+    let ago = now_ms.saturating_sub(unix_ms).max(0) / 1000;
+    let ago = match ago {
+        0..60 => format!("{ago} s ago"),
+        60..3600 => format!("{} min ago", ago / 60),
+        3600..86_400 => format!("{} h ago", ago / 3600),
+        _ => format!("{} d ago", ago / 86_400),
+    };
+    format!("{ago} ({})", rfc3339(unix_ms))
+}
+
+/// `unix_ms` as an RFC 3339 UTC time in whole seconds.
+fn rfc3339(unix_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{unix_ms} ms since the epoch"))
+}
+
+fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seen_at;
+
+    #[test]
+    fn last_seen_reads_as_a_time() {
+        // 2026-12-03T07:34:20Z
+        let t = 1_796_283_260_000;
+        assert_eq!(seen_at(t, t + 3_400), "3 s ago (2026-12-03T07:34:20Z)");
+        assert_eq!(seen_at(t + 999, t + 999), "0 s ago (2026-12-03T07:34:20Z)");
+        assert_eq!(seen_at(t, t + 125_000), "2 min ago (2026-12-03T07:34:20Z)");
+        assert_eq!(seen_at(t, t + 7_200_000), "2 h ago (2026-12-03T07:34:20Z)");
+        assert_eq!(
+            seen_at(t, t + 3 * 86_400_000),
+            "3 d ago (2026-12-03T07:34:20Z)"
+        );
+        // A clock behind the data plane's does not print a negative age.
+        assert_eq!(seen_at(t, t - 5_000), "0 s ago (2026-12-03T07:34:20Z)");
     }
 }
