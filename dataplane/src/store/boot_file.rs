@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 use bootwave_protocol::tftp::FileData;
 
@@ -34,6 +35,9 @@ pub struct BootFile {
     ptr: NonNull<u8>,
     /// Mapped length in bytes.
     len: usize,
+    /// Length once converted to netascii, counted at the first netascii
+    /// request for this version and kept (the bytes never change).
+    netascii_len: OnceLock<u64>,
 }
 
 // Safety: `BootFile` owns its mapping exclusively; the mapped memory is
@@ -71,6 +75,7 @@ impl BootFile {
         Self {
             ptr: NonNull::dangling(),
             len: 0,
+            netascii_len: OnceLock::new(),
         }
     }
 
@@ -105,7 +110,11 @@ impl BootFile {
         }
         let ptr = NonNull::new(addr.cast::<u8>())
             .ok_or_else(|| StoreError::Map(io::Error::other("mmap returned null")))?;
-        Ok(Self { ptr, len })
+        Ok(Self {
+            ptr,
+            len,
+            netascii_len: OnceLock::new(),
+        })
     }
 }
 
@@ -120,6 +129,12 @@ impl FileData for BootFile {
         unsafe {
             std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
         }
+    }
+
+    fn netascii_len(&self) -> u64 {
+        *self
+            .netascii_len
+            .get_or_init(|| bootwave_protocol::tftp::netascii_len(self.bytes()))
     }
 }
 
@@ -206,6 +221,13 @@ mod tests {
         let file = BootFile::from_bytes("a", b"hello boot").expect("memfd");
         assert_eq!(file.bytes(), b"hello boot");
         assert_eq!(file.len(), 10);
+    }
+
+    #[test]
+    fn netascii_len_counts_expansions() {
+        let file = BootFile::from_bytes("t", b"a\nb\r\n").expect("memfd");
+        assert_eq!(file.netascii_len(), 8);
+        assert_eq!(file.netascii_len(), 8, "cached value");
     }
 
     #[test]

@@ -15,6 +15,14 @@ use std::sync::Arc;
 pub trait FileData: Send + Sync + std::fmt::Debug {
     /// The file's contents.
     fn bytes(&self) -> &[u8];
+
+    /// The length of the contents once converted to netascii (every LF
+    /// and CR takes two bytes). The default counts on every call;
+    /// implementations holding large files cache it, since it is asked
+    /// once per netascii request.
+    fn netascii_len(&self) -> u64 {
+        super::netascii::converted_len(self.bytes())
+    }
 }
 
 impl FileData for Vec<u8> {

@@ -68,7 +68,8 @@
 //! # Behaviour in brief
 //!
 //! - Options: `blksize` (clamped to `max_blksize` and `mtu − 32`),
-//!   `timeout` (1–255 s), `tsize` (the real size, converted for netascii),
+//!   `timeout` (1–255 s, and at most `max_timeout`, else not acknowledged),
+//!   `tsize` (the real size, converted for netascii),
 //!   `windowsize` (clamped to `max_windowsize` and to the burst budget).
 //!   Names are case-insensitive; unknown options are ignored; without an
 //!   accepted option there is no OACK.
@@ -102,7 +103,7 @@ pub use events::{
     DEFAULT_EVENT_CAPACITY, TransferEnded, TransferEvent, TransferOutcome, TransferStarted,
 };
 pub use file::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
-pub use netascii::NetasciiData;
+pub use netascii::{NetasciiData, converted_len as netascii_len};
 pub use options::{DEFAULT_BLKSIZE, MAX_BLKSIZE, MIN_BLKSIZE, MTU_OVERHEAD};
 pub use path::{DEFAULT_MAX_PATH_LEN, PathError, normalize as normalize_path};
 pub use server::{DEFAULT_BURST_BUDGET_BYTES, ServerOptions, TftpServer};

@@ -41,6 +41,9 @@ pub(crate) struct Limits {
     /// Bytes (DATA datagrams, headers included) one window may put on the
     /// wire at once.
     pub(crate) burst_budget: usize,
+    /// Largest `timeout` acknowledged, in seconds; a client asking for
+    /// more gets no `timeout` in the OACK and keeps its own default.
+    pub(crate) max_timeout_secs: u8,
 }
 
 impl Limits {
@@ -57,6 +60,17 @@ impl Limits {
             max_blksize: max_blksize.min(by_mtu).clamp(MIN_BLKSIZE, MAX_BLKSIZE),
             max_windowsize: max_windowsize.max(1),
             burst_budget,
+            max_timeout_secs: u8::MAX,
+        }
+    }
+
+    /// The same bounds acknowledging `timeout` only up to `max_timeout`
+    /// (whole seconds, rounded down).
+    pub(crate) fn with_max_timeout(self, max_timeout: std::time::Duration) -> Self {
+        let secs = u8::try_from(max_timeout.as_secs()).unwrap_or(u8::MAX);
+        Self {
+            max_timeout_secs: secs,
+            ..self
         }
     }
 
@@ -102,7 +116,9 @@ impl Negotiated {
                     out.flags |= flag::BLKSIZE;
                 }
             } else if name.eq_ignore_ascii_case(b"timeout") && !seen(flag::TIMEOUT) {
-                if (1..=255).contains(&value) {
+                // RFC 2349: an acknowledged timeout must be the one asked
+                // for, so a value beyond our bound is not acknowledged.
+                if (1..=u64::from(limits.max_timeout_secs)).contains(&value) {
                     out.timeout_secs = value as u8;
                     out.flags |= flag::TIMEOUT;
                 }
@@ -189,6 +205,16 @@ mod tests {
             negotiate(b"tsize\x0099999999999999999999\x00", &limits()).flags,
             0
         );
+    }
+
+    #[test]
+    fn timeout_beyond_max_timeout_is_not_acknowledged() {
+        let bounded = limits().with_max_timeout(std::time::Duration::from_millis(3_900));
+        assert_eq!(negotiate(b"timeout\x003\x00", &bounded).timeout_secs, 3);
+        let asked = negotiate(b"timeout\x00255\x00tsize\x000\x00", &bounded);
+        assert_eq!((asked.flags, asked.timeout_secs), (flag::TSIZE, 0));
+        let sub_second = limits().with_max_timeout(std::time::Duration::from_millis(500));
+        assert_eq!(negotiate(b"timeout\x001\x00", &sub_second).flags, 0);
     }
 
     #[test]

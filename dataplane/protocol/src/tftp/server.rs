@@ -12,14 +12,13 @@ use super::events::{
     DEFAULT_EVENT_CAPACITY, EventQueue, TransferEnded, TransferEvent, TransferOutcome,
     TransferStarted,
 };
-use super::netascii::NetasciiData;
 use super::options::{Limits, Negotiated};
 use super::path::{self, PathError};
 use super::timers::{TimerEntry, TimerHeap};
-use super::transfer::{AckOutcome, NEVER, RtoBounds, Transfer};
+use super::transfer::{AckOutcome, NEVER, Netascii, RtoBounds, Transfer};
 use super::tx::{Route, TxQueue};
 use super::wire::{self, ErrorCode, Mode, Packet, Request};
-use super::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
+use super::{MacLookup, ResolveRequest, Resolved, Resolver};
 use crate::config::TftpSettings;
 use crate::net::RecvMeta;
 
@@ -86,6 +85,9 @@ pub struct TftpServer<R> {
     slots: Vec<Slot>,
     /// Per slot, the event metadata of its transfer.
     meta: Vec<Option<TransferMeta>>,
+    /// Per slot, the conversion state of a netascii transfer (`None` for
+    /// octet).
+    netascii: Vec<Option<Netascii>>,
     /// Per slot, bumped each time it is freed, so stale timers are
     /// recognised.
     generations: Vec<u32>,
@@ -143,7 +145,8 @@ impl<R: Resolver> TftpServer<R> {
                 settings.mtu,
                 settings.max_windowsize,
                 options.burst_budget_bytes,
-            ),
+            )
+            .with_max_timeout(settings.max_timeout),
             rto: RtoBounds {
                 min,
                 max,
@@ -156,6 +159,7 @@ impl<R: Resolver> TftpServer<R> {
             data_ports: ports.into_boxed_slice(),
             slots: Vec::new(),
             meta: Vec::new(),
+            netascii: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
@@ -376,13 +380,13 @@ impl<R: Resolver> TftpServer<R> {
                 return self.send_error(out, meta, ErrorCode::AccessViolation, "access denied");
             }
         };
-        let file: Arc<dyn FileData> = match request.mode {
-            Mode::Netascii => NetasciiData::convert_shared(&*file),
-            _ => file,
-        };
+        // Netascii is converted block by block from the shared file as it
+        // is sent: a request holds no copy, only a cursor.
+        let netascii = (request.mode == Mode::Netascii).then(|| Netascii::new(file.netascii_len()));
+        let size = netascii.map_or(file.bytes().len() as u64, |n| n.size);
         let local = (meta.dst_ip, local_port);
-        let size = file.bytes().len();
-        let Some(transfer) = Transfer::new(file, client, local, &negotiated, &self.rto) else {
+        let Some(transfer) = Transfer::new(file, size, client, local, &negotiated, &self.rto)
+        else {
             return self.send_error(out, meta, ErrorCode::DiskFull, "file too large");
         };
         // One line per transfer (not per packet): the boot record of a
@@ -405,13 +409,14 @@ impl<R: Resolver> TftpServer<R> {
                 started: now,
                 retransmits: 0,
             },
+            netascii,
         );
         self.counters.transfers_started += 1;
         self.events.push(TransferEvent::Started(TransferStarted {
             client,
             mac,
             file,
-            size: size as u64,
+            size,
             blksize: negotiated.blksize,
             windowsize: negotiated.windowsize,
         }));
@@ -459,7 +464,11 @@ impl<R: Resolver> TftpServer<R> {
             return 0;
         };
         let resent_before = self.counters.retransmits;
-        let bytes = transfer.send_round(now, out, &mut self.counters);
+        let netascii = self
+            .netascii
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut);
+        let bytes = transfer.send_round(now, out, &mut self.counters, netascii);
         let deadline = now.saturating_add(u64::from(transfer.rto()));
         let resent = self.counters.retransmits - resent_before;
         if resent > 0
@@ -531,17 +540,24 @@ impl<R: Resolver> TftpServer<R> {
         self.data_ports[port_hash(client) % self.data_ports.len()]
     }
 
-    fn insert(&mut self, transfer: Transfer, meta: TransferMeta) -> u32 {
+    fn insert(
+        &mut self,
+        transfer: Transfer,
+        meta: TransferMeta,
+        netascii: Option<Netascii>,
+    ) -> u32 {
         let key = (transfer.client, transfer.local_port);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(transfer);
                 self.meta[slot as usize] = Some(meta);
+                self.netascii[slot as usize] = netascii;
                 slot
             }
             None => {
                 self.slots.push(Some(transfer));
                 self.meta.push(Some(meta));
+                self.netascii.push(netascii);
                 self.generations.push(0);
                 // The table never exceeds `max_transfers`, a u32.
                 (self.slots.len() - 1) as u32
@@ -557,6 +573,10 @@ impl<R: Resolver> TftpServer<R> {
         };
         // `meta` grows with `slots` and is filled with every transfer.
         let meta = self.meta.get_mut(slot as usize).and_then(Option::take);
+        let size = match self.netascii.get_mut(slot as usize).and_then(Option::take) {
+            Some(netascii) => netascii.size,
+            None => transfer.file.bytes().len() as u64,
+        };
         // `generations` grows with `slots`, so the slot that held a
         // transfer has an entry.
         let generation = &mut self.generations[slot as usize];
@@ -582,9 +602,9 @@ impl<R: Resolver> TftpServer<R> {
             client: transfer.client,
             mac: meta.mac,
             file: meta.file,
-            size: transfer.file.bytes().len() as u64,
+            size,
             outcome,
-            bytes_acked: transfer.acked_bytes(),
+            bytes_acked: transfer.acked_bytes(size),
             retransmits: meta.retransmits,
             duration: Duration::from_micros(now.saturating_sub(meta.started)),
         }));

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::FileData;
 use super::counters::TftpCounters;
+use super::netascii::{self, Cursor};
 use super::options::{Negotiated, flag};
 use super::tx::{Route, TxQueue};
 use super::wire;
@@ -69,6 +70,30 @@ pub(crate) struct Transfer {
     timeout_secs: u8,
 }
 
+/// Where a netascii transfer stands in its conversion, kept beside the
+/// hot record (octet transfers have none): the converted size and the
+/// conversion position at the start of one block at or before `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Netascii {
+    /// Length of the converted file.
+    pub(crate) size: u64,
+    /// Conversion position at the start of `block`.
+    cursor: Cursor,
+    /// The block `cursor` belongs to.
+    block: u32,
+}
+
+impl Netascii {
+    /// The state of a transfer of `size` converted bytes, at block 1.
+    pub(crate) fn new(size: u64) -> Self {
+        Self {
+            size,
+            cursor: Cursor::default(),
+            block: 1,
+        }
+    }
+}
+
 /// What an ACK did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AckOutcome {
@@ -95,16 +120,17 @@ pub(crate) struct RtoBounds {
 const GRANULARITY_US: u32 = 1_000;
 
 impl Transfer {
-    /// A transfer of `file` to `client` from `local_port`, nothing sent
-    /// yet. `None` if the file needs more blocks than we can number.
+    /// A transfer of `file` (`size` bytes as sent: converted for
+    /// netascii) to `client` from `local_port`, nothing sent yet. `None`
+    /// if the file needs more blocks than we can number.
     pub(crate) fn new(
         file: Arc<dyn FileData>,
+        size: u64,
         client: SocketAddr,
         local: (IpAddr, u16),
         negotiated: &Negotiated,
         rto: &RtoBounds,
     ) -> Option<Self> {
-        let size = file.bytes().len() as u64;
         let last = u32::try_from(size / u64::from(negotiated.blksize) + 1)
             .ok()
             .filter(|&last| last < u32::MAX)?;
@@ -153,10 +179,10 @@ impl Transfer {
         self.base == self.last && self.next > self.last
     }
 
-    /// File bytes the client has acknowledged.
-    pub(crate) fn acked_bytes(&self) -> u64 {
+    /// Bytes of a `size`-byte transfer the client has acknowledged.
+    pub(crate) fn acked_bytes(&self, size: u64) -> u64 {
         let blocks = u64::from(self.base.saturating_sub(1));
-        (blocks * u64::from(self.blksize)).min(self.size())
+        (blocks * u64::from(self.blksize)).min(size)
     }
 
     /// The current retransmission timeout in microseconds.
@@ -199,18 +225,21 @@ impl Transfer {
 
     /// Queues the packets of the current round from `base`: the OACK when
     /// it is outstanding, else a window of DATA. Whatever was sent before
-    /// is counted as retransmitted. Returns the bytes queued.
+    /// is counted as retransmitted. A netascii transfer converts its blocks
+    /// from `netascii`'s position into the queue. Returns the bytes queued.
     pub(crate) fn send_round(
         &mut self,
         now: u64,
         out: &mut TxQueue,
         counters: &mut TftpCounters,
+        netascii: Option<&mut Netascii>,
     ) -> usize {
         self.sent_at = now;
+        let size = netascii.as_ref().map_or_else(|| self.size(), |n| n.size);
         if self.base == 0 {
             self.mark_retransmitted(self.next > 0, counters, 1);
             self.next = 1;
-            let (negotiated, size, route) = (self.negotiated(), self.size(), self.route());
+            let (negotiated, route) = (self.negotiated(), self.route());
             let before = out.control_len();
             out.push_control(route, |buf| negotiated.emit_oack(size, buf));
             return out.control_len() - before;
@@ -221,7 +250,13 @@ impl Transfer {
             .min(self.last + 1);
         let resent = self.next.min(end).saturating_sub(self.base);
         self.mark_retransmitted(resent > 0, counters, resent);
-        let (size, route) = (self.size(), self.route());
+        let route = self.route();
+        if let Some(state) = netascii {
+            let bytes = self.send_converted(end, route, out, counters, state);
+            counters.data_blocks_sent += u64::from(end - self.base);
+            self.next = end;
+            return bytes;
+        }
         let mut bytes = 0;
         for block in self.base..end {
             let offset = u64::from(block - 1) * u64::from(self.blksize);
@@ -239,6 +274,37 @@ impl Transfer {
         counters.data_blocks_sent += u64::from(end - self.base);
         self.next = end;
         bytes
+    }
+
+    /// Queues blocks `base..end` converted to netascii (copies of at most
+    /// `blksize` bytes each, written into the queue's arena).
+    fn send_converted(
+        &self,
+        end: u32,
+        route: Route,
+        out: &mut TxQueue,
+        counters: &mut TftpCounters,
+        state: &mut Netascii,
+    ) -> usize {
+        let raw = self.file.bytes();
+        let blksize = usize::from(self.blksize);
+        if state.block < self.base {
+            let skipped = u64::from(self.base - state.block) * blksize as u64;
+            state.cursor = netascii::skip(raw, state.cursor, skipped);
+            state.block = self.base;
+        }
+        let mut cursor = state.cursor;
+        let before = out.control_len();
+        for block in self.base..end {
+            let start = out.control_len();
+            out.push_control(route, |buf| {
+                buf.extend_from_slice(&wire::data_header(block as u16));
+                cursor = netascii::fill(raw, cursor, blksize, buf);
+            });
+            let len = out.control_len() - start - wire::DATA_HEADER_LEN;
+            counters.bytes_sent += len as u64;
+        }
+        out.control_len() - before
     }
 
     /// Sets or clears the Karn bit for the round being sent and counts

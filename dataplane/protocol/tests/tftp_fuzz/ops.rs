@@ -183,23 +183,25 @@ fn check<R: Resolver>(server: &TftpServer<R>, out: &mut TxQueue, last_data: &mut
     assert!(server.active_transfers() <= MAX_TRANSFERS);
     for t in out.transmits() {
         let (header, body) = out.parts(t);
+        let client_id = usize::from(match t.dest.ip() {
+            IpAddr::V4(v4) => v4.octets()[3].wrapping_sub(10) % 4,
+            IpAddr::V6(_) => 0,
+        });
         match t.payload {
             Payload::Data { len, .. } => {
                 assert_eq!(body.len(), len as usize, "DATA slice within the file");
                 assert!(body.len() <= 1468, "block fits the MTU");
-                let client_id = usize::from(match t.dest.ip() {
-                    IpAddr::V4(v4) => v4.octets()[3].wrapping_sub(10) % 4,
-                    IpAddr::V6(_) => 0,
-                });
                 last_data[client_id] = (t.local_port, u16::from_be_bytes([header[2], header[3]]));
             }
-            Payload::Control { .. } => {
-                let parsed = Packet::parse(body);
-                assert!(
-                    matches!(parsed, Ok(Packet::Oack(_) | Packet::Error { .. })),
-                    "control packet {parsed:?}"
-                );
-            }
+            Payload::Control { .. } => match Packet::parse(body) {
+                // Netascii blocks are converted into the arena.
+                Ok(Packet::Data { block, payload }) => {
+                    assert!(payload.len() <= 1468, "converted block fits the MTU");
+                    last_data[client_id] = (t.local_port, block);
+                }
+                Ok(Packet::Oack(_) | Packet::Error { .. }) => {}
+                parsed => panic!("control packet {parsed:?}"),
+            },
         }
         assert!(t.local_port == LISTEN || DATA_PORTS.contains(&t.local_port) || t.local_port == 7);
     }

@@ -506,3 +506,26 @@ fn timeouts_respect_the_burst_budget() {
     assert_eq!(total, 15);
     assert!(d.server.poll_timeout().is_some_and(|t| t > d.at(1001)));
 }
+
+#[test]
+fn netascii_requests_share_the_file_and_hold_no_copy() {
+    let text: Vec<u8> = b"line\n".repeat(200_000);
+    let mut d = direct(&[("t.txt", text.clone())]);
+    let file = std::sync::Arc::clone(&d.server.resolver().files["t.txt"]);
+    let mut request = Vec::new();
+    wire::emit_request(
+        &mut request,
+        false,
+        b"t.txt",
+        "netascii",
+        &[("timeout", "255"), ("tsize", "0")],
+    );
+    for host in 1..=100u8 {
+        let sent = d.recv(0, client_addr(host, 2000), LISTEN_PORT, &request);
+        assert_eq!(sent.len(), 1, "one OACK each");
+    }
+    assert_eq!(d.server.active_transfers(), 100);
+    // The resolver's, ours, and one per transfer: every transfer reads the
+    // shared bytes; none holds a converted copy.
+    assert_eq!(std::sync::Arc::strong_count(&file), 102);
+}

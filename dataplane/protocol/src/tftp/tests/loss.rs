@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::client::{ClientSpec, ClientState};
 use super::pair::{Impairments, Pair};
 use super::support::{DATA_PORTS, MemResolver, pattern, settings};
-use crate::tftp::TftpServer;
+use crate::tftp::{NetasciiData, TftpServer};
 
 fn pair_with(file: &[u8], seed: u64) -> Pair<MemResolver> {
     let server = TftpServer::new(
@@ -42,6 +42,39 @@ fn windows_under_loss_deliver_exact_bytes() {
                 assert!(c.retransmits > 0, "{case}: loss but no resend");
             }
         }
+    }
+}
+
+#[test]
+fn netascii_windows_under_loss_resume_mid_conversion() {
+    // Text dense in LF and CR so expansions straddle block edges; loss
+    // makes windows resume at every kind of cursor position.
+    let mut text = Vec::new();
+    for i in 0..40_000u32 {
+        text.push(b'a' + (i % 7) as u8);
+        if i % 5 == 0 {
+            text.push(b'\n');
+        }
+        if i % 11 == 0 {
+            text.push(b'\r');
+        }
+    }
+    let expected = crate::tftp::FileData::bytes(&NetasciiData::convert(&text)).to_vec();
+    for (windowsize, blksize, loss) in [(1u16, 512u16, 50u32), (8, 511, 100), (32, 1468, 100)] {
+        let mut pair = pair_with(&text, 900 + u64::from(windowsize));
+        pair.impairments = Impairments {
+            loss,
+            ..Impairments::default()
+        };
+        let spec = ClientSpec::atftp("f.bin", blksize, windowsize).netascii();
+        let id = pair.add_client(spec, 1);
+        pair.drive(2_000_000);
+        let client = &pair.clients[id];
+        let case = format!("window {windowsize}, blksize {blksize}, loss {loss}‰");
+        assert_eq!(client.state, ClientState::Done, "{case}");
+        assert!(client.data == expected, "{case}: content differs");
+        assert_eq!(client.tsize, Some(expected.len() as u64), "{case}");
+        assert!(pair.server.counters().retransmits > 0, "{case}: no resend");
     }
 }
 
