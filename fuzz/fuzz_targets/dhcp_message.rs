@@ -43,6 +43,8 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
         default_lease_time: None,
         max_lease_time: None,
         unknown_clients: UnknownClients::Allow,
+        dynamic_bootp: false,
+        dynamic_bootp_lease_length: None,
         boot_rules: vec![
             rule(7, Some("iPXE"), "refind.pxe"),
             rule(7, None, "ipxe.efi"),
@@ -63,6 +65,7 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
             use_host_decl_names: true,
             ping_check,
             ping_timeout: Duration::from_secs(1),
+            relays: Vec::new(),
         },
         tftp: TftpSettings {
             port: 69,

@@ -52,18 +52,24 @@ fn discover_offer_and_request_ack_do_not_allocate() {
         .enumerate()
         .map(|(i, &a)| select(mac_n(10_000 + i as u32), a, SERVER).build())
         .collect();
-    let renew = Msg::dhcp(3, mac_n(7))
-        .ciaddr(
-            s.leases()
-                .of_client(&mac_n(7))
-                .map(|l| l.addr)
-                .expect("bound"),
-        )
-        .build();
+    let bound = s
+        .leases()
+        .of_client(&mac_n(7))
+        .map(|l| l.addr)
+        .expect("bound");
+    let renew = Msg::dhcp(3, mac_n(7)).ciaddr(bound).build();
     let before = allocations();
     let mut acks = 0;
+    // A renewal comes from the client's own address.
+    let from_client = unicast(bound, 68);
+    let broadcast = bcast();
     for d in requests.iter().chain([&renew]) {
-        if let Action::Commit(c) = s.handle(t(3), &bcast(), &IFACE, d, &mut out).action {
+        let meta = if std::ptr::eq(d, &renew) {
+            &from_client
+        } else {
+            &broadcast
+        };
+        if let Action::Commit(c) = s.handle(t(3), meta, &IFACE, d, &mut out).action {
             assert!(!c.records().is_empty());
             if c.persisted().is_some() {
                 acks += 1;

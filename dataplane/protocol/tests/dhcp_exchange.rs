@@ -234,12 +234,21 @@ fn full_exchange_renew_and_rebind() {
     assert_eq!(step.records[0].until, t(3600 + 7200));
     assert_eq!(
         step.transmit.expect("sent").destination,
-        Destination::Unicast(SocketAddrV4::new(addr, 68))
+        Destination::Direct {
+            addr: SocketAddrV4::new(addr, 68),
+            mac
+        }
     );
-    // REBINDING: broadcast with ciaddr.
-    let step = run(&mut s, t(6400), &bcast(), &renew);
+    // REBINDING: broadcast from ciaddr.
+    let step = run(&mut s, t(6400), &bcast_from(addr), &renew);
     assert_eq!(step.decoded().opts().msg_type(), Some(Mt::Ack));
     assert_eq!(step.records[0].kind, RecordKind::Renew);
+    // A ciaddr that is not the datagram's source gets no reply.
+    let step = run(&mut s, t(6500), &bcast(), &renew);
+    assert_eq!(
+        step.handled.event.verdict,
+        Verdict::Dropped(DropReason::BadCiaddr)
+    );
 }
 
 #[test]
@@ -458,17 +467,51 @@ fn inform_gets_configuration_without_a_lease() {
     );
     assert_eq!(
         step.transmit.expect("sent").destination,
-        Destination::Unicast(SocketAddrV4::new(ip, 68))
+        Destination::Broadcast,
+        "the address is no binding of this MAC: broadcast, never an ARP for it"
     );
+    // A forged ciaddr (not the source, or off the link) gets no reply.
+    for (meta, ciaddr) in [
+        (bcast(), ip),
+        (unicast(Ipv4Addr::new(192, 168, 1, 241), 68), ip),
+        (
+            unicast(Ipv4Addr::new(10, 99, 0, 1), 68),
+            Ipv4Addr::new(10, 99, 0, 1),
+        ),
+    ] {
+        let forged = Msg::dhcp(8, [2, 0, 0, 0, 0, 15]).ciaddr(ciaddr).build();
+        let step = run(&mut s, t(1), &meta, &forged);
+        assert_eq!(
+            step.handled.event.verdict,
+            Verdict::Dropped(DropReason::BadCiaddr),
+            "{ciaddr} from {:?}",
+            meta.src
+        );
+        assert!(step.transmit.is_none());
+    }
     assert_eq!(step.handled.event.verdict, Verdict::Informed);
     assert!(step.records.is_empty());
     assert!(s.leases().is_empty());
 }
 
 #[test]
-fn bootp_gets_a_permanent_binding() {
-    let mut s = server(lab_config());
+fn bootp_gets_a_bounded_pool_binding_only_with_dynamic_bootp() {
     let mac = [2, 0, 0, 0, 0, 16];
+    // Without dynamic-bootp: dropped and counted, nothing bound.
+    let mut s = server(lab_config());
+    let step = run(&mut s, t(0), &bcast(), &Msg::bootp(mac).build());
+    assert_eq!(
+        step.handled.event.verdict,
+        Verdict::Dropped(DropReason::BootpNotDynamic)
+    );
+    assert!(step.records.is_empty());
+    assert!(s.leases().of_client(&mac).is_none());
+    let mut cfg = lab_config();
+    for subnet in &mut cfg.subnets {
+        subnet.dynamic_bootp = true;
+        subnet.dynamic_bootp_lease_length = Some(Duration::from_secs(600));
+    }
+    let mut s = server(cfg);
     let step = run(&mut s, t(0), &bcast(), &Msg::bootp(mac).build());
     let m = step.decoded();
     assert_eq!(m.opts().msg_type(), None);
@@ -478,13 +521,10 @@ fn bootp_gets_a_permanent_binding() {
         Some(&DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)))
     );
     assert_eq!(step.reply.as_ref().map(Vec::len), Some(300));
-    assert_eq!(step.records[0].until, UnixTime::NEVER);
+    assert_eq!(step.records[0].until, t(600));
     assert_eq!(step.handled.event.verdict, Verdict::BootReply);
-    assert!(
-        s.leases()
-            .of_client(&mac)
-            .is_some_and(|l| l.is_bound(t(1_000_000_000)))
-    );
+    let lease = s.leases().of_client(&mac).expect("bound");
+    assert!(lease.is_bound(t(599)) && !lease.is_bound(t(600)));
     // A fixed host: its address, nothing to journal.
     let step = run(&mut s, t(0), &bcast(), &Msg::bootp(FIXED_MAC).build());
     assert_eq!(step.decoded().yiaddr(), FIXED_ADDR);
@@ -821,16 +861,19 @@ fn replay_with_a_different_shard_count() {
         let s = &mut shards[owner];
         assert_eq!(s.leases().of_client(&mac).map(|l| l.addr), Some(addr));
         let reboot = Msg::dhcp(3, mac).ip_opt(50, addr).build();
-        let v = run(s, t(10), &bcast(), &reboot).handled.event.verdict;
-        if (u32::from(addr) - u32::from(local)) % 3 == owner as u32 {
-            assert_eq!(v, Verdict::Acked, "{addr} is in the owner's slice");
-        } else {
-            assert_eq!(
-                v,
-                Verdict::Nacked(NakReason::NotOurs),
-                "{addr} moves to the owner's slice"
-            );
-        }
+        let step = run(s, t(10), &bcast(), &reboot);
+        let in_slice = (u32::from(addr) - u32::from(local)) % 3 == owner as u32;
+        assert_eq!(
+            step.handled.event.verdict,
+            Verdict::Acked,
+            "{addr} (in the owner's slice: {in_slice}) stays the client's"
+        );
+        assert_eq!(step.decoded().yiaddr(), addr);
+        // A renewal from the address keeps it too.
+        let renew = Msg::dhcp(3, mac).ciaddr(addr).build();
+        let step = run(s, t(20), &unicast(addr, 68), &renew);
+        assert_eq!(step.handled.event.verdict, Verdict::Acked, "{addr}");
+        assert_eq!(step.decoded().yiaddr(), addr);
     }
     // New clients never get an address still bound to a replayed client.
     for n in 0..30 {

@@ -148,7 +148,8 @@ fn message_name(e: &Event) -> &'static str {
                 | DropReason::UnsupportedHardware
                 | DropReason::NotOurShard
                 | DropReason::UnknownMessageType
-                | DropReason::StaleProbe,
+                | DropReason::StaleProbe
+                | DropReason::BadChaddr,
             ) => "",
             _ => "BOOTP",
         },

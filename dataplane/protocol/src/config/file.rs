@@ -48,6 +48,8 @@ pub(crate) struct FileDhcp {
     pub(crate) ping_check: Option<bool>,
     pub(crate) ping_timeout: Option<Spanned<Scalar>>,
     pub(crate) unknown_clients: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) relays: Vec<Spanned<String>>,
 }
 
 /// `[tftp]`.
@@ -101,6 +103,8 @@ pub(crate) struct FileSubnet {
     pub(crate) default_lease_time: Option<Spanned<Scalar>>,
     pub(crate) max_lease_time: Option<Spanned<Scalar>>,
     pub(crate) unknown_clients: Option<Spanned<String>>,
+    pub(crate) dynamic_bootp: Option<bool>,
+    pub(crate) dynamic_bootp_lease_length: Option<Spanned<Scalar>>,
     #[serde(default)]
     pub(crate) boot_rules: Vec<FileBootRule>,
 }

@@ -60,6 +60,10 @@ pub struct DhcpSettings {
     pub ping_check: bool,
     /// How long to wait for an echo reply.
     pub ping_timeout: Duration,
+    /// Relay agents trusted to forward requests: a relayed datagram
+    /// (`giaddr` set) is answered only when its source address lies in one
+    /// of these networks. Empty: any relay is accepted.
+    pub relays: Vec<Ipv4Net>,
 }
 
 /// TFTP server behaviour.
@@ -226,6 +230,12 @@ pub struct Subnet {
     pub max_lease_time: Option<Duration>,
     /// Policy for clients without a host declaration.
     pub unknown_clients: UnknownClients,
+    /// Whether BOOTP clients without a fixed address get a dynamic address
+    /// of the pools (ISC `range dynamic-bootp`).
+    pub dynamic_bootp: bool,
+    /// How long a dynamic BOOTP binding lasts (`None`: the subnet's default
+    /// lease time). BOOTP clients never renew, so the binding simply ends.
+    pub dynamic_bootp_lease_length: Option<Duration>,
     /// Boot rules, evaluated in order; the first match wins.
     pub boot_rules: Vec<BootRule>,
 }

@@ -68,11 +68,21 @@ pub enum DropReason {
     ProbeSlotsFull,
     /// A ping-check result for an unknown or finished probe.
     StaleProbe,
+    /// `chaddr` is zero, broadcast or multicast: no client has it.
+    BadChaddr,
+    /// `ciaddr` is outside the subnet the datagram came from or, not
+    /// relayed, differs from the IP source address: no reply goes there.
+    BadCiaddr,
+    /// A relayed datagram from a source that `dhcp.relays` does not list.
+    UntrustedRelay,
+    /// A BOOTP client without a fixed address on a subnet without
+    /// `dynamic-bootp`.
+    BootpNotDynamic,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 30] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadOp,
@@ -99,6 +109,10 @@ impl DropReason {
         Self::ProbePending,
         Self::ProbeSlotsFull,
         Self::StaleProbe,
+        Self::BadChaddr,
+        Self::BadCiaddr,
+        Self::UntrustedRelay,
+        Self::BootpNotDynamic,
     ];
 
     fn index(self) -> usize {
@@ -160,6 +174,9 @@ pub enum NakReason {
     /// The client's lease on it has ended and the address is taken or
     /// unknown.
     LeaseGone,
+    /// A SELECTING REQUEST for an address this server did not offer to
+    /// the client.
+    NotOffered,
 }
 
 /// How a message was handled.

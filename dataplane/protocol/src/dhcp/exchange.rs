@@ -35,6 +35,17 @@ enum Grant {
 
 type Answer = Result<Action, DropReason>;
 
+/// Smallest interval between two pool-exhausted warnings for one subnet.
+pub(crate) const DRY_WARNING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When a subnet's pool last ran dry for a client, and how many clients
+/// went unanswered since the last warning.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DryWarning {
+    last: Option<UnixTime>,
+    missed: u64,
+}
+
 impl Core {
     fn subnet<'s>(&self, snap: &'s Snapshot, req: &Request<'_>) -> Result<&'s Subnet, DropReason> {
         snap.subnet(req.subnet).ok_or(DropReason::NoSubnet)
@@ -58,7 +69,9 @@ impl Core {
     }
 
     /// A dynamic address for the client: its current or last one, else the
-    /// one it asks for, else a free one of this shard's slice.
+    /// one it asks for, else a free one of this shard's slice. Its current
+    /// binding counts even outside the slice (replayed after a change of
+    /// shard count).
     fn pick(
         &mut self,
         snap: &Snapshot,
@@ -69,20 +82,57 @@ impl Core {
         let mac = req.mac;
         let usable = |a: Ipv4Addr| self.in_slice(subnet, a) && snap.reserved_for(a).is_none();
         if let Some(l) = self.leases.of_client(&mac)
-            && usable(l.addr)
-            && l.available_to(&mac, now)
+            && subnet.net.contains(l.addr)
+            && snap.reserved_for(l.addr).is_none()
+            && (self.in_slice(subnet, l.addr) && l.available_to(&mac, now) || l.is_bound(now))
         {
             return Ok(l.addr);
         }
         if let Some(a) = req.opts.requested_ip
             && usable(a)
-            && self.leases.get(a).is_none_or(|l| l.available_to(&mac, now))
+            && self.leases.free_for(a, &mac, now)
         {
             return Ok(a);
         }
-        self.leases
-            .find_free(subnet, &mac, now, |a| snap.reserved_for(a).is_some())
-            .ok_or(DropReason::NoAddress)
+        let found = self
+            .leases
+            .find_free(subnet, &mac, now, |a| snap.reserved_for(a).is_some());
+        if found.is_none() {
+            self.pool_dry(snap, req.subnet, now);
+        }
+        found.ok_or(DropReason::NoAddress)
+    }
+
+    /// Says, at most once per [`DRY_WARNING_INTERVAL`] per subnet, that a
+    /// client went without an address because this shard's slice of the
+    /// subnet's pools is used up.
+    fn pool_dry(&mut self, snap: &Snapshot, subnet: usize, now: UnixTime) {
+        let Some(net) = snap.subnet(subnet).map(|s| s.net) else {
+            return;
+        };
+        if self.dry.len() <= subnet {
+            self.dry.resize(subnet + 1, DryWarning::default());
+        }
+        let w = &mut self.dry[subnet];
+        w.missed += 1;
+        if w.last
+            .is_some_and(|at| now < at.saturating_add(DRY_WARNING_INTERVAL))
+        {
+            return;
+        }
+        let slice = snap
+            .subnet(subnet)
+            .map_or(0, |s| pool::slice_len(s, self.shard, self.shards));
+        tracing::warn!(
+            subnet = %net,
+            shard = self.shard,
+            shards = self.shards,
+            slice_addresses = slice,
+            clients_unanswered = w.missed,
+            "dhcp: pool exhausted: no free address in this shard's slice of the subnet, clients go unanswered"
+        );
+        w.last = Some(now);
+        w.missed = 0;
     }
 
     /// DISCOVER → OFFER (or a ping check first).
@@ -206,7 +256,11 @@ impl Core {
                 Err(NakReason::NotOurs)
             });
         }
-        if snap.reserved_for(addr).is_some() || !self.in_slice(subnet, addr) {
+        let own_binding = self
+            .leases
+            .get(addr)
+            .is_some_and(|l| l.mac == req.mac && l.is_bound(now));
+        if snap.reserved_for(addr).is_some() || !(self.in_slice(subnet, addr) || own_binding) {
             return Ok(Err(NakReason::NotOurs));
         }
         match self.leases.get(addr) {
@@ -224,7 +278,7 @@ impl Core {
             }
             Some(l) if l.is_active(now) => Ok(Err(NakReason::LeaseGone)),
             _ => match state {
-                RequestState::Selecting => Ok(Ok(Grant::Dynamic)),
+                RequestState::Selecting => Ok(Err(NakReason::NotOffered)),
                 RequestState::InitReboot if self.leases.of_client(&req.mac).is_none() => {
                     Err(DropReason::NoRecord)
                 }
@@ -325,7 +379,9 @@ impl Core {
         Ok(Action::Send(tx))
     }
 
-    /// BOOTP request → BOOTREPLY with a permanent binding.
+    /// BOOTP request → BOOTREPLY: the fixed address, or where the subnet
+    /// says `dynamic-bootp`, a pool address bound for
+    /// `dynamic-bootp-lease-length` (BOOTP clients never renew).
     pub(crate) fn bootp(
         &mut self,
         snap: &Snapshot,
@@ -335,10 +391,16 @@ impl Core {
         event: &mut Event,
     ) -> Answer {
         let fixed = self.admit(snap, req)?;
+        let subnet = self.subnet(snap, req)?;
         let addr = match fixed {
             Some(a) => a,
-            None => self.pick(snap, req, now)?,
+            None if subnet.dynamic_bootp => self.pick(snap, req, now)?,
+            None => return Err(DropReason::BootpNotDynamic),
         };
+        let length = subnet
+            .dynamic_bootp_lease_length
+            .or(subnet.default_lease_time)
+            .unwrap_or(snap.config().dhcp.default_lease_time);
         event.addr = Some(addr);
         let tx = reply::write(snap, req, ReplyKind::Bootp, addr, None, out, event)?;
         event.verdict = Verdict::BootReply;
@@ -347,7 +409,7 @@ impl Core {
         }
         let mut batch = RecordBatch::default();
         self.leases
-            .bind(req.mac, addr, UnixTime::NEVER, now, &mut batch);
+            .bind(req.mac, addr, now.saturating_add(length), now, &mut batch);
         Ok(Action::Commit(Commit::new(batch, Some(tx))))
     }
 }

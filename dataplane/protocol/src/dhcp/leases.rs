@@ -14,6 +14,17 @@
 //! ended offers and quarantines; it runs at most once per
 //! [`SWEEP_GRANULARITY`].
 //!
+//! The client index never outgrows the address map: an entry leaves when
+//! its address passes to another MAC, so memory stays flat however many
+//! MACs come and go.
+//!
+//! After a change of shard count, replay may leave a shard a binding of
+//! one of its own clients on an address outside its slice, and leave the
+//! slice's new owner a binding of a foreign client on an address of its
+//! slice. The client keeps its address (renewals extend it where it is);
+//! the slice's owner keeps the address out of use until the next start,
+//! since it cannot see those renewals, and the next replay settles it.
+//!
 //! Capacity is reserved at construction: no packet allocates while the
 //! table stays within it.
 
@@ -130,6 +141,26 @@ impl LeaseTable {
         self.by_addr.len()
     }
 
+    /// Number of clients indexed by MAC (never more than [`LeaseTable::len`]).
+    pub fn clients(&self) -> usize {
+        self.by_mac.len()
+    }
+
+    /// Whether `addr` may be given to `mac` at `now`: no lease, or one that
+    /// is free or already `mac`'s, and never a binding replayed for another
+    /// shard's client.
+    pub fn free_for(&self, addr: Ipv4Addr, mac: &[u8; 6], now: UnixTime) -> bool {
+        self.by_addr
+            .get(&addr)
+            .is_none_or(|l| l.available_to(mac, now) && !self.pinned(l))
+    }
+
+    /// Whether the lease is a binding of another shard's client, which this
+    /// shard must not give away however old (see the module docs).
+    pub fn pinned(&self, lease: &Lease) -> bool {
+        lease.state == LeaseState::Bound && !self.owns_client(&lease.mac)
+    }
+
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
         self.by_addr.is_empty()
@@ -148,6 +179,17 @@ impl LeaseTable {
 
     fn owns_client(&self, mac: &[u8; 6]) -> bool {
         shard_of(mac, self.shards) == self.shard
+    }
+
+    /// Stores `lease`; the MAC that held the address before loses its index
+    /// entry when it pointed here.
+    fn put(&mut self, lease: Lease) {
+        if let Some(old) = self.by_addr.insert(lease.addr, lease)
+            && old.mac != lease.mac
+            && self.by_mac.get(&old.mac) == Some(&lease.addr)
+        {
+            self.by_mac.remove(&old.mac);
+        }
     }
 
     /// Points the client at `addr`, withdrawing an offer it held elsewhere.
@@ -188,7 +230,7 @@ impl LeaseTable {
                 updated: now,
                 probing,
             };
-            self.by_addr.insert(addr, lease);
+            self.put(lease);
             self.arm(until);
         }
         self.set_client(mac, addr);
@@ -233,7 +275,7 @@ impl LeaseTable {
             updated: now,
             probing: false,
         };
-        self.by_addr.insert(addr, lease);
+        self.put(lease);
         self.set_client(mac, addr);
         self.arm(until);
         let kind = if renew {
@@ -299,7 +341,7 @@ impl LeaseTable {
             updated: now,
             probing: false,
         };
-        self.by_addr.insert(addr, lease);
+        self.put(lease);
         self.arm(until);
     }
 
@@ -315,10 +357,8 @@ impl LeaseTable {
         reserved: impl Fn(Ipv4Addr) -> bool,
     ) -> Option<Ipv4Addr> {
         let (shard, shards, cursor) = (self.shard, self.shards, self.cursor);
-        let by_addr = &self.by_addr;
-        let unused = |a: &Ipv4Addr| !reserved(*a) && !by_addr.contains_key(a);
-        let free =
-            |a: &Ipv4Addr| !reserved(*a) && by_addr.get(a).is_none_or(|l| l.available_to(mac, now));
+        let unused = |a: &Ipv4Addr| !reserved(*a) && !self.by_addr.contains_key(a);
+        let free = |a: &Ipv4Addr| !reserved(*a) && self.free_for(*a, mac, now);
         let after = |lo: u32, hi: u32| {
             subnet
                 .ranges
@@ -360,7 +400,7 @@ impl LeaseTable {
                     updated: r.at,
                     probing: false,
                 };
-                self.by_addr.insert(r.addr, lease);
+                self.put(lease);
                 if owned && state == LeaseState::Bound {
                     self.by_mac.insert(r.mac, r.addr);
                 } else if self.by_mac.get(&r.mac) == Some(&r.addr) {
@@ -397,12 +437,12 @@ impl LeaseTable {
                 return true;
             }
             match l.state {
+                // Another shard's client may have renewed it since.
+                LeaseState::Bound if shard_of(&l.mac, shards) != shard => true,
                 LeaseState::Bound => {
                     l.state = LeaseState::Expired;
                     l.updated = l.until;
-                    if shard_of(&l.mac, shards) == shard {
-                        out.push(record(RecordKind::Expire, l.mac, *addr, l.until, l.until));
-                    }
+                    out.push(record(RecordKind::Expire, l.mac, *addr, l.until, l.until));
                     true
                 }
                 LeaseState::Offered | LeaseState::Abandoned | LeaseState::Declined => {
@@ -468,6 +508,8 @@ mod tests {
             default_lease_time: None,
             max_lease_time: None,
             unknown_clients: UnknownClients::Allow,
+            dynamic_bootp: false,
+            dynamic_bootp_lease_length: None,
             boot_rules: vec![],
         }
     }
@@ -627,6 +669,8 @@ mod tests {
         assert!(shard0.of_client(&foreign).is_none(), "not our client");
         let s = subnet(10, 10);
         assert_eq!(shard0.find_free(&s, &A, t(50), |_| false), None);
-        assert_eq!(shard0.find_free(&s, &A, t(100), |_| false), Some(ip(10)));
+        // Its client may renew it on the shard that owns the client now:
+        // the address stays out of use here until the next replay.
+        assert_eq!(shard0.find_free(&s, &A, t(100), |_| false), None);
     }
 }

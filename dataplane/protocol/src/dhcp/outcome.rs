@@ -22,7 +22,10 @@ pub const CLIENT_PORT: u16 = 68;
 pub enum Destination {
     /// Unicast to the relay agent (`giaddr`, port 67).
     Relay(SocketAddrV4),
-    /// Unicast to the client's configured address (`ciaddr`, port 68).
+    /// Unicast to a configured client, routed (the kernel resolves the
+    /// neighbour). This server does not produce it any more: replies to a
+    /// client's `ciaddr` are `Direct` or broadcast, so that no client
+    /// datagram makes the server ARP.
     Unicast(SocketAddrV4),
     /// Limited broadcast, 255.255.255.255:68.
     Broadcast,

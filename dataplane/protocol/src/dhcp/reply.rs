@@ -44,6 +44,10 @@ pub(crate) struct Request<'a> {
     pub(crate) server_id: Ipv4Addr,
     /// Index of the client's subnet in the snapshot.
     pub(crate) subnet: usize,
+    /// `ciaddr` when a reply may go there (see `server::client_addr`).
+    pub(crate) ciaddr: Option<Ipv4Addr>,
+    /// Whether `ciaddr` is bound or reserved to the client's MAC.
+    pub(crate) ciaddr_held: bool,
 }
 
 impl Request<'_> {
@@ -83,6 +87,13 @@ pub(crate) fn lease_secs(settings: &DhcpSettings, subnet: &Subnet, requested: Op
 }
 
 /// Where a reply goes (RFC 2131 §4.1).
+///
+/// Never where the kernel would have to ARP: a client with an address is
+/// reached by writing its neighbour entry (as for an offer), and only when
+/// the address is the client's own (bound or reserved to its MAC, or
+/// granted by this very reply); otherwise the reply is broadcast on the
+/// ingress link. `ciaddr` has been checked against the link and the source
+/// address before (`server::client_addr`).
 pub(crate) fn destination(req: &Request<'_>, kind: ReplyKind, yiaddr: Ipv4Addr) -> Destination {
     let giaddr = req.packet.giaddr();
     if !giaddr.is_unspecified() {
@@ -91,9 +102,15 @@ pub(crate) fn destination(req: &Request<'_>, kind: ReplyKind, yiaddr: Ipv4Addr) 
     if kind == ReplyKind::Nak {
         return Destination::Broadcast;
     }
-    let ciaddr = req.packet.ciaddr();
-    if !ciaddr.is_unspecified() {
-        return Destination::Unicast(SocketAddrV4::new(ciaddr, CLIENT_PORT));
+    if let Some(ciaddr) = req.ciaddr.filter(|_| kind != ReplyKind::Offer) {
+        let granted = matches!(kind, ReplyKind::Ack | ReplyKind::Bootp) && yiaddr == ciaddr;
+        if !(granted || req.ciaddr_held) {
+            return Destination::Broadcast;
+        }
+        return Destination::Direct {
+            addr: SocketAddrV4::new(ciaddr, CLIENT_PORT),
+            mac: req.mac,
+        };
     }
     if req.packet.broadcast() || yiaddr.is_unspecified() {
         return Destination::Broadcast;

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::dhcp::event::{DropCounters, DropReason, Event, ShortBytes, Verdict};
+use crate::dhcp::exchange::DryWarning;
 use crate::dhcp::leases::LeaseTable;
 use crate::dhcp::options::{ClientOptions, MessageType};
 use crate::dhcp::outcome::{Action, Handled, ProbeToken};
@@ -40,6 +41,8 @@ pub(crate) struct Core {
     pub(crate) shards: u32,
     pub(crate) leases: LeaseTable,
     counters: DropCounters,
+    /// Pool-exhausted warnings, by subnet index.
+    pub(crate) dry: Vec<DryWarning>,
 }
 
 impl DhcpServer {
@@ -69,6 +72,7 @@ impl DhcpServer {
                 shards,
                 leases: LeaseTable::new(shard, shards, capacity),
                 counters: DropCounters::default(),
+                dry: Vec::new(),
             },
             probes: ProbeSlots::new(PROBE_SLOTS),
             scratch: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
@@ -166,8 +170,15 @@ impl DhcpServer {
     }
 
     /// Applies one journaled record at start (see [`LeaseTable::replay`]).
+    /// A binding without end (written by older versions for BOOTP clients)
+    /// ends after the maximum lease time.
     pub fn replay(&mut self, record: &LeaseRecord) {
-        self.core.leases.replay(record);
+        let mut record = *record;
+        if record.until == UnixTime::NEVER {
+            let max = self.snapshot.load().config().dhcp.max_lease_time;
+            record.until = record.at.saturating_add(max);
+        }
+        self.core.leases.replay(&record);
     }
 
     /// The lease table.
@@ -247,6 +258,10 @@ impl Core {
         if shard_of(&mac, self.shards) != self.shard {
             return Err(DropReason::NotOurShard);
         }
+        // Zero, broadcast and multicast (group bit) are no client's address.
+        if mac == [0; 6] || mac[0] & 1 == 1 {
+            return Err(DropReason::BadChaddr);
+        }
         let opts = ClientOptions::parse(&packet)?;
         event.arch = opts.client_arch;
         event.user_class = opts.user_class.is_some();
@@ -265,7 +280,22 @@ impl Core {
             }
             _ => {}
         }
+        let relays = &snap.config().dhcp.relays;
+        if !packet.giaddr().is_unspecified()
+            && !relays.is_empty()
+            && !matches!(meta.src.ip(), IpAddr::V4(src) if relays.iter().any(|n| n.contains(src)))
+        {
+            return Err(DropReason::UntrustedRelay);
+        }
         let (subnet, server_id) = locate(snap, &packet, meta, iface)?;
+        let ciaddr = client_addr(snap, &packet, kind, meta, subnet)?;
+        let ciaddr_held = ciaddr.is_some_and(|c| {
+            snap.host(&mac).is_some_and(|h| h.fixed_address == Some(c))
+                || self
+                    .leases
+                    .get(c)
+                    .is_some_and(|l| l.mac == mac && l.is_bound(now))
+        });
         let req = Request {
             packet,
             opts,
@@ -275,6 +305,8 @@ impl Core {
             iface,
             server_id,
             subnet,
+            ciaddr,
+            ciaddr_held,
         };
         match req.kind {
             None => self.bootp(snap, &req, now, out, event),
@@ -293,8 +325,9 @@ impl Core {
 }
 
 /// The client's subnet and the server identifier to answer with: by
-/// `giaddr` for relayed messages, by `ciaddr` for unicast renewals, else by
-/// the ingress interface's addresses.
+/// `giaddr` for relayed messages, else by the ingress interface's
+/// addresses (the one whose subnet holds `ciaddr` when the link carries
+/// several subnets). A `ciaddr` off the link never chooses the subnet.
 fn locate(
     snap: &Snapshot,
     packet: &Packet<&[u8]>,
@@ -313,19 +346,57 @@ fn locate(
             .ok_or(DropReason::NoServerAddress)?;
         return Ok((subnet, id));
     }
-    let ciaddr = packet.ciaddr();
-    if let Some(id) = unicast_to_us.filter(|_| !ciaddr.is_unspecified())
-        && let Some(subnet) = snap.subnet_index(ciaddr)
-    {
-        return Ok((subnet, id));
-    }
     if iface.is_empty() {
         return Err(DropReason::NoServerAddress);
     }
-    iface
+    let ciaddr = packet.ciaddr();
+    let on_link = iface
         .iter()
-        .find_map(|&a| snap.subnet_index(a).map(|s| (s, a)))
-        .ok_or(DropReason::NoSubnet)
+        .filter_map(|&a| snap.subnet_index(a).map(|s| (s, a)));
+    let holding = |&(s, _): &(usize, Ipv4Addr)| {
+        !ciaddr.is_unspecified() && snap.subnet(s).is_some_and(|n| n.net.contains(ciaddr))
+    };
+    let (subnet, id) = on_link
+        .clone()
+        .find(holding)
+        .or_else(|| on_link.clone().next())
+        .ok_or(DropReason::NoSubnet)?;
+    let same_subnet = |a: Ipv4Addr| snap.subnet(subnet).is_some_and(|n| n.net.contains(a));
+    Ok((
+        subnet,
+        unicast_to_us.filter(|&a| same_subnet(a)).unwrap_or(id),
+    ))
+}
+
+/// The `ciaddr` a reply may go to (RFC 2131 §4.1): inside the subnet the
+/// datagram came from and, unless relayed, the datagram's source address.
+/// A DISCOVER's `ciaddr` means nothing. A REQUEST whose `ciaddr` lies in
+/// another subnet is left to be refused; one from another source, and an
+/// INFORM or BOOTP request with a `ciaddr` that fails either test, is
+/// dropped.
+fn client_addr(
+    snap: &Snapshot,
+    packet: &Packet<&[u8]>,
+    kind: Option<MessageType>,
+    meta: &RecvMeta,
+    subnet: usize,
+) -> Result<Option<Ipv4Addr>, DropReason> {
+    let ciaddr = packet.ciaddr();
+    if ciaddr.is_unspecified()
+        || matches!(
+            kind,
+            Some(MessageType::Discover | MessageType::Decline | MessageType::Release)
+        )
+    {
+        return Ok(None);
+    }
+    let inside = snap.subnet(subnet).is_some_and(|s| s.net.contains(ciaddr));
+    let from_it = !packet.giaddr().is_unspecified() || meta.src.ip() == IpAddr::V4(ciaddr);
+    match (inside, from_it) {
+        (true, true) => Ok(Some(ciaddr)),
+        (false, _) if kind == Some(MessageType::Request) => Ok(None),
+        _ => Err(DropReason::BadCiaddr),
+    }
 }
 
 /// A DISCOVER parked while its address is pinged.

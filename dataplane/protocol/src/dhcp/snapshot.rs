@@ -168,6 +168,7 @@ pub(crate) mod tests {
                 use_host_decl_names: false,
                 ping_check: false,
                 ping_timeout: Duration::from_secs(1),
+                relays: Vec::new(),
             },
             tftp: TftpSettings {
                 port: 69,
@@ -201,6 +202,8 @@ pub(crate) mod tests {
                 default_lease_time: None,
                 max_lease_time: None,
                 unknown_clients: UnknownClients::Allow,
+                dynamic_bootp: false,
+                dynamic_bootp_lease_length: None,
                 boot_rules: vec![
                     rule(7, Some("iPXE"), "refind.pxe"),
                     rule(7, None, "ipxe.efi"),

@@ -85,6 +85,7 @@ pub(crate) fn settings() -> DhcpSettings {
         use_host_decl_names: false,
         ping_check: false,
         ping_timeout: Duration::from_secs(1),
+        relays: Vec::new(),
     }
 }
 
@@ -106,6 +107,8 @@ pub(crate) fn subnet(net: [u8; 4], prefix: u8, first: [u8; 4], last: [u8; 4]) ->
         default_lease_time: None,
         max_lease_time: None,
         unknown_clients: UnknownClients::Allow,
+        dynamic_bootp: false,
+        dynamic_bootp_lease_length: None,
         boot_rules: guide_rules(),
     }
 }
@@ -204,6 +207,15 @@ pub(crate) fn bcast() -> RecvMeta {
         dst_ip: IpAddr::V4(Ipv4Addr::BROADCAST),
         local_port: 67,
         ifindex: 2,
+    }
+}
+
+/// A broadcast from a configured client (REBINDING, INFORM): the IP
+/// source is its address.
+pub(crate) fn bcast_from(src: Ipv4Addr) -> RecvMeta {
+    RecvMeta {
+        src: SocketAddr::from((src, 68)),
+        ..bcast()
     }
 }
 

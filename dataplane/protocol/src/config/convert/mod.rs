@@ -17,10 +17,10 @@ use toml::Spanned;
 use super::error::Rejection;
 use super::file::{FileConfig, FileDhcp, FileIpv6, FileJournal, FileTftp, Scalar};
 use super::model::{
-    Config, DhcpSettings, FsyncPolicy, Ipv6Settings, JournalSettings, RouterAdvertisements,
-    TftpSettings, UnknownClients,
+    Config, DhcpSettings, FsyncPolicy, Ipv4Net, Ipv6Settings, JournalSettings,
+    RouterAdvertisements, TftpSettings, UnknownClients,
 };
-use super::values::{format_duration, parse_duration, parse_ipv4};
+use super::values::{format_duration, parse_duration, parse_ipv4, parse_net};
 
 /// Default lease time (ISC dhcpd: 12 hours).
 pub const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(43_200);
@@ -154,7 +154,32 @@ fn dhcp(file: &FileDhcp) -> Result<DhcpSettings, Rejection> {
         use_host_decl_names: file.use_host_decl_names.unwrap_or(false),
         ping_check: file.ping_check.unwrap_or(false),
         ping_timeout: ping_timeout.value,
+        relays: relays(&file.relays)?,
     })
+}
+
+/// `dhcp.relays`: networks (`10.0.0.0/24`) or single addresses.
+fn relays(list: &[Spanned<String>]) -> Result<Vec<Ipv4Net>, Rejection> {
+    let mut out: Vec<Ipv4Net> = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let key = format!("dhcp.relays[{i}]");
+        let value = text.get_ref();
+        let net = if value.contains('/') {
+            parse_net(value)
+        } else {
+            parse_net(&format!("{value}/32"))
+        }
+        .map_err(|m| Rejection::new(Some(text.span()), key.clone(), m))?;
+        if out.contains(&net) {
+            return Err(Rejection::new(
+                Some(text.span()),
+                key,
+                format!("{net} is listed twice"),
+            ));
+        }
+        out.push(net);
+    }
+    Ok(out)
 }
 
 fn tftp(file: &FileTftp) -> Result<TftpSettings, Rejection> {

@@ -92,6 +92,7 @@ fn convert_one(
         }
     };
     let (default_lease_time, max_lease_time) = lease_overrides(file, key, file_dhcp, dhcp)?;
+    let dynamic_bootp_lease_length = bootp_lease_length(file, key, dhcp, max_lease_time)?;
     Ok(Subnet {
         net,
         ranges,
@@ -113,6 +114,8 @@ fn convert_one(
             &format!("{key}.unknown-clients"),
         )?
         .unwrap_or(default_unknown),
+        dynamic_bootp: file.dynamic_bootp.unwrap_or(false),
+        dynamic_bootp_lease_length,
         boot_rules: file
             .boot_rules
             .iter()
@@ -236,6 +239,39 @@ fn lease_overrides(
         file.default_lease_time.as_ref().map(|_| default.value),
         file.max_lease_time.as_ref().map(|_| max.value),
     ))
+}
+
+/// `dynamic-bootp-lease-length`: only with `dynamic-bootp = true`, above
+/// zero and within the subnet's maximum lease time.
+fn bootp_lease_length(
+    file: &FileSubnet,
+    key: &str,
+    dhcp: &DhcpSettings,
+    max_lease_time: Option<std::time::Duration>,
+) -> Result<Option<std::time::Duration>, Rejection> {
+    let Some(value) = &file.dynamic_bootp_lease_length else {
+        return Ok(None);
+    };
+    let key = format!("{key}.dynamic-bootp-lease-length");
+    let length = duration(Some(value), &key, dhcp.default_lease_time)?;
+    if file.dynamic_bootp != Some(true) {
+        return Err(length.reject(&key, "only applies with dynamic-bootp = true"));
+    }
+    if length.value.is_zero() {
+        return Err(length.reject(&key, "must be greater than zero"));
+    }
+    let max = max_lease_time.unwrap_or(dhcp.max_lease_time);
+    if length.value > max {
+        return Err(length.reject(
+            &key,
+            format!(
+                "{} exceeds the maximum lease time {}",
+                format_duration(length.value),
+                format_duration(max)
+            ),
+        ));
+    }
+    Ok(Some(length.value))
 }
 
 fn boot_rule(file: &FileBootRule, key: &str) -> Result<BootRule, Rejection> {
