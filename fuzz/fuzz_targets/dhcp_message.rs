@@ -77,6 +77,7 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
             max_timeout: Duration::from_secs(5),
             max_retries: 5,
             max_transfers: 8,
+            admission: bootwave_protocol::config::TftpAdmission::DEFAULT,
         },
         journal: JournalSettings {
             dir: "/tmp".into(),

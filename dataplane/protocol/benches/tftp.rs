@@ -49,6 +49,7 @@ impl Loaded {
             max_timeout: Duration::from_secs(4),
             max_retries: 5,
             max_transfers: 100_000,
+            admission: bootwave_protocol::config::TftpAdmission::UNLIMITED,
         };
         let file: Arc<dyn FileData> = Arc::new(vec![0u8; FILE_SIZE]);
         let ports: Vec<u16> = (7000..7008).collect();

@@ -39,6 +39,7 @@ fn loaded(windowsize: u16, now: Instant) -> (TftpServer<OneFile>, TxQueue, Vec<(
         max_timeout: Duration::from_secs(4),
         max_retries: 5,
         max_transfers: 10_000,
+        admission: bootwave_protocol::config::TftpAdmission::UNLIMITED,
     };
     let file: Arc<dyn FileData> = Arc::new(vec![7u8; 64 << 20]);
     let mut server = TftpServer::new(&settings, &[7000, 7001], OneFile(file));

@@ -41,6 +41,7 @@ fn holds_and_reclaims_a_full_table() {
         max_timeout: Duration::from_secs(2),
         max_retries: 2,
         max_transfers: TRANSFERS,
+        admission: bootwave_protocol::config::TftpAdmission::UNLIMITED,
     };
     let file: Arc<dyn FileData> = Arc::new(vec![1u8; 100_000]);
     let mut server = TftpServer::new(&settings, &[7000, 7001, 7002, 7003], OneFile(file));

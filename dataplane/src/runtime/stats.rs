@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bootwave_protocol::config::ClientArch;
 use bootwave_protocol::dhcp::{DropCounters, DropReason, Event, MessageType, Verdict};
-use bootwave_protocol::tftp::TftpCounters;
+use bootwave_protocol::tftp::{Refusal, TftpCounters};
 
 use crate::metrics::{Exposition, MetricKind, Value};
 
@@ -61,7 +61,7 @@ const LATENCY_BOUNDS_US: [u64; 10] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000,
 ];
 /// TFTP counters, in slot order.
-const TFTP_NAMES: [&str; 10] = [
+const TFTP_NAMES: [&str; 11] = [
     "transfers_started",
     "transfers_completed",
     "transfers_failed",
@@ -71,10 +71,13 @@ const TFTP_NAMES: [&str; 10] = [
     "data_blocks_sent",
     "bytes_sent",
     "malformed_dropped",
+    "clients_evicted",
     "transfers_active",
 ];
 /// TFTP error codes 0..=8.
 const TFTP_ERRORS: usize = 9;
+/// TFTP read requests refused by admission, by [`Refusal`].
+const TFTP_REFUSALS: usize = Refusal::ALL.len();
 /// Probe slots: sent, answered, not answered, unavailable.
 const PROBE_NAMES: [&str; 4] = ["sent", "answered", "silent", "unavailable"];
 
@@ -85,7 +88,8 @@ const CORE_DROP: usize = VERDICT + VERDICTS.len();
 const RUNTIME_DROP: usize = CORE_DROP + DropReason::ALL.len();
 const TFTP: usize = RUNTIME_DROP + RUNTIME_DROPS.len();
 const TFTP_ERR: usize = TFTP + TFTP_NAMES.len();
-const JOURNAL_COMMITS: usize = TFTP_ERR + TFTP_ERRORS;
+const TFTP_REFUSED: usize = TFTP_ERR + TFTP_ERRORS;
+const JOURNAL_COMMITS: usize = TFTP_REFUSED + TFTP_REFUSALS;
 const JOURNAL_RECORDS: usize = JOURNAL_COMMITS + 1;
 const JOURNAL_ERRORS: usize = JOURNAL_RECORDS + 1;
 const LATENCY: usize = JOURNAL_ERRORS + 1;
@@ -208,10 +212,12 @@ impl Counters {
             c.data_blocks_sent,
             c.bytes_sent,
             c.malformed_dropped,
+            c.clients_evicted,
             active as u64,
         ];
         self.slots[TFTP..TFTP + values.len()].copy_from_slice(&values);
         self.slots[TFTP_ERR..TFTP_ERR + TFTP_ERRORS].copy_from_slice(&c.errors_sent);
+        self.slots[TFTP_REFUSED..TFTP_REFUSED + TFTP_REFUSALS].copy_from_slice(&c.refused);
     }
 }
 
@@ -333,6 +339,15 @@ pub fn render(shards: &[Arc<Published>], out: &mut String) {
         &codes,
         TFTP_ERR,
     );
+    let refusals: Vec<&str> = Refusal::ALL.iter().map(|r| r.name()).collect();
+    labelled(
+        &mut exp,
+        "bootwave_tftp_refused_total",
+        "TFTP read requests refused by admission, by reason.",
+        "reason",
+        &refusals,
+        TFTP_REFUSED,
+    );
     labelled(
         &mut exp,
         "bootwave_dhcp_ping_checks_total",
@@ -438,6 +453,18 @@ mod tests {
             "bootwave_runtime_dropped_total{shard=\"0\",reason=\"unselected_interface\"} 1"
         ));
         assert!(text.contains("bootwave_journal_records_total{shard=\"0\"} 3"));
+        let mut tftp = TftpCounters::default();
+        tftp.refused[Refusal::Rate as usize] = 7;
+        c.set_tftp(&tftp, 2);
+        let shard = Arc::new(Published::default());
+        shard.store(&c);
+        assert_eq!(shard.tftp_active(), 2);
+        let mut text = String::new();
+        render(&[shard], &mut text);
+        assert!(text.contains("bootwave_tftp_refused_total{shard=\"0\",reason=\"rate\"} 7"));
+        assert!(
+            text.contains("bootwave_tftp_refused_total{shard=\"0\",reason=\"per_client_cap\"} 0")
+        );
         assert!(
             text.contains("bootwave_journal_commit_seconds_bucket{shard=\"0\",le=\"0.0005\"} 0")
         );

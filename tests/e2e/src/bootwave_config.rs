@@ -40,7 +40,7 @@ decline-quarantine = "1h"
 [tftp]
 root = {root}
 max-transfers = 4096
-
+{admission}
 [journal]
 dir = {journal}
 fsync = "{fsync}"
@@ -59,6 +59,10 @@ next-server = "{server}"
         start = spec.pool.0,
         end = spec.pool.1,
         server = spec.server_addr,
+        admission = spec.tftp_admission.map_or_else(String::new, |a| format!(
+            "max-transfers-per-client = {}\nnew-transfers-per-second = {}\nnew-transfers-burst = {}\n",
+            a.max_transfers_per_client, a.new_transfers_per_second, a.new_transfers_burst
+        )),
     );
     for rule in &spec.boot_rules {
         toml.push_str("\n[[subnets.boot-rules]]\n");
@@ -154,6 +158,7 @@ mod tests {
             }],
             state_dir: None,
             journal_sync: JournalSync::Batch,
+            tftp_admission: None,
         }
     }
 
@@ -196,6 +201,28 @@ mod tests {
         assert_eq!(config.journal.dir, PathBuf::from("/var/tmp/j"));
         assert_eq!(config.journal.fsync, FsyncPolicy::Never);
         assert!(config.subnets[0].boot_rules.is_empty());
+    }
+
+    #[test]
+    fn tftp_admission_override_reaches_the_config() {
+        let admission = bootwave_protocol::config::TftpAdmission::UNLIMITED;
+        let lifted = ServeSpec {
+            tftp_admission: Some(admission),
+            ..spec()
+        };
+        let text = bootwave_toml(&lifted, Path::new("/tmp/state"));
+        let config = parse(&text, "t", Path::new("/")).expect("valid");
+        assert_eq!(config.tftp.admission, admission);
+        let config = parse(
+            &bootwave_toml(&spec(), Path::new("/tmp/state")),
+            "t",
+            Path::new("/"),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.tftp.admission,
+            bootwave_protocol::config::TftpAdmission::DEFAULT
+        );
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Lab {
             hosts: Vec::new(),
             state_dir: None,
             journal_sync: JournalSync::Batch,
+            tftp_admission: None,
         }
     }
 }

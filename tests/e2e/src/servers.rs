@@ -42,6 +42,9 @@ pub struct ServeSpec {
     pub state_dir: Option<PathBuf>,
     /// When journal records reach the disk (bootwave only).
     pub journal_sync: JournalSync,
+    /// Per-client TFTP admission (bootwave only); `None` keeps the
+    /// documented defaults.
+    pub tftp_admission: Option<bootwave_protocol::config::TftpAdmission>,
 }
 
 /// One boot rule: the first whose conditions hold gives the file.
@@ -312,6 +315,7 @@ mod tests {
             }],
             state_dir: None,
             journal_sync: JournalSync::Never,
+            tftp_admission: None,
         }
     }
 

@@ -65,6 +65,9 @@ pub(crate) struct FileTftp {
     pub(crate) max_timeout: Option<Spanned<Scalar>>,
     pub(crate) max_retries: Option<Spanned<u8>>,
     pub(crate) max_transfers: Option<Spanned<u32>>,
+    pub(crate) max_transfers_per_client: Option<Spanned<u32>>,
+    pub(crate) new_transfers_per_second: Option<Spanned<u32>>,
+    pub(crate) new_transfers_burst: Option<Spanned<u32>>,
 }
 
 /// `[journal]`.

@@ -87,6 +87,43 @@ pub struct TftpSettings {
     pub max_retries: u8,
     /// Concurrent transfers per shard.
     pub max_transfers: u32,
+    /// Per-client admission of new transfers.
+    pub admission: TftpAdmission,
+}
+
+/// How many transfers one client IP may hold and start (per shard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TftpAdmission {
+    /// Concurrent transfers of one client IP.
+    pub max_transfers_per_client: u32,
+    /// Token-bucket refill: read requests one client IP may make per
+    /// second, sustained.
+    pub new_transfers_per_second: u32,
+    /// Token-bucket size: read requests one client IP may make at once.
+    pub new_transfers_burst: u32,
+}
+
+impl TftpAdmission {
+    /// Defaults of `max-transfers-per-client`, `new-transfers-per-second`
+    /// and `new-transfers-burst`.
+    pub const DEFAULT: Self = Self {
+        max_transfers_per_client: 16,
+        new_transfers_per_second: 20,
+        new_transfers_burst: 64,
+    };
+
+    /// Limits no single client reaches (load tests, benches).
+    pub const UNLIMITED: Self = Self {
+        max_transfers_per_client: u32::MAX,
+        new_transfers_per_second: u32::MAX,
+        new_transfers_burst: u32::MAX,
+    };
+}
+
+impl Default for TftpAdmission {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }
 
 /// The lease journal: where and how durably lease changes are recorded.

@@ -414,3 +414,30 @@ fn ipv6_router_advertisements_default_to_minimal_and_accept_off() {
     );
     err_at(&format!("[ipv6]\nprefix = \"fd00::/64\"\n{MINIMAL}"), 2, 1);
 }
+
+#[test]
+fn tftp_admission_keys_default_convert_and_refuse_zero() {
+    assert_eq!(ok("").tftp.admission, TftpAdmission::DEFAULT);
+    assert_eq!(
+        (
+            TftpAdmission::DEFAULT.max_transfers_per_client,
+            TftpAdmission::DEFAULT.new_transfers_per_second
+        ),
+        (16, 20)
+    );
+    let c = ok(
+        "[tftp]\nmax-transfers-per-client = 4\nnew-transfers-per-second = 2\nnew-transfers-burst = 8\n",
+    );
+    assert_eq!(
+        c.tftp.admission,
+        TftpAdmission {
+            max_transfers_per_client: 4,
+            new_transfers_per_second: 2,
+            new_transfers_burst: 8,
+        }
+    );
+    let zero = "[tftp]\nmax-transfers-per-client = 0\n";
+    assert!(err_at(zero, 2, 28).contains("tftp.max-transfers-per-client: must be at least 1"));
+    let zero = "[tftp]\nnew-transfers-burst = 0\n";
+    assert!(err_at(zero, 2, 23).contains("tftp.new-transfers-burst: must be at least 1"));
+}

@@ -180,6 +180,7 @@ pub(crate) mod tests {
                 max_timeout: Duration::from_secs(5),
                 max_retries: 5,
                 max_transfers: 1024,
+                admission: crate::config::TftpAdmission::DEFAULT,
             },
             journal: JournalSettings {
                 dir: "/var/lib/bootwave".into(),

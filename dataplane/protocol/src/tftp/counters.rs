@@ -1,5 +1,6 @@
 //! What the TFTP core counts, for the driver's metrics.
 
+use super::admission::Refusal;
 use super::wire::ErrorCode;
 
 /// Monotonic counters of one server core. Plain integers: the driver reads
@@ -31,11 +32,21 @@ pub struct TftpCounters {
     /// Transfer events dropped because the driver did not take them in
     /// time (the event queue was full).
     pub events_dropped: u64,
+    /// Read requests refused by admission, indexed by [`Refusal`] (per
+    /// client cap, per client rate, full transfer table).
+    pub refused: [u64; 3],
+    /// Idle clients forgotten to keep the client table bounded.
+    pub clients_evicted: u64,
 }
 
 impl TftpCounters {
     /// ERROR packets sent with `code`.
     pub fn errors(&self, code: ErrorCode) -> u64 {
         self.errors_sent[code as usize]
+    }
+
+    /// Read requests refused for `reason`.
+    pub fn refusals(&self, reason: Refusal) -> u64 {
+        self.refused[reason as usize]
     }
 }

@@ -79,10 +79,18 @@
 //! - Block numbers wrap from 65535 to 0.
 //! - Retransmission: the negotiated timeout, else an RFC 6298 estimate
 //!   bounded by `min_timeout..max_timeout` with exponential backoff;
-//!   after `max_retries` timeouts in a row the transfer is dropped.
+//!   after `max_retries` timeouts in a row the transfer is dropped. A
+//!   transfer that never got its first ACK is dropped within
+//!   `max_timeout × max_retries` of its request, whatever it negotiated.
+//! - Admission, per client IP: at most `max_transfers_per_client` held
+//!   transfers (else ERROR 0), and a token bucket on read requests (an RRQ
+//!   over the rate is dropped unanswered, so the client retries later and
+//!   nothing is reflected). Refusals are counted by reason and logged at
+//!   most once a second per reason.
 //! - File names are normalised by [`normalize_path`] before the resolver
 //!   sees them; `..`, control characters and over-long names are refused.
 
+mod admission;
 mod counters;
 mod events;
 mod file;
@@ -98,6 +106,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use admission::{DEFAULT_CLIENT_TABLE_CAPACITY, Refusal};
 pub use counters::TftpCounters;
 pub use events::{
     DEFAULT_EVENT_CAPACITY, TransferEnded, TransferEvent, TransferOutcome, TransferStarted,

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
+use super::admission::{Admission, DEFAULT_CLIENT_TABLE_CAPACITY, Refusal};
 use super::counters::TftpCounters;
 use super::events::{
     DEFAULT_EVENT_CAPACITY, EventQueue, TransferEnded, TransferEvent, TransferOutcome,
@@ -43,6 +44,9 @@ pub struct ServerOptions {
     /// Transfer events kept until [`TftpServer::poll_event`] takes them;
     /// beyond it the oldest are dropped and counted.
     pub event_capacity: usize,
+    /// Idle clients (rate state only) remembered per shard; the oldest is
+    /// forgotten first. Clients holding a transfer are always kept.
+    pub client_table_capacity: usize,
 }
 
 impl Default for ServerOptions {
@@ -51,6 +55,7 @@ impl Default for ServerOptions {
             burst_budget_bytes: DEFAULT_BURST_BUDGET_BYTES,
             max_path_len: path::DEFAULT_MAX_PATH_LEN,
             event_capacity: DEFAULT_EVENT_CAPACITY,
+            client_table_capacity: DEFAULT_CLIENT_TABLE_CAPACITY,
         }
     }
 }
@@ -79,6 +84,12 @@ pub struct TftpServer<R> {
     rto: RtoBounds,
     max_retries: u8,
     max_transfers: usize,
+    /// A transfer without a first ACK is dropped this long (µs) after its
+    /// request: `max_timeout × max_retries`.
+    first_ack_budget: u64,
+    admission: Admission,
+    /// Per refusal reason: when it was last logged, and refusals since.
+    refusal_log: [(Option<u64>, u64); 3],
     max_path_len: usize,
     listen_port: u16,
     data_ports: Box<[u16]>,
@@ -154,6 +165,16 @@ impl<R: Resolver> TftpServer<R> {
             },
             max_retries: settings.max_retries,
             max_transfers: settings.max_transfers as usize,
+            first_ack_budget: u64::try_from(
+                settings
+                    .max_timeout
+                    .max(RTO_FLOOR)
+                    .saturating_mul(u32::from(settings.max_retries.max(1)))
+                    .as_micros(),
+            )
+            .unwrap_or(u64::MAX),
+            admission: Admission::new(&settings.admission, options.client_table_capacity),
+            refusal_log: [(None, 0); 3],
             max_path_len: options.max_path_len,
             listen_port: settings.port,
             data_ports: ports.into_boxed_slice(),
@@ -348,17 +369,26 @@ impl<R: Resolver> TftpServer<R> {
                 .transfer(slot)
                 .is_some_and(|t| t.untouched() && t.negotiated() == negotiated);
             if repeated {
-                // The client repeated its request: our first answer was lost.
+                // The client repeated its request: our first answer was
+                // lost. Resending costs a token like a request does.
+                if let Err(reason) = self.admission.check(client.ip(), now, false) {
+                    return self.refuse(now, meta, reason, out);
+                }
                 self.send_round(now, slot, out);
                 return;
             }
             self.finish(now, slot, TransferOutcome::Replaced);
         }
+        let admitted = self.admission.check(client.ip(), now, true);
+        self.counters.clients_evicted = self.admission.evicted();
+        if let Err(reason) = admitted {
+            return self.refuse(now, meta, reason, out);
+        }
         if self.index.len() >= self.max_transfers {
-            return self.send_error(out, meta, ErrorCode::NotDefined, "server busy");
+            return self.refuse(now, meta, Refusal::TableFull, out);
         }
         let Some(local_port) = self.free_port(client) else {
-            return self.send_error(out, meta, ErrorCode::NotDefined, "server busy");
+            return self.refuse(now, meta, Refusal::TableFull, out);
         };
         let path = match path::normalize(request.filename, self.max_path_len, &mut self.path_buf) {
             Ok(path) => path,
@@ -411,6 +441,7 @@ impl<R: Resolver> TftpServer<R> {
             },
             netascii,
         );
+        self.admission.started(client.ip());
         self.counters.transfers_started += 1;
         self.events.push(TransferEvent::Started(TransferStarted {
             client,
@@ -441,10 +472,12 @@ impl<R: Resolver> TftpServer<R> {
     /// Handles an expired timer; returns the bytes queued.
     fn on_expired(&mut self, now: u64, slot: u32, out: &mut TxQueue) -> usize {
         let (max_retries, max_rto) = (self.max_retries, self.rto.max);
+        let first_ack_due = self.first_ack_due(slot);
         let Some(transfer) = self.transfer_mut(slot) else {
             return 0;
         };
-        if !transfer.on_timeout(max_retries, max_rto) {
+        let unanswered = transfer.untouched() && now >= first_ack_due;
+        if unanswered || !transfer.on_timeout(max_retries, max_rto) {
             debug!(client = %transfer.client, "transfer timed out");
             let outcome = if transfer.only_final_ack_missing() {
                 TransferOutcome::FinalAckMissing
@@ -469,7 +502,12 @@ impl<R: Resolver> TftpServer<R> {
             .get_mut(slot as usize)
             .and_then(Option::as_mut);
         let bytes = transfer.send_round(now, out, &mut self.counters, netascii);
-        let deadline = now.saturating_add(u64::from(transfer.rto()));
+        let mut deadline = now.saturating_add(u64::from(transfer.rto()));
+        if transfer.untouched()
+            && let Some(Some(meta)) = self.meta.get(slot as usize)
+        {
+            deadline = deadline.min(meta.started.saturating_add(self.first_ack_budget));
+        }
         let resent = self.counters.retransmits - resent_before;
         if resent > 0
             && let Some(Some(meta)) = self.meta.get_mut(slot as usize)
@@ -498,6 +536,45 @@ impl<R: Resolver> TftpServer<R> {
                 slot,
                 generation,
             });
+        }
+    }
+
+    /// When a transfer of `slot` that is still without its first ACK is
+    /// dropped.
+    fn first_ack_due(&self, slot: u32) -> u64 {
+        match self.meta.get(slot as usize) {
+            Some(Some(meta)) => meta.started.saturating_add(self.first_ack_budget),
+            _ => NEVER,
+        }
+    }
+
+    /// Refuses a read request for `reason`: ERROR 0 for a cap, nothing for
+    /// the rate (the client retries later; nothing is reflected). Counted,
+    /// and logged at most once a second per reason.
+    fn refuse(&mut self, now: u64, meta: &RecvMeta, reason: Refusal, out: &mut TxQueue) {
+        self.counters.refused[reason as usize] += 1;
+        let (last, suppressed) = &mut self.refusal_log[reason as usize];
+        if last.is_none_or(|at| now.saturating_sub(at) >= 1_000_000) {
+            warn!(
+                client = %meta.src,
+                reason = reason.name(),
+                suppressed = *suppressed,
+                "tftp: read request refused"
+            );
+            *last = Some(now);
+            *suppressed = 0;
+        } else {
+            *suppressed += 1;
+        }
+        match reason {
+            Refusal::PerClientCap => self.send_error(
+                out,
+                meta,
+                ErrorCode::NotDefined,
+                "too many transfers from this client",
+            ),
+            Refusal::TableFull => self.send_error(out, meta, ErrorCode::NotDefined, "server busy"),
+            Refusal::Rate => {}
         }
     }
 
@@ -583,6 +660,8 @@ impl<R: Resolver> TftpServer<R> {
         *generation = generation.wrapping_add(1);
         self.free.push(slot);
         self.index.remove(&(transfer.client, transfer.local_port));
+        self.admission.ended(transfer.client.ip());
+        self.counters.clients_evicted = self.admission.evicted();
         info!(client = %transfer.client, %outcome, "tftp: transfer ended");
         let counter = match outcome {
             TransferOutcome::Completed => &mut self.counters.transfers_completed,

@@ -127,6 +127,7 @@ fn base_config(subnets: Vec<Subnet>, hosts: Vec<Host>) -> Config {
             max_timeout: Duration::from_secs(5),
             max_retries: 5,
             max_transfers: 64,
+            admission: bootwave_protocol::config::TftpAdmission::DEFAULT,
         },
         journal: JournalSettings {
             dir: "/var/lib/bootwave".into(),

@@ -68,6 +68,7 @@ pub(crate) fn run(data: &[u8]) {
         max_timeout: Duration::from_secs(2),
         max_retries: 3,
         max_transfers: MAX_TRANSFERS as u32,
+        admission: bootwave_protocol::config::TftpAdmission::DEFAULT,
     };
     let text: Vec<u8> = b"line\r\nbare\rcr\n".repeat(100);
     let files = Files(vec![

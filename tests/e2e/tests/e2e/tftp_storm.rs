@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use bootwave_e2e::{Lab, SERVER_ADDR, Server, find_tool, require_root_and_tools};
+use bootwave_e2e::{Lab, SERVER_ADDR, ServeSpec, Server, find_tool, require_root_and_tools};
+use bootwave_protocol::config::TftpAdmission;
 
 use crate::on_each_backend;
 use crate::tftp_download::pattern;
@@ -27,7 +28,13 @@ fn a_thousand_concurrent_lockstep_transfers_finish(server: Server) -> anyhow::Re
     let sha = sha.split_whitespace().next().unwrap_or_default().to_owned();
     assert_eq!(sha.len(), 64, "sha256sum output");
     let lab = Lab::star(1)?;
-    let running = server.start(&lab.server, &lab.spec(Some(root.path().to_owned()), None))?;
+    // A thousand transfers from one client address: a load test, so the
+    // per-client admission defaults (16 held, 20/s) are lifted.
+    let spec = ServeSpec {
+        tftp_admission: Some(TftpAdmission::UNLIMITED),
+        ..lab.spec(Some(root.path().to_owned()), None)
+    };
+    let running = server.start(&lab.server, &spec)?;
     let client = &lab.clients[0];
     client
         .ns

@@ -18,7 +18,7 @@ use super::error::Rejection;
 use super::file::{FileConfig, FileDhcp, FileIpv6, FileJournal, FileTftp, Scalar};
 use super::model::{
     Config, DhcpSettings, FsyncPolicy, Ipv4Net, Ipv6Settings, JournalSettings,
-    RouterAdvertisements, TftpSettings, UnknownClients,
+    RouterAdvertisements, TftpAdmission, TftpSettings, UnknownClients,
 };
 use super::values::{format_duration, parse_duration, parse_ipv4, parse_net};
 
@@ -233,6 +233,34 @@ fn tftp(file: &FileTftp) -> Result<TftpSettings, Rejection> {
     if max_transfers.value == 0 {
         return Err(max_transfers.reject("tftp.max-transfers", "must be at least 1"));
     }
+    let defaults = TftpAdmission::DEFAULT;
+    let mut admission = defaults;
+    for (value, key, default, into) in [
+        (
+            &file.max_transfers_per_client,
+            "tftp.max-transfers-per-client",
+            defaults.max_transfers_per_client,
+            &mut admission.max_transfers_per_client,
+        ),
+        (
+            &file.new_transfers_per_second,
+            "tftp.new-transfers-per-second",
+            defaults.new_transfers_per_second,
+            &mut admission.new_transfers_per_second,
+        ),
+        (
+            &file.new_transfers_burst,
+            "tftp.new-transfers-burst",
+            defaults.new_transfers_burst,
+            &mut admission.new_transfers_burst,
+        ),
+    ] {
+        let field = int(value.as_ref(), default);
+        if field.value == 0 {
+            return Err(field.reject(key, "must be at least 1"));
+        }
+        *into = field.value;
+    }
     Ok(TftpSettings {
         port: int(file.port.as_ref(), 69).value,
         root: path(file.root.as_ref(), "tftp.root", DEFAULT_TFTP_ROOT)?,
@@ -243,6 +271,7 @@ fn tftp(file: &FileTftp) -> Result<TftpSettings, Rejection> {
         max_timeout: max_timeout.value,
         max_retries: max_retries.value,
         max_transfers: max_transfers.value,
+        admission,
     })
 }
 

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use super::support::{
     DATA_PORTS, Direct, LISTEN_PORT, MemResolver, Sent, client_addr, pattern, settings,
 };
-use crate::config::TftpSettings;
+use crate::config::{TftpAdmission, TftpSettings};
 use crate::tftp::wire::{self, Packet};
-use crate::tftp::{ErrorCode, ServerOptions, TftpServer};
+use crate::tftp::{ErrorCode, Refusal, ServerOptions, TftpServer};
 
 fn direct_with(
     settings: &TftpSettings,
@@ -528,4 +528,112 @@ fn netascii_requests_share_the_file_and_hold_no_copy() {
     // The resolver's, ours, and one per transfer: every transfer reads the
     // shared bytes; none holds a converted copy.
     assert_eq!(std::sync::Arc::strong_count(&file), 102);
+}
+
+#[test]
+fn a_client_over_its_cap_gets_error_0_and_holds_nothing_more() {
+    let mut d = direct(&[("f", pattern(3000, 30))]);
+    let mut first_port = 0;
+    for port in 0..16 {
+        let sent = d.recv(0, client_addr(1, 1000 + port), LISTEN_PORT, &rrq(b"f", &[]));
+        assert_eq!(blocks(&sent), [1], "transfer {port} admitted");
+        if port == 0 {
+            first_port = sent[0].local_port;
+        }
+    }
+    let sent = d.recv(0, client_addr(1, 2000), LISTEN_PORT, &rrq(b"f", &[]));
+    assert_eq!(
+        error_of(&sent),
+        (0, "too many transfers from this client".to_owned())
+    );
+    assert_eq!(d.server.active_transfers(), 16);
+    assert_eq!(d.server.counters().refusals(Refusal::PerClientCap), 1);
+    // Another host is served; the capped one is again once a transfer ends.
+    let other = d.recv(0, client_addr(2, 2000), LISTEN_PORT, &rrq(b"f", &[]));
+    assert_eq!(blocks(&other), [1]);
+    let mut bye = Vec::new();
+    wire::emit_error(&mut bye, ErrorCode::NotDefined, "bye");
+    assert!(d.recv(1, client_addr(1, 1000), first_port, &bye).is_empty());
+    let sent = d.recv(2, client_addr(1, 2000), LISTEN_PORT, &rrq(b"f", &[]));
+    assert_eq!(blocks(&sent), [1]);
+    assert_eq!(d.server.active_transfers(), 17);
+}
+
+#[test]
+fn requests_over_the_rate_are_dropped_unanswered_and_refill() {
+    let mut limited = settings();
+    limited.admission = TftpAdmission {
+        max_transfers_per_client: 1000,
+        new_transfers_per_second: 20,
+        new_transfers_burst: 4,
+    };
+    let mut d = direct_with(
+        &limited,
+        ServerOptions::default(),
+        &[("f", pattern(100, 31))],
+    );
+    let request = rrq(b"f", &[]);
+    for port in 0..4 {
+        assert_eq!(
+            blocks(&d.recv(0, client_addr(1, port), LISTEN_PORT, &request)),
+            [1]
+        );
+    }
+    assert!(
+        d.recv(0, client_addr(1, 10), LISTEN_PORT, &request)
+            .is_empty()
+    );
+    assert!(
+        d.recv(49, client_addr(1, 11), LISTEN_PORT, &request)
+            .is_empty()
+    );
+    assert_eq!(d.server.counters().refusals(Refusal::Rate), 2);
+    // One token every 50 ms; other hosts have their own bucket.
+    assert_eq!(
+        blocks(&d.recv(50, client_addr(1, 12), LISTEN_PORT, &request)),
+        [1]
+    );
+    assert_eq!(
+        blocks(&d.recv(50, client_addr(2, 12), LISTEN_PORT, &request)),
+        [1]
+    );
+    assert_eq!(d.server.active_transfers(), 6);
+    // A repeated request costs a token too: a flood of them from one
+    // spoofed port reflects no more than the rate.
+    let repeated = client_addr(2, 12);
+    let mut answered = 0;
+    for _ in 0..100 {
+        answered += d.recv(60, repeated, LISTEN_PORT, &request).len();
+    }
+    assert_eq!(answered, 3, "the rest of host 2's burst");
+}
+
+#[test]
+fn a_transfer_without_a_first_ack_is_reclaimed_within_max_timeout_times_retries() {
+    let mut short = settings();
+    short.max_retries = 2;
+    // 4 s × 2 retries: dropped 8 s after the request, not after the
+    // 12 s three rounds of its negotiated 4 s timeout would take.
+    let mut d = direct_with(
+        &short,
+        ServerOptions::default(),
+        &[("f", pattern(3000, 32))],
+    );
+    let client = client_addr(1, 1);
+    let sent = d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[("timeout", "4")]));
+    assert_eq!(sent.len(), 1, "OACK");
+    assert_eq!(d.tick(4000).len(), 1, "OACK resent");
+    assert!(d.tick(7999).is_empty());
+    assert_eq!(d.server.active_transfers(), 1);
+    assert!(d.tick(8000).is_empty());
+    assert_eq!(d.server.active_transfers(), 0);
+    assert_eq!(d.server.counters().transfers_timed_out, 1);
+    // Once it got an ACK a transfer has its full retries again.
+    let port = d.recv(9000, client, LISTEN_PORT, &rrq(b"f", &[("timeout", "4")]))[0].local_port;
+    assert_eq!(blocks(&d.recv(9001, client, port, &wire::ack(0))), [1]);
+    assert_eq!(blocks(&d.tick(13_001)), [1]);
+    assert_eq!(blocks(&d.tick(17_001)), [1]);
+    assert_eq!(d.server.active_transfers(), 1, "past the first-ACK bound");
+    assert!(d.tick(21_001).is_empty());
+    assert_eq!(d.server.active_transfers(), 0);
 }

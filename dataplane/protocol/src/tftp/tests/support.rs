@@ -29,6 +29,7 @@ pub(super) fn settings() -> TftpSettings {
         max_timeout: Duration::from_secs(4),
         max_retries: 5,
         max_transfers: 1000,
+        admission: crate::config::TftpAdmission::DEFAULT,
     }
 }
 
