@@ -441,3 +441,35 @@ fn tftp_admission_keys_default_convert_and_refuse_zero() {
     let zero = "[tftp]\nnew-transfers-burst = 0\n";
     assert!(err_at(zero, 2, 23).contains("tftp.new-transfers-burst: must be at least 1"));
 }
+
+#[test]
+fn relays_and_dynamic_bootp_keys() {
+    let c = ok(&format!(
+        "[dhcp]\nrelays = [\"10.0.0.0/8\", \"192.0.2.7\"]\n{MINIMAL}dynamic-bootp = true\ndynamic-bootp-lease-length = \"1h\"\n"
+    ));
+    assert_eq!(
+        c.dhcp.relays,
+        vec![
+            Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 8).expect("net"),
+            Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 7), 32).expect("net"),
+        ]
+    );
+    assert!(c.subnets[0].dynamic_bootp);
+    assert_eq!(
+        c.subnets[0].dynamic_bootp_lease_length,
+        Some(Duration::from_secs(3600))
+    );
+    let d = ok(MINIMAL);
+    assert!(d.dhcp.relays.is_empty() && !d.subnets[0].dynamic_bootp);
+
+    let twice = "[dhcp]\nrelays = [\"10.0.0.1\", \"10.0.0.1/32\"]\n";
+    assert!(err_at(twice, 2, 23).contains("dhcp.relays[1]: 10.0.0.1/32 is listed twice"));
+    let alone = format!("{MINIMAL}dynamic-bootp-lease-length = 60\n");
+    assert!(
+        err_at(&alone, 3, 30).contains(
+            "subnets[0].dynamic-bootp-lease-length: only applies with dynamic-bootp = true"
+        )
+    );
+    let long = format!("{MINIMAL}dynamic-bootp = true\ndynamic-bootp-lease-length = \"2d\"\n");
+    assert!(err_at(&long, 4, 30).contains("exceeds the maximum lease time 1d"));
+}
