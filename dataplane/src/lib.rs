@@ -6,6 +6,7 @@
 //! - [`driver`]: sockets, io_uring and portable backends, shard threads.
 //! - [`events`]: boot events and lease mirrors the shards publish for the
 //!   control endpoint.
+//! - [`logs`]: the log subscriber and its non-blocking writer.
 //! - [`metrics`]: Prometheus text exposition and the scrape endpoint.
 //! - [`neigh`]: ARP entries so unicast replies need no ARP request.
 //! - [`probe`]: ICMP echo probes for the DHCP ping check.
@@ -18,6 +19,7 @@ pub mod control;
 pub mod driver;
 pub mod events;
 pub mod journal;
+pub mod logs;
 pub mod metrics;
 pub mod neigh;
 pub mod probe;

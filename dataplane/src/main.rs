@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bootwave_dataplane::driver::BackendChoice;
+use bootwave_dataplane::logs;
 use bootwave_dataplane::runtime::{self, Options, RuntimeError};
 use bootwave_protocol::config::{self, Config};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -91,7 +92,11 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(Command::Check) = cli.command {
         return check(&cli.config);
     }
-    init_logs(cli.log_format);
+    // Lives until main returns: dropping it flushes the buffered lines.
+    let _log_guard = logs::init(match cli.log_format {
+        LogFormat::Human => logs::Format::Human,
+        LogFormat::Json => logs::Format::Json,
+    });
     let options = Options {
         config: cli.config,
         shards: cli
@@ -114,19 +119,6 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(anyhow::Error::new(e).context("bootwave-dataplane")),
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -14,6 +14,7 @@ use bootwave_protocol::dhcp::{
 use bootwave_protocol::net::RecvMeta;
 
 use super::interfaces::Served;
+use super::log_budget::{LineKind, LogBudget};
 use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
 use crate::driver::{SourceHint, Tx};
 use crate::events::{EventBus, LeaseMirror};
@@ -115,6 +116,8 @@ pub struct DhcpSide {
     observed: Observed,
     /// Addresses whose lease changed since the mirror was last updated.
     touched: Vec<Ipv4Addr>,
+    /// Bounds the per-message log lines at the default level.
+    log_budget: LogBudget,
 }
 
 impl DhcpSide {
@@ -143,6 +146,7 @@ impl DhcpSide {
             probes: Vec::new(),
             observed,
             touched: Vec::with_capacity(TOUCHED_CAPACITY),
+            log_budget: LogBudget::default(),
         }
     }
 
@@ -164,7 +168,9 @@ impl DhcpSide {
     fn carry_out(&mut self, mut handled: Handled, tx: &mut Tx, c: &mut Counters) {
         for _ in 0..MAX_PROBE_CHAIN {
             c.dhcp_event(&handled.event);
-            log_event(&handled.event);
+            if !log_event(&mut self.log_budget, &handled.event) {
+                c.log_suppressed();
+            }
             self.observe(&handled.event);
             match handled.action {
                 Action::None => {}
@@ -360,12 +366,14 @@ impl DhcpSide {
         self.observed
             .mirror
             .update(self.server.leases(), &mut self.touched);
+        log_summary(&mut self.log_budget, self.observed.shard, now);
     }
 
-    /// Syncs the journal when the batch policy says so, expires leases and
-    /// resumes finished ping checks.
+    /// Syncs the journal when the batch policy says so, expires leases,
+    /// resumes finished ping checks and writes a due log summary.
     pub fn on_timeout(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
         self.finish_probes(now, tx, c);
+        log_summary(&mut self.log_budget, self.observed.shard, now);
         if !self.journal_failed
             && self.journal.next_sync_at(now).is_some_and(|at| at <= now)
             && let Err(err) = self.journal.sync(now)
@@ -397,7 +405,8 @@ impl DhcpSide {
             .poll_timeout()
             .map(|d| now + d.saturating_since(unix));
         let probe = self.probes.iter().map(|p| p.deadline).min();
-        [sync, lease, probe].into_iter().flatten().min()
+        let summary = self.log_budget.summary_at();
+        [sync, lease, probe, summary].into_iter().flatten().min()
     }
 
     fn release(&mut self, tx: &mut Tx) {
@@ -457,28 +466,60 @@ pub fn unix_now() -> UnixTime {
 }
 
 /// One log line per handled message: what the client is (MAC, arch, user
-/// class, option 175, vendor class) and what it got. Answers at `info`
-/// (the per-client boot record an operator greps for), drops at `debug`.
-fn log_event(event: &Event) {
+/// class, option 175, vendor class) and what it got. With `debug` on, every
+/// message is logged at `debug`; at `info`, answers only, within the shard's
+/// line budget (the rest are counted for its summary). Every message is an
+/// event on the bus either way. False when the budget suppressed the line.
+fn log_event(budget: &mut LogBudget, event: &Event) -> bool {
     let answered = !matches!(event.verdict, Verdict::Dropped(_));
-    let enabled = if answered {
-        tracing::enabled!(tracing::Level::INFO)
+    let level = if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::Level::DEBUG
+    } else if answered && tracing::enabled!(tracing::Level::INFO) {
+        let kind = match event.verdict {
+            Verdict::Offered | Verdict::BootReply => LineKind::Offered,
+            Verdict::Acked => LineKind::Acked,
+            Verdict::Nacked(_) => LineKind::Nacked,
+            _ => LineKind::Other,
+        };
+        if !budget.admit(Instant::now(), kind) {
+            return false;
+        }
+        tracing::Level::INFO
     } else {
-        tracing::enabled!(tracing::Level::DEBUG)
+        return true;
     };
-    if !enabled {
-        return;
-    }
     let mac = format_mac(&event.mac);
     let file = String::from_utf8_lossy(event.boot_file.as_bytes());
     let vendor = String::from_utf8_lossy(event.vendor_class.as_bytes());
     let arch = event.arch.map(|a| a.0);
     let (message, verdict, addr) = (event.message, event.verdict, event.addr);
-    if answered {
+    if level == tracing::Level::INFO {
         tracing::info!(%mac, ?message, ?arch, user_class = event.user_class, ipxe = event.ipxe_encap, %vendor, ?addr, %file, ?verdict, "dhcp");
+    } else if answered {
+        tracing::debug!(%mac, ?message, ?arch, user_class = event.user_class, ipxe = event.ipxe_encap, %vendor, ?addr, %file, ?verdict, "dhcp");
     } else {
         tracing::debug!(%mac, ?message, ?arch, ?verdict, "dhcp");
     }
+    true
+}
+
+/// Writes the budget's summary when one is due.
+fn log_summary(budget: &mut LogBudget, shard: u32, now: Instant) {
+    let Some(s) = budget.take_summary(now) else {
+        return;
+    };
+    let mut kinds = String::new();
+    for (kind, n) in s.by_kind().filter(|(_, n)| *n > 0) {
+        use std::fmt::Write as _;
+        let _ = write!(kinds, " {kind}={n}");
+    }
+    tracing::info!(
+        shard,
+        suppressed = s.total(),
+        seconds = s.period.as_secs(),
+        "dhcp: per-message log lines over {} per second were suppressed:{kinds} (all lines at debug; every message is a boot event)",
+        super::log_budget::LINES_PER_SECOND
+    );
 }
 
 #[cfg(test)]

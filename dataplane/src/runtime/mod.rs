@@ -79,6 +79,7 @@
 pub mod dhcp;
 pub mod interfaces;
 pub mod leases;
+pub mod log_budget;
 mod run;
 pub mod service;
 pub mod stats;

@@ -95,7 +95,8 @@ const JOURNAL_ERRORS: usize = JOURNAL_RECORDS + 1;
 const LATENCY: usize = JOURNAL_ERRORS + 1;
 const LATENCY_SUM_US: usize = LATENCY + LATENCY_BOUNDS_US.len() + 1;
 const PROBES: usize = LATENCY_SUM_US + 1;
-const SLOTS: usize = PROBES + PROBE_NAMES.len();
+const LOG_SUPPRESSED: usize = PROBES + PROBE_NAMES.len();
+const SLOTS: usize = LOG_SUPPRESSED + 1;
 
 /// A drop decided by the runtime (the DHCP core counts its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +191,11 @@ impl Counters {
     /// Counts one journal failure.
     pub fn journal_error(&mut self) {
         self.slots[JOURNAL_ERRORS] += 1;
+    }
+
+    /// Counts one per-message log line suppressed by the line budget.
+    pub fn log_suppressed(&mut self) {
+        self.slots[LOG_SUPPRESSED] += 1;
     }
 
     /// Copies the DHCP core's drop counters (cumulative).
@@ -383,11 +389,22 @@ pub fn render(shards: &[Arc<Published>], out: &mut String) {
             JOURNAL_ERRORS,
             "Journal write or sync failures.",
         ),
+        (
+            "bootwave_log_lines_suppressed_total",
+            LOG_SUPPRESSED,
+            "Per-message log lines over the per-shard budget (counted, not written).",
+        ),
     ] {
         for (p, shard) in each() {
             exp.counter(name, help, &[("shard", shard)], p.get(slot));
         }
     }
+    exp.counter(
+        "bootwave_log_lines_dropped_total",
+        "Log lines dropped because the log writer could not keep up.",
+        &[],
+        crate::logs::dropped_lines(),
+    );
     let name = "bootwave_journal_commit_seconds";
     exp.header(
         name,
