@@ -101,6 +101,9 @@ fn emit_subnet(out: &mut String, s: &SubnetDraft, name: &dyn Fn(super::Pos) -> S
     if !ranges.is_empty() {
         let _ = writeln!(out, "ranges = [{}]", ranges.join(", "));
     }
+    if s.dynamic_bootp {
+        out.push_str("dynamic-bootp = true\n");
+    }
     if let Some((routers, _)) = &p.routers {
         let _ = writeln!(out, "routers = {}", ips(routers));
     }

@@ -392,3 +392,20 @@ proptest! {
         no_panic(&bytes);
     }
 }
+
+#[test]
+fn range_dynamic_bootp_becomes_the_subnets_dynamic_bootp() {
+    let text = "subnet 10.0.0.0 netmask 255.255.255.0 {\n  range dynamic-bootp 10.0.0.10 10.0.0.20;\n  range 10.0.0.30 10.0.0.40;\n}\nsubnet 10.0.1.0 netmask 255.255.255.0 {\n  range 10.0.1.10 10.0.1.20;\n}\n";
+    let done = run(text).expect("imports");
+    let config = bootwave_protocol::config::parse(&done.toml, "t", Path::new("/")).expect("valid");
+    let bootp: Vec<bool> = config.subnets.iter().map(|s| s.dynamic_bootp).collect();
+    assert_eq!(bootp, [true, false], "{}", done.toml);
+    assert_eq!(config.subnets[0].dynamic_bootp_lease_length, None);
+    assert!(
+        done.diagnostics
+            .iter()
+            .any(|d| d.message.contains("dynamic-bootp = true")),
+        "{:?}",
+        done.diagnostics
+    );
+}

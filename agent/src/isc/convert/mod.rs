@@ -17,7 +17,7 @@ use super::lexer::{Tok, Token};
 use super::parser::Stmt;
 use super::rules::{RuleDraft, flatten};
 use super::{Note, Options, Pos};
-use statement::{HostFields, Params, ScopeKind};
+use statement::{HostFields, Params, RangeDecl, ScopeKind};
 
 /// Global DHCP settings found in the input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub(crate) struct SubnetDraft {
     pub(crate) prefix: u8,
     pub(crate) pos: Pos,
     pub(crate) ranges: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Whether a range of the subnet says `dynamic-bootp` (bootwave's
+    /// `dynamic-bootp` applies to every range of the subnet).
+    pub(crate) dynamic_bootp: bool,
     pub(crate) params: Params,
     pub(crate) rules: Vec<RuleOut>,
 }
@@ -169,11 +172,7 @@ impl Converter {
 
     /// Reads the `;` statements of one scope: its own parameters, host
     /// fields and ranges (global settings go straight into the draft).
-    fn scope(
-        &mut self,
-        stmts: &[Stmt],
-        ctx: &Ctx,
-    ) -> (Params, HostFields, Vec<(Ipv4Addr, Ipv4Addr, Pos)>) {
+    fn scope(&mut self, stmts: &[Stmt], ctx: &Ctx) -> (Params, HostFields, Vec<RangeDecl>) {
         let mut own = Params::default();
         let mut host = HostFields::default();
         let mut ranges = Vec::new();
@@ -313,6 +312,7 @@ impl Converter {
             prefix,
             pos,
             ranges: Vec::new(),
+            dynamic_bootp: false,
             params: Params::default(),
             rules,
         };
@@ -372,8 +372,8 @@ impl Converter {
         draft.params = merged;
     }
 
-    fn add_ranges(&mut self, draft: &mut SubnetDraft, ranges: Vec<(Ipv4Addr, Ipv4Addr, Pos)>) {
-        for (start, end, at) in ranges {
+    fn add_ranges(&mut self, draft: &mut SubnetDraft, ranges: Vec<RangeDecl>) {
+        for (start, end, at, dynamic_bootp) in ranges {
             if !draft.contains(start) || !draft.contains(end) {
                 self.notes.push(Note::warn(
                     at,
@@ -385,6 +385,16 @@ impl Converter {
                 continue;
             }
             draft.ranges.push((start.min(end), start.max(end)));
+            if dynamic_bootp && !draft.dynamic_bootp {
+                draft.dynamic_bootp = true;
+                self.notes.push(Note::info(
+                    at,
+                    format!(
+                        "range dynamic-bootp: subnet {}/{} gets dynamic-bootp = true; BOOTP clients may then take an address of any of its ranges, bound for the subnet's default lease time",
+                        draft.addr, draft.prefix
+                    ),
+                ));
+            }
         }
     }
 

@@ -23,6 +23,10 @@ pub(crate) enum ScopeKind {
     Host,
 }
 
+/// A `range` statement: first and last address, where it stands, and
+/// whether it says `dynamic-bootp`.
+pub(crate) type RangeDecl = (Ipv4Addr, Ipv4Addr, Pos, bool);
+
 /// Subnet parameters one scope sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Params {
@@ -123,7 +127,7 @@ impl Converter {
         kind: ScopeKind,
         params: &mut Params,
         host: &mut HostFields,
-        ranges: &mut Vec<(Ipv4Addr, Ipv4Addr, Pos)>,
+        ranges: &mut Vec<RangeDecl>,
     ) {
         let toks: Vec<&Tok> = words.iter().map(|t| &t.tok).collect();
         let text = toks.iter().map(|t| t.text()).collect::<Vec<_>>().join(" ");
@@ -308,24 +312,21 @@ impl Converter {
         args: &[&Tok],
         pos: Pos,
         kind: ScopeKind,
-        ranges: &mut Vec<(Ipv4Addr, Ipv4Addr, Pos)>,
+        ranges: &mut Vec<RangeDecl>,
     ) -> Result<(), String> {
         if !matches!(kind, ScopeKind::Subnet | ScopeKind::Pool) {
             return Err("a range must be inside a subnet".to_owned());
         }
-        let args = match args {
-            [Tok::Word(d), rest @ ..] if d == "dynamic-bootp" => {
-                self.notes.push(Note::info(pos, "range dynamic-bootp: bootwave serves BOOTP from every range when allow-bootp is on"));
-                rest
-            }
-            _ => args,
+        let (args, dynamic_bootp) = match args {
+            [Tok::Word(d), rest @ ..] if d == "dynamic-bootp" => (rest, true),
+            _ => (args, false),
         };
         let (start, end) = match args {
             [a] => (ip(&[*a])?, ip(&[*a])?),
             [a, b] => (ip(&[*a])?, ip(&[*b])?),
             _ => return Err("expected one or two addresses".to_owned()),
         };
-        ranges.push((start, end, pos));
+        ranges.push((start, end, pos, dynamic_bootp));
         Ok(())
     }
 
