@@ -179,6 +179,10 @@ fn reserved_hosts_get_their_own_script_and_a_reload_switches_profiles() {
         String::from_utf8_lossy(&a_local)
     );
     assert_eq!(tsize, a_local.len() as u64);
-    assert!(server.stderr().contains("tftp: per-host script rendered"));
+    assert!(
+        server
+            .stderr_when(|log| log.contains("tftp: per-host script rendered"))
+            .contains("tftp: per-host script rendered")
+    );
     assert!(server.stop().success());
 }

@@ -38,24 +38,20 @@ fn downloads(backend: &str) {
         big,
         "full window"
     );
-    let log = server.stderr();
-    let started = log
-        .lines()
-        .filter(|l| l.contains("tftp: transfer started") && l.contains("02:00:00:40:00:01"))
-        .count();
+    let starts = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("tftp: transfer started") && l.contains("02:00:00:40:00:01"))
+            .count()
+    };
+    let log = server.stderr_when(|log| starts(log) >= 4);
     assert_eq!(
-        started, 4,
+        starts(&log),
+        4,
         "one start line per transfer, with the MAC:\n{log}"
     );
     assert!(log.contains("file=refind.pxe"), "{log}");
     // The last ACK of a transfer may still be in flight: wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while server.stderr().matches("tftp: transfer ended").count() < 4
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let log = server.stderr();
+    let log = server.stderr_when(|log| log.matches("tftp: transfer ended").count() >= 4);
     assert_eq!(log.matches("tftp: transfer ended").count(), 4, "{log}");
     assert!(server.stop().success());
 }

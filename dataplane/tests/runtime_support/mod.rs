@@ -165,6 +165,20 @@ impl Running {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The server's stderr once `ready` holds for it, or as it is after
+    /// five seconds: log lines are written by a background thread, so a
+    /// line may land a moment after the reply it describes.
+    pub fn stderr_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.stderr();
+            if ready(&log) || Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` to the server.
     pub fn signal(&self, signal: libc::c_int) {
         let pid = self.child.as_ref().expect("running").id();
