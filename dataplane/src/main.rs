@@ -92,6 +92,10 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(Command::Check) = cli.command {
         return check(&cli.config);
     }
+    // Before any thread starts (the log writer's is the first): every
+    // thread inherits the mask, so SIGTERM, SIGINT and SIGHUP only ever
+    // reach the main loop's wait and never end the process by default.
+    bootwave_dataplane::sys::signals::block().context("block signals")?;
     // Lives until main returns: dropping it flushes the buffered lines.
     let _log_guard = logs::init(match cli.log_format {
         LogFormat::Human => logs::Format::Human,
