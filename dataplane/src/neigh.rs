@@ -187,3 +187,91 @@ mod tests {
         assert!(arp_request("fifteen-chars-x", Ipv4Addr::LOCALHOST, [0; 6]).is_ok());
     }
 }
+
+/// Where the kernel's IPv4 neighbour-table limits live (per network
+/// namespace, read in the caller's).
+const GC_THRESH: &str = "/proc/sys/net/ipv4/neigh/default/gc_thresh";
+
+/// The kernel's IPv4 neighbour-table limits `(gc_thresh1, gc_thresh2,
+/// gc_thresh3)`: no garbage collection below the first, entries over the
+/// second are collected after a few seconds, none can be added past the
+/// third.
+pub fn gc_thresholds() -> io::Result<[u64; 3]> {
+    let mut out = [0; 3];
+    for (i, v) in out.iter_mut().enumerate() {
+        let path = format!("{GC_THRESH}{}", i + 1);
+        let text = std::fs::read_to_string(&path)?;
+        *v = text
+            .trim()
+            .parse()
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: {err}")))?;
+    }
+    Ok(out)
+}
+
+/// A warning when `clients` on-link clients (the served pools plus the
+/// reserved hosts) can exceed what the neighbour table keeps: each one
+/// that fetches files needs an entry, and past `gc_thresh3` the kernel
+/// refuses new ones (replies then go out by broadcast, and TFTP stalls).
+pub fn capacity_warning(clients: u64, thresholds: [u64; 3]) -> Option<String> {
+    let [_, soft, hard] = thresholds;
+    (clients > hard).then(|| {
+        format!(
+            "the pools hold {clients} addresses but the kernel keeps at most {hard} neighbours \
+             (net.ipv4.neigh.default.gc_thresh3; gc_thresh2 = {soft}): raise them, e.g. with \
+             assets/sysctl.d/60-bootwave-neighbours.conf"
+        )
+    })
+}
+
+/// How often [`NeighWarning`] writes a line.
+const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A warning, at most every ten seconds, about neighbour entries the kernel
+/// refused (the replies were broadcast instead), with a count.
+#[derive(Debug, Default)]
+pub struct NeighWarning {
+    last: Option<std::time::Instant>,
+    since: u64,
+}
+
+impl NeighWarning {
+    /// Notes one refused entry at `now`; writes the warning when due.
+    pub fn note(&mut self, err: &NeighError, now: std::time::Instant) {
+        self.since += 1;
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < WARN_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            refused = self.since,
+            error = %err,
+            "neighbour entries refused, replies broadcast instead (is the table full? see gc_thresh3)"
+        );
+        self.last = Some(now);
+        self.since = 0;
+    }
+}
+
+#[cfg(test)]
+mod capacity_tests {
+    use super::*;
+
+    #[test]
+    fn a_warning_only_past_the_hard_limit() {
+        assert_eq!(capacity_warning(1024, [128, 512, 1024]), None);
+        let w = capacity_warning(5000, [128, 512, 1024]).expect("over the limit");
+        assert!(
+            w.contains("5000") && w.contains("1024") && w.contains("gc_thresh3"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn the_running_kernel_limits_read() {
+        let [a, b, c] = gc_thresholds().expect("/proc/sys/net/ipv4/neigh/default readable");
+        assert!(a <= b && b <= c, "{a} {b} {c}");
+    }
+}

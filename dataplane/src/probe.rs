@@ -1,27 +1,31 @@
-//! ICMP echo probes for the DHCP ping check: before offering an address,
-//! ask whether some host already answers on it.
+//! Probes for the DHCP ping check: before offering an address, ask whether
+//! some host already answers on it. On-link candidates are asked with one
+//! ARP probe ([`ArpProber`]); candidates behind a relay, or every candidate
+//! when no packet socket can be opened, with an ICMP echo ([`Prober`]).
 //!
-//! A [`Prober`] is one non-blocking socket and no thread: the driver calls
-//! [`Prober::send`] when it picks an address, waits for [`Prober::raw_fd`]
-//! to become readable (or for its own deadline), then calls
-//! [`Prober::poll_replies`]. An address with no reply by the deadline is
-//! free to offer; the driver then calls [`Prober::cancel`].
+//! A [`Prober`] is one non-blocking socket and no thread and no timer: the
+//! driver calls [`Prober::send`] when the DHCP core asks for a probe, the
+//! shard's ring (or poll set) watches [`Prober::raw_fd`], and when it is
+//! readable [`Prober::poll_replies`] reports the addresses that answered.
+//! Which addresses are awaited, and until when, is the DHCP core's business
+//! (its ping-check slots): the prober reports every echo reply that carries
+//! its nonce, and the core ignores those it waits for no more.
 //!
 //! The socket is an unprivileged ICMP "ping" socket when
 //! `net.ipv4.ping_group_range` admits the process's group (the kernel then
 //! picks the echo identifier and delivers only replies to it), and a raw
 //! ICMP socket (`CAP_NET_RAW`) otherwise.
 
+mod arp;
 mod icmp;
 
-use std::collections::HashMap;
+pub use arp::{ArpError, ArpProber};
+
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-/// The most addresses awaiting a reply at once.
-pub const MAX_OUTSTANDING: usize = 16 * 1024;
 /// The most datagrams one [`Prober::poll_replies`] call reads.
 const MAX_DRAIN: usize = 256;
 /// `ICMP_FILTER` from `linux/icmp.h`: a bit mask of ICMP types a raw
@@ -58,9 +62,6 @@ pub enum ProbeError {
         /// The OS error.
         source: io::Error,
     },
-    /// [`MAX_OUTSTANDING`] addresses already await a reply.
-    #[error("{MAX_OUTSTANDING} probes already outstanding")]
-    TooManyOutstanding,
 }
 
 /// Sends ICMP echo requests and reports which probed addresses answered.
@@ -72,8 +73,6 @@ pub struct Prober {
     ident: u16,
     /// Carried in every request's payload; replies must echo it.
     nonce: u64,
-    /// Probed address → the sequence number (token) its request carried.
-    outstanding: HashMap<Ipv4Addr, u16>,
     buf: Box<[u8; 1536]>,
 }
 
@@ -107,7 +106,6 @@ impl Prober {
             kind,
             ident: (nonce >> 48) as u16,
             nonce,
-            outstanding: HashMap::new(),
             buf: Box::new([0; 1536]),
         })
     }
@@ -118,12 +116,7 @@ impl Prober {
     }
 
     /// Sends an echo request to `addr` with `token` as its sequence number.
-    /// Only a reply from `addr` echoing `token` counts; probing `addr` again
-    /// replaces the token it awaits.
     pub fn send(&mut self, addr: Ipv4Addr, token: u16) -> Result<(), ProbeError> {
-        if self.outstanding.len() >= MAX_OUTSTANDING && !self.outstanding.contains_key(&addr) {
-            return Err(ProbeError::TooManyOutstanding);
-        }
         let msg = icmp::echo_request(self.ident, token, self.nonce);
         let dest = sockaddr_in(addr);
         #[allow(unsafe_code)]
@@ -143,24 +136,14 @@ impl Prober {
             let source = io::Error::last_os_error();
             return Err(ProbeError::Send { addr, source });
         }
-        self.outstanding.insert(addr, token);
         Ok(())
     }
 
-    /// Stops waiting for `addr`; true if it was awaited.
-    pub fn cancel(&mut self, addr: Ipv4Addr) -> bool {
-        self.outstanding.remove(&addr).is_some()
-    }
-
-    /// How many addresses await a reply.
-    pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
-    }
-
     /// Reads the replies queued on the socket without blocking and calls `f`
-    /// once for each awaited address that answered (which is then no longer
-    /// awaited). Anything else received is ignored. Returns how many
-    /// addresses were reported; reads at most a bounded number of datagrams
+    /// with the source of each echo reply to one of this prober's requests
+    /// (it echoes the prober's random nonce, and on a raw socket its
+    /// identifier). Anything else received is ignored. Returns how many
+    /// replies were reported; reads at most a bounded number of datagrams
     /// per call, so a reply flood cannot hold the caller.
     pub fn poll_replies(&mut self, mut f: impl FnMut(Ipv4Addr)) -> usize {
         let mut reported = 0;
@@ -180,10 +163,8 @@ impl Prober {
                 continue;
             };
             let ours = reply.nonce == self.nonce
-                && (self.kind == SocketKind::Ping || reply.ident == self.ident)
-                && self.outstanding.get(&from) == Some(&reply.seq);
+                && (self.kind == SocketKind::Ping || reply.ident == self.ident);
             if ours {
-                self.outstanding.remove(&from);
                 reported += 1;
                 f(from);
             }

@@ -151,9 +151,17 @@ fuzz_target!(|data: &[u8]| {
             Action::Send(tx) => Some(tx),
             Action::Commit(c) => c.persisted(),
             Action::Probe(p) => {
-                let h = server.probe_result(now, p.token, flags & 4 != 0, &mut out);
-                match h.action {
-                    Action::Send(tx) => Some(tx),
+                // Answered on the wire, never sent, or silent until the
+                // core's own deadline.
+                let h = match flags & 12 {
+                    4 => server.probe_answered(now, p.addr, &mut out),
+                    8 => Some(server.probe_not_sent(now, p.token, &mut out)),
+                    _ => server.poll_timeout().and_then(|at| {
+                        server.next_timed_out_probe(at.max(now), &mut out)
+                    }),
+                };
+                match h.map(|h| h.action) {
+                    Some(Action::Send(tx)) => Some(tx),
                     _ => None,
                 }
             }

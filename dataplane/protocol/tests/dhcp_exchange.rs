@@ -789,12 +789,14 @@ fn ping_check_probes_dynamic_addresses_first() {
     };
     assert_eq!(h.event.verdict, Verdict::Probing);
     assert_eq!((p1.ifindex, p1.timeout), (2, Duration::from_secs(1)));
-    // A retransmitted DISCOVER while the probe runs.
+    // A retransmitted DISCOVER while the probe runs replaces the parked
+    // one: nothing is sent and nothing is parked twice.
     let again = s.handle(t(0), &bcast(), &IFACE, &discover(mac).build(), &mut out);
     assert_eq!(
-        again.event.verdict,
-        Verdict::Dropped(DropReason::ProbePending)
+        (again.action, again.event.verdict),
+        (Action::None, Verdict::Probing)
     );
+    assert_eq!(s.parked_probes(), 1);
     // Something answered: that address is abandoned and another is probed.
     let h = s.probe_result(t(1), p1.token, true, &mut out);
     let Action::Probe(p2) = h.action else {

@@ -34,7 +34,8 @@ pub(crate) fn run<S: Service>(
     stop: &StopSignal,
     gso: bool,
 ) -> Result<ShardStats, DriverError> {
-    let mut shard = PortableShard::new(sockets, local, stop.fd(), gso);
+    let watched = service.watched_fds();
+    let mut shard = PortableShard::new(sockets, local, &watched, stop.fd(), gso);
     let mut tx = Tx::new(sockets.len());
     loop {
         shard.send_all(&mut tx);
@@ -44,6 +45,12 @@ pub(crate) fn run<S: Service>(
             // POLLERR too: reading clears a pending socket error.
             if shard.pollfds[sock].revents & (libc::POLLIN | libc::POLLERR) != 0 {
                 shard.recv_socket(sock, service, &mut tx, now);
+            }
+        }
+        for index in 0..watched.len() {
+            let pfd = &shard.pollfds[shard.fds.len() + index];
+            if pfd.revents & (libc::POLLIN | libc::POLLERR) != 0 {
+                service.on_readable(now, index, &mut tx);
             }
         }
         if service
@@ -76,10 +83,18 @@ struct PortableShard {
 }
 
 impl PortableShard {
-    fn new(sockets: &[UdpSocket], local: &[SocketAddrV4], stop_fd: RawFd, gso: bool) -> Self {
+    /// The poll set is the sockets, then `watched`, then the stop eventfd.
+    fn new(
+        sockets: &[UdpSocket],
+        local: &[SocketAddrV4],
+        watched: &[RawFd],
+        stop_fd: RawFd,
+        gso: bool,
+    ) -> Self {
         let fds: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
         let pollfds = fds
             .iter()
+            .chain(watched)
             .chain(std::iter::once(&stop_fd))
             .map(|&fd| libc::pollfd {
                 fd,

@@ -1,6 +1,7 @@
 //! What a shard runs: the seam between the driver and a protocol core.
 
 use std::net::SocketAddrV4;
+use std::os::fd::RawFd;
 use std::time::Instant;
 
 use bootwave_protocol::net::RecvMeta;
@@ -31,6 +32,20 @@ pub trait Service {
     /// (persist the batch, then release the replies it held back).
     fn flush(&mut self, now: Instant, tx: &mut Tx) {
         let _ = (now, tx);
+    }
+
+    /// Descriptors besides the sockets that the shard watches for
+    /// readability (probe sockets); asked once, when the shard starts. The
+    /// service keeps them open while the shard runs.
+    fn watched_fds(&self) -> Vec<RawFd> {
+        Vec::new()
+    }
+
+    /// `watched_fds()[index]` is readable (or has an error pending): read
+    /// what is queued, without blocking. Called in the same iteration as
+    /// the datagrams, before timers and [`Service::flush`].
+    fn on_readable(&mut self, now: Instant, index: usize, tx: &mut Tx) {
+        let _ = (now, index, tx);
     }
 
     /// Whether the shard should stop after this iteration (drain finished).

@@ -95,9 +95,14 @@ pub(crate) fn run<S: Service>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
     Recv(usize),
-    Send { slot: usize, op: usize },
+    Send {
+        slot: usize,
+        op: usize,
+    },
     Stop,
     Cancel,
+    /// A readiness poll of the service's `index`-th watched descriptor.
+    Watch(usize),
 }
 
 impl Tag {
@@ -107,6 +112,7 @@ impl Tag {
             Tag::Send { slot, op } => (2 << 56) | ((slot as u64) << 16) | (op as u64 & 0xffff),
             Tag::Stop => 3 << 56,
             Tag::Cancel => 4 << 56,
+            Tag::Watch(index) => (5 << 56) | ((index as u64) << 16),
         }
     }
 
@@ -120,6 +126,7 @@ impl Tag {
             }),
             3 => Some(Tag::Stop),
             4 => Some(Tag::Cancel),
+            5 => Some(Tag::Watch(index)),
             _ => None,
         }
     }
@@ -226,6 +233,10 @@ impl UringShard {
         for sock in 0..self.recv.len() {
             self.arm_recv(sock)?;
         }
+        let watched = service.watched_fds();
+        for index in 0..watched.len() {
+            self.arm_watch(&watched, index)?;
+        }
         let stop_poll = opcode::PollAdd::new(Fd(self.stop_fd), libc::POLLIN as u32)
             .build()
             .user_data(Tag::Stop.encode());
@@ -248,6 +259,18 @@ impl UringShard {
                     }
                     Some(Tag::Send { slot, op }) => self.on_send(slot, op, res, tx),
                     Some(Tag::Stop) => stopping = true,
+                    Some(Tag::Watch(index)) => {
+                        if res < 0 && -res != libc::EINTR {
+                            tracing::debug!(
+                                index,
+                                errno = -res,
+                                "poll of a watched descriptor failed"
+                            );
+                        } else {
+                            service.on_readable(now, index, tx);
+                        }
+                        self.arm_watch(&watched, index)?;
+                    }
                     Some(Tag::Cancel) | None => {}
                 }
             }
@@ -261,6 +284,25 @@ impl UringShard {
             service.flush(now, tx);
             stopping |= stop.is_set() || service.should_stop();
         }
+        Ok(())
+    }
+
+    /// Queues a one-shot readiness poll of `watched[index]`, re-armed after
+    /// each completion: a descriptor still readable completes again at
+    /// once, so nothing queued on it waits for the next packet. Polls still
+    /// queued at shutdown end with the ring.
+    fn arm_watch(&mut self, watched: &[RawFd], index: usize) -> Result<(), DriverError> {
+        let Some(&fd) = watched.get(index) else {
+            return Ok(());
+        };
+        let entry = opcode::PollAdd::new(Fd(fd), (libc::POLLIN | libc::POLLERR) as u32)
+            .build()
+            .user_data(Tag::Watch(index).encode());
+        // Safety: a poll request holds no pointer into our memory.
+        #[allow(unsafe_code)]
+        unsafe {
+            push_sqe(&mut self.ring, &entry)?
+        };
         Ok(())
     }
 
@@ -550,6 +592,8 @@ mod tests {
             Tag::Send { slot: 0, op: 0 },
             Tag::Stop,
             Tag::Cancel,
+            Tag::Watch(0),
+            Tag::Watch(3),
         ] {
             assert_eq!(Tag::decode(tag.encode()), Some(tag));
         }

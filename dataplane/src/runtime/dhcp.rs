@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bootwave_protocol::config::format_mac;
 use bootwave_protocol::dhcp::{
     Action, Destination, DhcpServer, Event, Handled, LeaseRecord, MAX_MESSAGE_LEN, Probe,
-    ProbeToken, Transmit, UnixTime, Verdict,
+    ProbeCounters, ProbeMethod, Transmit, UnixTime, Verdict,
 };
 use bootwave_protocol::net::RecvMeta;
 
@@ -19,13 +20,16 @@ use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
 use crate::driver::{SourceHint, Tx};
 use crate::events::{EventBus, LeaseMirror};
 use crate::journal::Journal;
-use crate::neigh::NeighTable;
-use crate::probe::Prober;
+use crate::neigh::{NeighTable, NeighWarning};
+use crate::probe::{ArpProber, Prober};
 
 /// Socket index of the DHCP group in every shard.
 pub const DHCP_SOCKET: usize = 0;
-/// Longest chain of ping checks resolved in one go when no prober exists.
+/// Longest chain of ping checks resolved in one go when probes cannot be
+/// sent (each unsent probe offers its address, so chains stay short).
 const MAX_PROBE_CHAIN: usize = 8;
+/// Most answers read from a probe socket per wake-up.
+const MAX_ANSWERS: usize = 256;
 /// Addresses whose lease changed, kept between two flushes without
 /// growing: more than a loop iteration handles.
 const TOUCHED_CAPACITY: usize = 256;
@@ -69,20 +73,15 @@ struct Held {
     bytes: Vec<u8>,
 }
 
-/// A ping check in flight.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    token: ProbeToken,
-    addr: Ipv4Addr,
-    deadline: Instant,
-    answered: bool,
-}
-
-/// The optional helpers of a shard: ICMP prober and neighbour table.
+/// The optional helpers of a shard: probers and neighbour table.
 #[derive(Debug, Default)]
 pub struct Helpers {
-    /// Sends the ping checks; `None`: probes count as unanswered at once.
+    /// Sends ICMP ping checks (relayed candidates, and on-link ones when
+    /// `arp` is `None`); with neither prober, probes count as unanswered at
+    /// once.
     pub prober: Option<Prober>,
+    /// Sends ARP probes for on-link candidates.
+    pub arp: Option<ArpProber>,
     /// Adds ARP entries for unicast to `yiaddr`; `None`: broadcast instead.
     pub neigh: Option<NeighTable>,
 }
@@ -112,12 +111,18 @@ pub struct DhcpSide {
     served: Arc<Served>,
     ports: DhcpPorts,
     helpers: Helpers,
-    probes: Vec<Pending>,
+    /// Addresses that answered a probe, read from a probe socket and not
+    /// yet handed to the core (reused; at most [`MAX_ANSWERS`]).
+    answers: Vec<Ipv4Addr>,
     observed: Observed,
     /// Addresses whose lease changed since the mirror was last updated.
     touched: Vec<Ipv4Addr>,
     /// Bounds the per-message log lines at the default level.
     log_budget: LogBudget,
+    /// The core's ping-check counters as last copied into the shard's.
+    probes_seen: ProbeCounters,
+    /// Rate limit of the warning about refused neighbour entries.
+    neigh_warning: NeighWarning,
 }
 
 impl DhcpSide {
@@ -143,10 +148,12 @@ impl DhcpSide {
             served,
             ports,
             helpers,
-            probes: Vec::new(),
+            answers: Vec::with_capacity(MAX_ANSWERS),
             observed,
             touched: Vec::with_capacity(TOUCHED_CAPACITY),
             log_budget: LogBudget::default(),
+            probes_seen: ProbeCounters::default(),
+            neigh_warning: NeighWarning::default(),
         }
     }
 
@@ -163,8 +170,9 @@ impl DhcpSide {
         self.carry_out(handled, tx, c);
     }
 
-    /// Carries out one [`Handled`]. Without a prober a ping check is
-    /// resolved at once as unanswered (bounded chain).
+    /// Carries out one [`Handled`]. A probe that cannot be sent (no
+    /// prober, send refused) is reported to the core at once, which offers
+    /// the address unprobed (bounded chain).
     fn carry_out(&mut self, mut handled: Handled, tx: &mut Tx, c: &mut Counters) {
         for _ in 0..MAX_PROBE_CHAIN {
             c.dhcp_event(&handled.event);
@@ -179,7 +187,7 @@ impl DhcpSide {
                     let seq_end = self.append(commit.records(), c);
                     if let Some(t) = commit.persisted() {
                         match seq_end {
-                            Some(seq_end) => self.hold(seq_end, &t),
+                            Some(seq_end) => self.hold(seq_end, &t, c),
                             None => c.drop(RuntimeDrop::JournalFailed),
                         }
                     }
@@ -189,9 +197,9 @@ impl DhcpSide {
                         return;
                     }
                     c.probe(ProbeOutcome::Unavailable);
-                    handled =
-                        self.server
-                            .probe_result(unix_now(), probe.token, false, &mut self.out);
+                    handled = self
+                        .server
+                        .probe_not_sent(unix_now(), probe.token, &mut self.out);
                     continue;
                 }
             }
@@ -208,63 +216,90 @@ impl DhcpSide {
         }
     }
 
-    /// Sends the echo request of `probe`; false when there is no prober or
-    /// the send failed.
+    /// Sends the probe the core asked for: an ARP probe for an on-link
+    /// candidate (an ICMP echo when the shard has no packet socket), an
+    /// ICMP echo for a relayed one. False when nothing could be sent. The
+    /// core keeps the deadline.
     fn start_probe(&mut self, probe: &Probe, c: &mut Counters) -> bool {
+        if probe.method == ProbeMethod::Arp
+            && let Some(arp) = self.helpers.arp.as_mut()
+        {
+            match arp.send(probe.ifindex, probe.addr) {
+                Ok(()) => {
+                    c.probe(ProbeOutcome::Sent);
+                    return true;
+                }
+                Err(err) => tracing::debug!(error = %err, "ARP probe not sent"),
+            }
+        }
         let Some(prober) = self.helpers.prober.as_mut() else {
             return false;
         };
-        // The echo sequence number carries the low bits of the token; the
-        // prober matches replies by address and sequence.
+        // The echo sequence number carries the low bits of the token.
         let seq = (probe.token.get() & 0xffff) as u16;
         if let Err(err) = prober.send(probe.addr, seq) {
             tracing::debug!(error = %err, "ping check not sent");
             return false;
         }
         c.probe(ProbeOutcome::Sent);
-        self.probes.push(Pending {
-            token: probe.token,
-            addr: probe.addr,
-            deadline: Instant::now() + probe.timeout,
-            answered: false,
-        });
         true
     }
 
-    /// Reads echo replies and resumes every ping check whose time is up
-    /// (or that was answered).
-    fn finish_probes(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
-        if self.probes.is_empty() {
-            return;
-        }
-        if let Some(prober) = self.helpers.prober.as_mut() {
-            let probes = &mut self.probes;
-            prober.poll_replies(|addr| {
-                for p in probes.iter_mut().filter(|p| p.addr == addr) {
-                    p.answered = true;
-                }
-            });
-        }
-        let mut i = 0;
-        while i < self.probes.len() {
-            let p = self.probes[i];
-            if !p.answered && p.deadline > now {
-                i += 1;
-                continue;
+    /// The probe sockets, for the shard's ring or poll set: the ICMP one,
+    /// then the ARP one, each when present.
+    pub fn watched_fds(&self) -> Vec<RawFd> {
+        let icmp = self.helpers.prober.iter().map(Prober::raw_fd);
+        let arp = self.helpers.arp.iter().map(ArpProber::raw_fd);
+        icmp.chain(arp).collect()
+    }
+
+    /// A probe socket is readable: every answer resumes its parked
+    /// DISCOVER now (answers for addresses not probed are ignored).
+    pub fn on_readable(&mut self, index: usize, tx: &mut Tx, c: &mut Counters) {
+        let mut answers = std::mem::take(&mut self.answers);
+        answers.clear();
+        let mut keep = |addr| {
+            if answers.len() < MAX_ANSWERS {
+                answers.push(addr);
             }
-            self.probes.swap_remove(i);
+        };
+        let icmp = usize::from(self.helpers.prober.is_some());
+        if index < icmp {
             if let Some(prober) = self.helpers.prober.as_mut() {
-                prober.cancel(p.addr);
+                prober.poll_replies(&mut keep);
             }
-            c.probe(if p.answered {
-                ProbeOutcome::Answered
-            } else {
-                ProbeOutcome::Silent
-            });
-            let handled = self
-                .server
-                .probe_result(unix_now(), p.token, p.answered, &mut self.out);
-            self.carry_out(handled, tx, c);
+        } else if let Some(arp) = self.helpers.arp.as_mut() {
+            arp.poll_answers(&mut keep);
+        }
+        for &addr in &answers {
+            if let Some(handled) = self.server.probe_answered(unix_now(), addr, &mut self.out) {
+                self.carry_out(handled, tx, c);
+            }
+        }
+        self.answers = answers;
+    }
+
+    /// Copies what the core counted of its ping checks since the last call.
+    fn count_probes(&mut self, c: &mut Counters) {
+        let now = *self.server.probe_counters();
+        let was = std::mem::replace(&mut self.probes_seen, now);
+        for (outcome, now, was) in [
+            (ProbeOutcome::Answered, now.answered, was.answered),
+            (ProbeOutcome::Silent, now.silent, was.silent),
+            (ProbeOutcome::Overflowed, now.overflowed, was.overflowed),
+            (
+                ProbeOutcome::SkippedReturning,
+                now.skipped_returning,
+                was.skipped_returning,
+            ),
+            (
+                ProbeOutcome::SkippedRecent,
+                now.skipped_recent,
+                was.skipped_recent,
+            ),
+            (ProbeOutcome::Replaced, now.replaced, was.replaced),
+        ] {
+            c.probes(outcome, now.saturating_sub(was));
         }
     }
 
@@ -286,10 +321,10 @@ impl DhcpSide {
 
     /// Copies the reply in `out` into a pooled buffer held until `seq_end`
     /// is acknowledged.
-    fn hold(&mut self, seq_end: u64, t: &Transmit) {
+    fn hold(&mut self, seq_end: u64, t: &Transmit, c: &mut Counters) {
         let mut bytes = Vec::with_capacity(t.len);
         bytes.extend_from_slice(&self.out[..t.len]);
-        let (dst, src) = self.route(t);
+        let (dst, src) = self.route(t, c);
         self.held.push_back(Held {
             seq_end,
             dst,
@@ -300,7 +335,7 @@ impl DhcpSide {
 
     /// Sends the reply at the start of `out` now.
     fn send(&mut self, t: &Transmit, tx: &mut Tx, c: &mut Counters) {
-        let (dst, src) = self.route(t);
+        let (dst, src) = self.route(t, c);
         let mut bytes = tx.buffer();
         bytes.extend_from_slice(&self.out[..t.len]);
         if tx.send(DHCP_SOCKET, dst, Some(src), bytes).is_err() {
@@ -311,7 +346,7 @@ impl DhcpSide {
     /// Destination and source of a reply. Broadcasts (and replies to a
     /// client that has no address yet) leave by the ingress interface;
     /// unicast to a relay or a configured client is routed.
-    fn route(&self, t: &Transmit) -> (SocketAddrV4, SourceHint) {
+    fn route(&mut self, t: &Transmit, c: &mut Counters) -> (SocketAddrV4, SourceHint) {
         let on_link = SourceHint {
             ifindex: t.ifindex,
             addr: t.src_ip,
@@ -327,17 +362,19 @@ impl DhcpSide {
             // Unicast to an address the client does not hold yet needs a
             // neighbour entry for its MAC; without one, broadcast.
             Destination::Direct { addr, mac } => {
-                let added = self.helpers.neigh.as_ref().is_some_and(|table| {
-                    let Some(name) = self.served.name_of(t.ifindex) else {
-                        return false;
-                    };
-                    table
+                // Without a table (refused at start, already warned) or a
+                // known interface name, broadcast; a table that refuses an
+                // entry (full: gc_thresh3) is counted and warned about.
+                let added = match (&self.helpers.neigh, self.served.name_of(t.ifindex)) {
+                    (Some(table), Some(name)) => table
                         .add(name, *addr.ip(), mac)
-                        .inspect_err(
-                            |err| tracing::debug!(error = %err, "neighbour entry not added"),
-                        )
-                        .is_ok()
-                });
+                        .inspect_err(|err| self.neigh_warning.note(err, Instant::now()))
+                        .is_ok(),
+                    _ => false,
+                };
+                if !added {
+                    c.broadcast_fallback();
+                }
                 if added {
                     (SocketAddrV4::new(*addr.ip(), self.ports.client), on_link)
                 } else {
@@ -363,6 +400,7 @@ impl DhcpSide {
             }
         }
         self.release(tx);
+        self.count_probes(c);
         self.observed
             .mirror
             .update(self.server.leases(), &mut self.touched);
@@ -370,9 +408,9 @@ impl DhcpSide {
     }
 
     /// Syncs the journal when the batch policy says so, expires leases,
-    /// resumes finished ping checks and writes a due log summary.
+    /// resumes the ping checks whose time is up (the core's deadlines) and
+    /// writes a due log summary.
     pub fn on_timeout(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
-        self.finish_probes(now, tx, c);
         log_summary(&mut self.log_budget, self.observed.shard, now);
         if !self.journal_failed
             && self.journal.next_sync_at(now).is_some_and(|at| at <= now)
@@ -388,11 +426,14 @@ impl DhcpSide {
             self.append(&expired, c);
             self.touched.extend(expired.iter().map(|r| r.addr));
             self.expired = expired;
+            while let Some(handled) = self.server.next_timed_out_probe(unix, &mut self.out) {
+                self.carry_out(handled, tx, c);
+            }
         }
     }
 
-    /// When [`DhcpSide::on_timeout`] has work: the next journal sync or
-    /// lease deadline.
+    /// When [`DhcpSide::on_timeout`] has work: the next journal sync, or
+    /// the core's next lease or ping-check deadline.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let sync = if self.journal_failed {
             None
@@ -404,9 +445,8 @@ impl DhcpSide {
             .server
             .poll_timeout()
             .map(|d| now + d.saturating_since(unix));
-        let probe = self.probes.iter().map(|p| p.deadline).min();
         let summary = self.log_budget.summary_at();
-        [sync, lease, probe, summary].into_iter().flatten().min()
+        [sync, lease, summary].into_iter().flatten().min()
     }
 
     fn release(&mut self, tx: &mut Tx) {

@@ -47,12 +47,14 @@
 //! ([`neigh`](crate::neigh)), and when that fails the reply is broadcast;
 //! broadcasts leave by the ingress interface (`IP_PKTINFO`). On a port
 //! other than 67, relays are answered on that port and clients on the next
-//! one (ISC dhcpd's `-p`). Ping checks: `Action::Probe` sends one ICMP echo
-//! through the shard's [`Prober`](crate::probe::Prober) and parks
-//! `(token, address, deadline)`; replies are read when the shard's timer
-//! fires, and at the deadline (or on an answer) `probe_result` resumes the
-//! DISCOVER. Without a prober (ICMP socket refused) every probe is reported
-//! unanswered at once, and start-up says so once.
+//! one (ISC dhcpd's `-p`). Ping checks: `Action::Probe` sends one ARP probe
+//! through the shard's [`ArpProber`](crate::probe::ArpProber) (on-link) or
+//! one ICMP echo through its [`Prober`](crate::probe::Prober) (relayed);
+//! both sockets are watched by the ring or poll set, and every answer read
+//! goes to `probe_answered`, which resumes the DISCOVER at once. The
+//! deadlines are the core's (`poll_timeout`, then `next_timed_out_probe`).
+//! A probe that cannot be sent is reported with `probe_not_sent` (offered
+//! unprobed, counted), and start-up says when a prober is missing.
 //!
 //! TFTP (`tftp` module): every datagram of sockets 1 and 2 goes to the core
 //! with its real local port and destination address; DATA runs from

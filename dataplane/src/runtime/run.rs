@@ -25,7 +25,7 @@ use crate::driver::{
 use crate::events::{EventBus, LeaseMirror};
 use crate::metrics::{self, MetricsServer};
 use crate::neigh::NeighTable;
-use crate::probe::Prober;
+use crate::probe::{ArpProber, Prober};
 use crate::scripts::ScriptResolver;
 use crate::store::{FileStore, StoreOptions};
 use crate::sys::{ifaddrs, signals};
@@ -267,9 +267,14 @@ fn ping_status(config: &Config) -> String {
     if !config.dhcp.ping_check {
         return "off".to_owned();
     }
-    match Prober::new() {
-        Ok(prober) => format!("on (ICMP {:?} socket)", prober.kind()),
-        Err(err) => {
+    let arp = ArpProber::new()
+        .inspect_err(|err| tracing::warn!(error = %err, "no ARP probes: on-link addresses are probed with ICMP echoes, which fill the neighbour table under load"))
+        .is_ok();
+    match (Prober::new(), arp) {
+        (Ok(prober), true) => format!("on (ARP on-link, ICMP {:?} socket relayed)", prober.kind()),
+        (Ok(prober), false) => format!("on (ICMP {:?} socket)", prober.kind()),
+        (Err(_), true) => "on (ARP on-link; relayed addresses unprobed)".to_owned(),
+        (Err(err), false) => {
             tracing::warn!(error = %err, "ping-check is unavailable: every probed address counts as unanswered");
             "on but unavailable (probes count as unanswered)".to_owned()
         }
@@ -288,10 +293,19 @@ fn helpers(shard: usize, probing: bool) -> Helpers {
                 .ok()
         })
         .flatten();
+    let arp = probing
+        .then(|| {
+            ArpProber::new()
+                .inspect_err(
+                    |err| tracing::debug!(shard, error = %err, "no ARP prober on this shard"),
+                )
+                .ok()
+        })
+        .flatten();
     let neigh = NeighTable::new()
         .inspect_err(|err| tracing::warn!(shard, error = %err, "no neighbour table: replies to new clients are broadcast"))
         .ok();
-    Helpers { prober, neigh }
+    Helpers { prober, arp, neigh }
 }
 
 /// Starts the control endpoint when asked for. A desired state pushed by

@@ -2,6 +2,7 @@
 //! only), TFTP on sockets 1 and 2, counters published to the metrics
 //! endpoint.
 
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -104,6 +105,18 @@ impl Service for ShardService {
         } else {
             self.tftp
                 .on_datagram(now, meta, data, tx, &mut self.counters);
+        }
+    }
+
+    fn watched_fds(&self) -> Vec<RawFd> {
+        self.dhcp
+            .as_ref()
+            .map_or_else(Vec::new, DhcpSide::watched_fds)
+    }
+
+    fn on_readable(&mut self, _now: Instant, index: usize, tx: &mut Tx) {
+        if let Some(dhcp) = &mut self.dhcp {
+            dhcp.on_readable(index, tx, &mut self.counters);
         }
     }
 

@@ -78,8 +78,17 @@ const TFTP_NAMES: [&str; 11] = [
 const TFTP_ERRORS: usize = 9;
 /// TFTP read requests refused by admission, by [`Refusal`].
 const TFTP_REFUSALS: usize = Refusal::ALL.len();
-/// Probe slots: sent, answered, not answered, unavailable.
-const PROBE_NAMES: [&str; 4] = ["sent", "answered", "silent", "unavailable"];
+/// Ping-check outcomes, in [`ProbeOutcome`] order.
+const PROBE_NAMES: [&str; 8] = [
+    "sent",
+    "answered",
+    "silent",
+    "unavailable",
+    "overflowed",
+    "skipped_returning",
+    "skipped_recent",
+    "replaced",
+];
 
 const MSG: usize = 0;
 const ARCH: usize = MSG + MESSAGE_NAMES.len();
@@ -96,7 +105,8 @@ const LATENCY: usize = JOURNAL_ERRORS + 1;
 const LATENCY_SUM_US: usize = LATENCY + LATENCY_BOUNDS_US.len() + 1;
 const PROBES: usize = LATENCY_SUM_US + 1;
 const LOG_SUPPRESSED: usize = PROBES + PROBE_NAMES.len();
-const SLOTS: usize = LOG_SUPPRESSED + 1;
+const BROADCAST_FALLBACKS: usize = LOG_SUPPRESSED + 1;
+const SLOTS: usize = BROADCAST_FALLBACKS + 1;
 
 /// A drop decided by the runtime (the DHCP core counts its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,8 +133,16 @@ pub enum ProbeOutcome {
     Answered = 1,
     /// Nothing answered in time.
     Silent = 2,
-    /// No prober: reported as "no answer" at once.
+    /// Not sent (no prober, or the send failed): offered unprobed.
     Unavailable = 3,
+    /// The parking was full: offered unprobed.
+    Overflowed = 4,
+    /// Not probed: the address was the client's own binding.
+    SkippedReturning = 5,
+    /// Not probed: the address stayed silent to a probe moments ago.
+    SkippedRecent = 6,
+    /// A retransmitted DISCOVER replaced the one parked for its client.
+    Replaced = 7,
 }
 
 /// The counters one shard keeps, as plain integers.
@@ -172,7 +190,12 @@ impl Counters {
 
     /// Counts one ping-check outcome.
     pub fn probe(&mut self, outcome: ProbeOutcome) {
-        self.slots[PROBES + outcome as usize] += 1;
+        self.probes(outcome, 1);
+    }
+
+    /// Counts `n` ping-check outcomes.
+    pub fn probes(&mut self, outcome: ProbeOutcome, n: u64) {
+        self.slots[PROBES + outcome as usize] += n;
     }
 
     /// Counts one journal commit of `records` records that took `latency`.
@@ -191,6 +214,12 @@ impl Counters {
     /// Counts one journal failure.
     pub fn journal_error(&mut self) {
         self.slots[JOURNAL_ERRORS] += 1;
+    }
+
+    /// Counts one reply broadcast because no neighbour entry could be
+    /// written for its client.
+    pub fn broadcast_fallback(&mut self) {
+        self.slots[BROADCAST_FALLBACKS] += 1;
     }
 
     /// Counts one per-message log line suppressed by the line budget.
@@ -393,6 +422,11 @@ pub fn render(shards: &[Arc<Published>], out: &mut String) {
             "bootwave_log_lines_suppressed_total",
             LOG_SUPPRESSED,
             "Per-message log lines over the per-shard budget (counted, not written).",
+        ),
+        (
+            "bootwave_dhcp_broadcast_fallbacks_total",
+            BROADCAST_FALLBACKS,
+            "Replies broadcast because no neighbour entry could be written for the client.",
         ),
     ] {
         for (p, shard) in each() {

@@ -68,6 +68,10 @@ impl Startup {
             config.dhcp.port,
             config.subnets.len(),
         );
+        if let Some(warning) = neighbour_warning(config) {
+            tracing::warn!("{warning}");
+            let _ = writeln!(text, "  neighbours  WARNING: {warning}");
+        }
         let report = store.report();
         let _ = writeln!(
             text,
@@ -129,4 +133,21 @@ impl Startup {
         }
         self.text
     }
+}
+
+/// The neighbour-table warning for the served pools, if they can outgrow
+/// the kernel's limits (an unreadable limit is no warning: the kernel may
+/// not be Linux-like here).
+fn neighbour_warning(config: &Config) -> Option<String> {
+    let pooled: u64 = config
+        .subnets
+        .iter()
+        .flat_map(|s| &s.ranges)
+        .map(|r| u64::from(u32::from(r.end).saturating_sub(u32::from(r.start))) + 1)
+        .sum();
+    let clients = pooled + config.hosts.len() as u64;
+    let thresholds = crate::neigh::gc_thresholds()
+        .inspect_err(|err| tracing::debug!(%err, "neighbour-table limits not read"))
+        .ok()?;
+    crate::neigh::capacity_warning(clients, thresholds)
 }

@@ -34,7 +34,7 @@ pub fn bootwave_toml(spec: &ServeSpec, state_dir: &Path) -> String {
 default-lease-time = {lease}
 max-lease-time = {lease}
 authoritative = true
-ping-check = false
+{ping}
 decline-quarantine = "1h"
 
 [tftp]
@@ -59,6 +59,10 @@ next-server = "{server}"
         start = spec.pool.0,
         end = spec.pool.1,
         server = spec.server_addr,
+        ping = spec.ping_timeout.map_or_else(
+            || "ping-check = false".to_owned(),
+            |t| format!("ping-check = true\nping-timeout = \"{}ms\"", t.as_millis())
+        ),
         admission = spec.tftp_admission.map_or_else(String::new, |a| format!(
             "max-transfers-per-client = {}\nnew-transfers-per-second = {}\nnew-transfers-burst = {}\n",
             a.max_transfers_per_client, a.new_transfers_per_second, a.new_transfers_burst
@@ -159,6 +163,7 @@ mod tests {
             state_dir: None,
             journal_sync: JournalSync::Batch,
             tftp_admission: None,
+            ping_timeout: None,
         }
     }
 
@@ -208,6 +213,7 @@ mod tests {
         let admission = bootwave_protocol::config::TftpAdmission::UNLIMITED;
         let lifted = ServeSpec {
             tftp_admission: Some(admission),
+            ping_timeout: None,
             ..spec()
         };
         let text = bootwave_toml(&lifted, Path::new("/tmp/state"));

@@ -126,6 +126,7 @@ impl Lab {
             state_dir: None,
             journal_sync: JournalSync::Batch,
             tftp_admission: None,
+            ping_timeout: None,
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct ServeSpec {
     /// Per-client TFTP admission (bootwave only); `None` keeps the
     /// documented defaults.
     pub tftp_admission: Option<bootwave_protocol::config::TftpAdmission>,
+    /// Ping check before offering, waiting this long for an answer
+    /// (bootwave only); `None`: no ping check.
+    pub ping_timeout: Option<std::time::Duration>,
 }
 
 /// One boot rule: the first whose conditions hold gives the file.
@@ -316,6 +319,7 @@ mod tests {
             state_dir: None,
             journal_sync: JournalSync::Never,
             tftp_admission: None,
+            ping_timeout: None,
         }
     }
 

@@ -62,10 +62,6 @@ pub enum DropReason {
     NotHeld,
     /// The output buffer is too small for a reply.
     BufferTooSmall,
-    /// A ping check for this client is already running.
-    ProbePending,
-    /// Every ping-check slot is busy.
-    ProbeSlotsFull,
     /// A ping-check result for an unknown or finished probe.
     StaleProbe,
     /// `chaddr` is zero, broadcast or multicast: no client has it.
@@ -82,7 +78,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 28] = [
         Self::Truncated,
         Self::Oversized,
         Self::BadOp,
@@ -106,8 +102,6 @@ impl DropReason {
         Self::NotAuthoritative,
         Self::NotHeld,
         Self::BufferTooSmall,
-        Self::ProbePending,
-        Self::ProbeSlotsFull,
         Self::StaleProbe,
         Self::BadChaddr,
         Self::BadCiaddr,

@@ -6,11 +6,12 @@ use std::net::Ipv4Addr;
 use crate::config::{Subnet, UnknownClients};
 use crate::dhcp::event::{DropReason, Event, NakReason, Verdict};
 use crate::dhcp::leases::LeaseState;
-use crate::dhcp::outcome::{Action, Commit, Probe};
+use crate::dhcp::outcome::{Action, Commit, Probe, ProbeToken};
 use crate::dhcp::pool;
+use crate::dhcp::probe::{ProbeMethod, ProbeSlots};
 use crate::dhcp::record::RecordBatch;
 use crate::dhcp::reply::{self, ReplyKind, Request, lease_secs};
-use crate::dhcp::server::{Core, ProbeSlots};
+use crate::dhcp::server::Core;
 use crate::dhcp::snapshot::Snapshot;
 use crate::dhcp::time::UnixTime;
 
@@ -149,6 +150,12 @@ impl Core {
     ) -> Answer {
         let settings = &snap.config().dhcp;
         let fixed = self.admit(snap, req)?;
+        if probed.is_none() && probes.replace(&req.mac, req.meta, req.packet.into_inner()) {
+            // A retransmission while its probe runs: the offer will answer
+            // this newest copy (its xid); nothing is parked twice.
+            event.verdict = Verdict::Probing;
+            return Ok(Action::None);
+        }
         let subnet = self.subnet(snap, req)?;
         let secs = lease_secs(settings, subnet, req.opts.lease_time);
         let addr = match fixed {
@@ -157,26 +164,12 @@ impl Core {
         };
         event.addr = Some(addr);
         let hold = now.saturating_add(settings.offer_hold);
-        if fixed.is_none() {
-            let held = self
-                .leases
-                .get(addr)
-                .filter(|l| l.mac == req.mac && l.is_active(now))
-                .copied();
-            if held.is_some_and(|l| l.probing) && probed != Some(addr) {
-                return Err(DropReason::ProbePending);
-            }
-            if settings.ping_check && held.is_none() && probed != Some(addr) {
-                let token = probes.start(now, settings.ping_timeout, req, addr)?;
-                self.leases.hold(req.mac, addr, hold, true, now);
-                event.verdict = Verdict::Probing;
-                return Ok(Action::Probe(Probe {
-                    token,
-                    addr,
-                    ifindex: req.meta.ifindex,
-                    timeout: settings.ping_timeout,
-                }));
-            }
+        if fixed.is_none()
+            && settings.ping_check
+            && probed != Some(addr)
+            && let Some(action) = self.probe(snap, req, now, addr, probes, event)
+        {
+            return Ok(action);
         }
         let tx = reply::write(snap, req, ReplyKind::Offer, addr, Some(secs), out, event)?;
         if fixed.is_none() {
@@ -184,6 +177,61 @@ impl Core {
         }
         event.verdict = Verdict::Offered;
         Ok(Action::Send(tx))
+    }
+
+    /// Parks the DISCOVER for a ping check of `addr`, unless the address
+    /// needs none: it is held for this client (its binding or offer), it
+    /// was last bound to this client (a returning client), or it stayed
+    /// silent to a probe a few seconds ago. `None`: offer it now (also when
+    /// the parking is full).
+    fn probe(
+        &mut self,
+        snap: &Snapshot,
+        req: &Request<'_>,
+        now: UnixTime,
+        addr: Ipv4Addr,
+        probes: &mut ProbeSlots,
+        event: &mut Event,
+    ) -> Option<Action> {
+        let settings = &snap.config().dhcp;
+        let own = self.leases.get(addr).filter(|l| l.mac == req.mac);
+        if own.is_some_and(|l| matches!(l.state, LeaseState::Bound | LeaseState::Expired)) {
+            probes.counters.skipped_returning += 1;
+            return None;
+        }
+        if own.is_some_and(|l| l.is_active(now) && !l.probing) {
+            return None;
+        }
+        if probes.recently_silent(addr, now) {
+            probes.counters.skipped_recent += 1;
+            return None;
+        }
+        let token = probes
+            .park(
+                now,
+                settings.ping_timeout,
+                req.meta,
+                req.server_id,
+                req.mac,
+                addr,
+                req.packet.into_inner(),
+            )
+            .ok()?;
+        let hold = now.saturating_add(settings.offer_hold.max(settings.ping_timeout));
+        self.leases.hold(req.mac, addr, hold, true, now);
+        event.verdict = Verdict::Probing;
+        let method = if req.packet.giaddr().is_unspecified() {
+            ProbeMethod::Arp
+        } else {
+            ProbeMethod::Icmp
+        };
+        Some(Action::Probe(Probe {
+            token: ProbeToken(token),
+            addr,
+            ifindex: req.meta.ifindex,
+            timeout: settings.ping_timeout,
+            method,
+        }))
     }
 
     /// REQUEST → ACK, NAK or silence.

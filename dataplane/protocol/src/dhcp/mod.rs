@@ -56,7 +56,7 @@
 //!             send(&tx, &out[..tx.len]); // ... before the reply leaves
 //!         }
 //!     }
-//!     Action::Probe(probe) => ping(&probe), // later: server.probe_result(..)
+//!     Action::Probe(probe) => ping(&probe), // answers: server.probe_answered(..)
 //! }
 //! // `handled.event` summarises the message for logs and metrics.
 //! # }
@@ -66,10 +66,15 @@
 //! client must never hold an ACK for a binding a crash could forget.
 //!
 //! With `ping_check` on, a DISCOVER for a dynamic address yields
-//! [`Action::Probe`]: send one ICMP echo to `probe.addr`, then call
-//! [`DhcpServer::probe_result`] with whether anything answered within
-//! `probe.timeout`; it returns a [`Handled`] like `handle` (the OFFER, or a
-//! probe of another address).
+//! [`Action::Probe`] and is parked: send one probe (`probe.method`: ARP on
+//! the ingress interface, or an ICMP echo) to `probe.addr`, and report
+//! anything heard from that address with [`DhcpServer::probe_answered`],
+//! or a probe that could not be sent with [`DhcpServer::probe_not_sent`];
+//! each returns a [`Handled`] like `handle` (the OFFER, or a probe of
+//! another address). The core keeps the deadline: once
+//! [`DhcpServer::poll_timeout`] has passed, call
+//! [`DhcpServer::next_timed_out_probe`] until `None` for the offers of the
+//! silent ones.
 //!
 //! Timers: sleep until [`DhcpServer::poll_timeout`], then call
 //! [`DhcpServer::handle_timeout`] and persist the `Expire` records it
@@ -99,6 +104,7 @@ mod leases;
 mod options;
 mod outcome;
 mod pool;
+mod probe;
 mod record;
 mod reply;
 mod rules;
@@ -115,12 +121,16 @@ pub use outcome::{
     Action, CLIENT_PORT, Commit, Destination, Handled, Probe, ProbeToken, SERVER_PORT, Transmit,
 };
 pub use pool::{range_contains, slice_addrs, slice_contains, slice_len, subnet_slice_contains};
+pub use probe::{
+    PROBE_BUFFER_BUDGET, PROBE_CAPACITY, PROBE_SLOT_OVERHEAD, ProbeCounters, ProbeMethod,
+    RECENT_PROBE_CAPACITY, RECENT_PROBE_WINDOW,
+};
 pub use record::{LeaseRecord, RECORD_LEN, RECORD_VERSION, RecordError, RecordKind};
 pub use reply::{INFINITE_LEASE, IPXE_NO_PXEDHCP, PXE_CLIENT, PXE_VENDOR_OPTIONS};
 pub use rules::{
     ClientClass, matches as boot_rule_matches, select as select_boot_rule, user_class_is,
 };
-pub use server::{DhcpServer, MAX_PREALLOCATED_LEASES, PROBE_SLOTS};
+pub use server::{DhcpServer, MAX_PREALLOCATED_LEASES};
 pub use snapshot::{SharedSnapshot, Snapshot};
 pub use time::UnixTime;
 pub use wire::{MAX_MESSAGE_LEN, Packet, ParseError};

@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::dhcp::event::Event;
+use crate::dhcp::probe::ProbeMethod;
 use crate::dhcp::record::{LeaseRecord, RecordBatch};
 
 /// UDP port of DHCP servers and relays.
@@ -96,14 +97,18 @@ impl ProbeToken {
 /// A request to ping-check an address before offering it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
-    /// Hand back to `DhcpServer::probe_result`.
+    /// Identifies the probe (`DhcpServer::probe_not_sent`,
+    /// `DhcpServer::probe_result`).
     pub token: ProbeToken,
-    /// The address to send one ICMP echo request to.
+    /// The address to probe.
     pub addr: Ipv4Addr,
     /// The interface the DISCOVER came in on.
     pub ifindex: u32,
-    /// How long to wait for an echo reply before reporting "no answer".
+    /// How long the core waits for an answer before offering the address
+    /// (the core keeps this deadline; the driver keeps none).
     pub timeout: Duration,
+    /// ARP on the ingress interface (on-link) or ICMP echo (relayed).
+    pub method: ProbeMethod,
 }
 
 /// What to do after a message.
@@ -116,7 +121,9 @@ pub enum Action {
     Send(Transmit),
     /// Persist the records, then send the reply if there is one.
     Commit(Commit),
-    /// Ping the address, then call `DhcpServer::probe_result`.
+    /// Probe the address, then report answers with
+    /// `DhcpServer::probe_answered`; the core resumes the DISCOVER at the
+    /// deadline by itself (`DhcpServer::next_timed_out_probe`).
     Probe(Probe),
 }
 

@@ -2,13 +2,13 @@
 //! and timers.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
 
 use crate::dhcp::event::{DropCounters, DropReason, Event, ShortBytes, Verdict};
 use crate::dhcp::exchange::DryWarning;
 use crate::dhcp::leases::LeaseTable;
 use crate::dhcp::options::{ClientOptions, MessageType};
 use crate::dhcp::outcome::{Action, Handled, ProbeToken};
+use crate::dhcp::probe::{PROBE_BUFFER_BUDGET, PROBE_CAPACITY, ProbeCounters, ProbeSlots};
 use crate::dhcp::record::LeaseRecord;
 use crate::dhcp::reply::Request;
 use crate::dhcp::snapshot::{SharedSnapshot, Snapshot};
@@ -17,8 +17,6 @@ use crate::dhcp::wire::{BOOTREQUEST, MAX_MESSAGE_LEN, Packet};
 use crate::net::RecvMeta;
 use crate::shard::shard_of;
 
-/// Concurrent ping checks per shard.
-pub const PROBE_SLOTS: usize = 64;
 /// Upper bound on the lease capacity reserved at construction (larger pools
 /// still work; the table then grows, allocating, past this many leases).
 pub const MAX_PREALLOCATED_LEASES: u64 = 1 << 18;
@@ -74,9 +72,17 @@ impl DhcpServer {
                 counters: DropCounters::default(),
                 dry: Vec::new(),
             },
-            probes: ProbeSlots::new(PROBE_SLOTS),
+            probes: ProbeSlots::new(PROBE_CAPACITY, PROBE_BUFFER_BUDGET),
             scratch: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
         }
+    }
+
+    /// Bounds the ping-check parking to `capacity` DISCOVERs and `budget`
+    /// bytes of datagrams instead of [`PROBE_CAPACITY`] and
+    /// [`PROBE_BUFFER_BUDGET`] (DISCOVERs parked now are dropped).
+    pub fn with_probe_parking(mut self, capacity: usize, budget: usize) -> Self {
+        self.probes = ProbeSlots::new(capacity, budget);
+        self
     }
 
     /// Handles one datagram received on UDP port 67.
@@ -108,14 +114,67 @@ impl DhcpServer {
     }
 
     /// Resumes a DISCOVER after the ping check `token`: with no answer the
-    /// address is offered; when something answered, the address is taken
-    /// out of use for the decline quarantine and another is chosen (and
-    /// probed in turn).
+    /// address is offered (and remembered as silent for a few seconds);
+    /// when something answered, the address is taken out of use for the
+    /// decline quarantine and another is chosen (and probed in turn).
     pub fn probe_result(
         &mut self,
         now: UnixTime,
         token: ProbeToken,
         answered: bool,
+        out: &mut [u8],
+    ) -> Handled {
+        let outcome = if answered {
+            Outcome::Answered
+        } else {
+            Outcome::Silent
+        };
+        self.resume(now, token, outcome, out)
+    }
+
+    /// Resumes a DISCOVER whose probe the driver could not send: the
+    /// address is offered unprobed (and not remembered as silent).
+    pub fn probe_not_sent(&mut self, now: UnixTime, token: ProbeToken, out: &mut [u8]) -> Handled {
+        self.resume(now, token, Outcome::NotSent, out)
+    }
+
+    /// Something answered from `addr` (an ICMP echo reply, or an ARP
+    /// packet sent by `addr`): resumes the DISCOVER parked on it at once.
+    /// `None` when no probe of `addr` runs (a late or foreign answer).
+    pub fn probe_answered(
+        &mut self,
+        now: UnixTime,
+        addr: Ipv4Addr,
+        out: &mut [u8],
+    ) -> Option<Handled> {
+        let token = self.probes.token_of(addr)?;
+        Some(self.resume(now, ProbeToken(token), Outcome::Answered, out))
+    }
+
+    /// Resumes the earliest parked DISCOVER whose probe has timed out at
+    /// `now` (silence: its address is offered). Call until `None` after
+    /// [`DhcpServer::poll_timeout`] has passed; each call writes one reply
+    /// into `out`.
+    pub fn next_timed_out_probe(&mut self, now: UnixTime, out: &mut [u8]) -> Option<Handled> {
+        let token = self.probes.expired(now)?;
+        Some(self.resume(now, ProbeToken(token), Outcome::Silent, out))
+    }
+
+    /// DISCOVERs parked for a ping check now.
+    pub fn parked_probes(&self) -> usize {
+        self.probes.len()
+    }
+
+    /// Ping-check counters (cumulative).
+    pub fn probe_counters(&self) -> &ProbeCounters {
+        &self.probes.counters
+    }
+
+    fn resume(
+        &mut self,
+        now: UnixTime,
+        token: ProbeToken,
+        outcome: Outcome,
         out: &mut [u8],
     ) -> Handled {
         let snap = self.snapshot.load();
@@ -125,15 +184,23 @@ impl DhcpServer {
             scratch,
             ..
         } = self;
-        let Some(p) = probes.take(token, scratch) else {
+        let Some(p) = probes.take(token.0, scratch) else {
             return core.dropped(DropReason::StaleProbe, Event::default());
         };
-        let probed = if answered {
-            let until = now.saturating_add(snap.config().dhcp.decline_quarantine);
-            core.leases.abandon(p.addr, until, now);
-            None
-        } else {
-            Some(p.addr)
+        let probed = match outcome {
+            Outcome::Answered => {
+                probes.counters.answered += 1;
+                probes.forget(p.addr);
+                let until = now.saturating_add(snap.config().dhcp.decline_quarantine);
+                core.leases.abandon(p.addr, until, now);
+                None
+            }
+            Outcome::Silent => {
+                probes.counters.silent += 1;
+                probes.remember_silent(p.addr, now);
+                Some(p.addr)
+            }
+            Outcome::NotSent => Some(p.addr),
         };
         let datagram = &scratch[..p.len];
         core.process(
@@ -159,14 +226,14 @@ impl DhcpServer {
         .min()
     }
 
-    /// Ends expired bindings, offers, quarantines and forgotten ping checks.
-    /// `Expire` records for the journal are appended to `records`; no reply
-    /// waits on them.
+    /// Ends expired bindings, offers and quarantines. `Expire` records for
+    /// the journal are appended to `records`; no reply waits on them.
+    /// Timed-out ping checks are resumed by
+    /// [`DhcpServer::next_timed_out_probe`], which writes their offers.
     pub fn handle_timeout(&mut self, now: UnixTime, records: &mut Vec<LeaseRecord>) {
         if self.core.leases.next_deadline().is_some_and(|d| d <= now) {
             self.core.leases.sweep(now, records);
         }
-        self.probes.expire(now);
     }
 
     /// Applies one journaled record at start (see [`LeaseTable::replay`]).
@@ -195,6 +262,14 @@ impl DhcpServer {
     pub fn shard(&self) -> (u32, u32) {
         (self.core.shard, self.core.shards)
     }
+}
+
+/// How a ping check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Answered,
+    Silent,
+    NotSent,
 }
 
 impl Core {
@@ -396,115 +471,5 @@ fn client_addr(
         (true, true) => Ok(Some(ciaddr)),
         (false, _) if kind == Some(MessageType::Request) => Ok(None),
         _ => Err(DropReason::BadCiaddr),
-    }
-}
-
-/// A DISCOVER parked while its address is pinged.
-#[derive(Debug)]
-struct ProbeSlot {
-    token: Option<u64>,
-    deadline: UnixTime,
-    meta: RecvMeta,
-    server_id: Ipv4Addr,
-    addr: Ipv4Addr,
-    len: usize,
-    buf: Box<[u8]>,
-}
-
-/// What a finished probe hands back.
-#[derive(Debug, Clone, Copy)]
-struct Parked {
-    meta: RecvMeta,
-    server_id: Ipv4Addr,
-    addr: Ipv4Addr,
-    len: usize,
-}
-
-/// Preallocated parking for DISCOVERs under ping check.
-#[derive(Debug)]
-pub(crate) struct ProbeSlots {
-    slots: Vec<ProbeSlot>,
-    next_token: u64,
-}
-
-impl ProbeSlots {
-    fn new(n: usize) -> Self {
-        let unspecified = RecvMeta {
-            src: std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-            dst_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            local_port: 0,
-            ifindex: 0,
-        };
-        let slots = (0..n)
-            .map(|_| ProbeSlot {
-                token: None,
-                deadline: UnixTime::EPOCH,
-                meta: unspecified,
-                server_id: Ipv4Addr::UNSPECIFIED,
-                addr: Ipv4Addr::UNSPECIFIED,
-                len: 0,
-                buf: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
-            })
-            .collect();
-        Self {
-            slots,
-            next_token: 1,
-        }
-    }
-
-    /// Parks `req` for a probe of `addr`; the slot is reclaimed if no result
-    /// comes within a generous multiple of `timeout`.
-    pub(crate) fn start(
-        &mut self,
-        now: UnixTime,
-        timeout: Duration,
-        req: &Request<'_>,
-        addr: Ipv4Addr,
-    ) -> Result<ProbeToken, DropReason> {
-        let slot = self
-            .slots
-            .iter_mut()
-            .find(|s| s.token.is_none())
-            .ok_or(DropReason::ProbeSlotsFull)?;
-        let datagram = req.packet.into_inner();
-        let len = datagram.len().min(slot.buf.len());
-        slot.buf[..len].copy_from_slice(&datagram[..len]);
-        let token = self.next_token;
-        self.next_token += 1;
-        slot.token = Some(token);
-        slot.deadline = now.saturating_add(timeout.saturating_mul(2) + Duration::from_secs(1));
-        slot.meta = *req.meta;
-        slot.server_id = req.server_id;
-        slot.addr = addr;
-        slot.len = len;
-        Ok(ProbeToken(token))
-    }
-
-    /// Frees the slot of `token`, copying its datagram into `into`.
-    fn take(&mut self, token: ProbeToken, into: &mut [u8]) -> Option<Parked> {
-        let slot = self.slots.iter_mut().find(|s| s.token == Some(token.0))?;
-        slot.token = None;
-        let len = slot.len.min(into.len());
-        into[..len].copy_from_slice(&slot.buf[..len]);
-        Some(Parked {
-            meta: slot.meta,
-            server_id: slot.server_id,
-            addr: slot.addr,
-            len,
-        })
-    }
-
-    fn expire(&mut self, now: UnixTime) {
-        for slot in self.slots.iter_mut().filter(|s| s.deadline <= now) {
-            slot.token = None;
-        }
-    }
-
-    fn next_deadline(&self) -> Option<UnixTime> {
-        self.slots
-            .iter()
-            .filter(|s| s.token.is_some())
-            .map(|s| s.deadline)
-            .min()
     }
 }

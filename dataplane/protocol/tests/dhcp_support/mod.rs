@@ -281,6 +281,11 @@ impl Msg {
         self
     }
 
+    pub(crate) fn xid(mut self, xid: u32) -> Self {
+        self.xid = xid;
+        self
+    }
+
     pub(crate) fn broadcast(mut self) -> Self {
         self.flags = 0x8000;
         self

@@ -15,6 +15,7 @@ mod firmware_flow;
 mod harness;
 mod log_flood;
 mod perfdhcp_relay;
+mod ping_check;
 mod tftp_download;
 mod tftp_large;
 mod tftp_storm;
