@@ -108,6 +108,10 @@ pub enum JournalError {
     #[error("a commit write is in flight")]
     CommitInFlight,
 
+    /// A compaction started with `begin_compaction` is not finished yet.
+    #[error("a compaction is in flight")]
+    CompactionInFlight,
+
     /// `complete_commit` was called with no commit write in flight.
     #[error("no commit write is in flight")]
     NothingInFlight,

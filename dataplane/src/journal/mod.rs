@@ -14,7 +14,10 @@
 //! 3. `Batch(d)`: arm a timer at [`Journal::next_sync_at`] and call
 //!    [`Journal::sync`] when it fires.
 //! 4. When [`Journal::log_bytes`] grows past a multiple of the live set,
-//!    [`Journal::compact`] with the live records.
+//!    [`Journal::compact`] with the live records, or, to keep the shard
+//!    serving meanwhile, [`Journal::begin_compaction`] → [`SnapshotJob::run`]
+//!    on another thread → [`Journal::finish_compaction`].
+//!    [`ShardJournal`] does this (and failure recovery) for a shard.
 //!
 //! An io_uring driver writes and syncs itself instead of calling `commit`:
 //! [`Journal::prepare_commit`] gives `(bytes, offset)` for a `Write`;
@@ -40,8 +43,11 @@
 //! Records appended but not committed are lost. Commit groups are atomic:
 //! replay returns all of a group or none of it. Any failed write or sync
 //! poisons the journal ([`JournalError::Poisoned`]): records not yet
-//! acknowledged must be treated as lost and the journal reopened; a failed
-//! `fdatasync` is never retried (the kernel may have dropped the pages).
+//! acknowledged must be treated as lost; a failed `fdatasync` is never
+//! retried (the kernel may have dropped the pages). [`Journal::recover`]
+//! starts over from the caller's live set (a fresh snapshot and log, the
+//! damaged log never read again), so a torn group left by a failed write
+//! goes with the old log.
 //!
 //! # On-disk format (version 1, little-endian)
 //!
@@ -84,8 +90,21 @@
 //! [`Journal::compact`]: write `<name>.snap.tmp` (generation + 1), sync,
 //! rename to `<name>.snap`, sync the directory; write `<name>.log.tmp`
 //! (generation + 1, empty), sync, rename to `<name>.log`, sync the
-//! directory. Replay ignores a log older than the snapshot, so a crash at
-//! any point replays either the old state or exactly the live set.
+//! directory. Its snapshot is numbered after every record of the old log.
+//!
+//! A snapshot covers the records numbered below its end; a log older than
+//! the snapshot contributes its records from that number on, and none when
+//! it ends before. So a crash at any point replays either the old state or
+//! exactly the live set.
+//!
+//! While running ([`Journal::begin_compaction`]): the live set is captured
+//! as a snapshot numbered to end at the current sequence number; another
+//! thread writes it into place while the log goes on (records appended
+//! meanwhile replay on top of it); [`Journal::finish_compaction`] then
+//! writes the records appended since the capture into `<name>.log.tmp` of
+//! the new generation, syncs, renames it over the log and syncs the
+//! directory. A crash at any point replays the old state plus everything
+//! acknowledged since.
 //!
 //! # Changing the shard count
 //!
@@ -102,13 +121,15 @@ mod files;
 mod format;
 mod replay;
 mod scan;
+mod upkeep;
 mod writer;
 
-pub use compact::CompactStats;
+pub use compact::{CompactStats, SnapshotJob, SnapshotOutcome};
 pub use error::{JournalError, Result};
 pub use format::{MAX_GROUP_BODY, MAX_RECORD_LEN};
 pub use replay::{NamedReplay, Replay, replay_dir, retire};
 pub use scan::TornTail;
+pub use upkeep::{CompactionPolicy, JournalGauges, ShardJournal};
 pub use writer::{CommitTicket, Journal, JournalStats, PreparedWrite, SyncToken, WriteProgress};
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub(crate) struct Loaded {
     pub(crate) replay: Replay,
     /// Generation of the snapshot (0 when there is none).
     pub(crate) generation: u64,
+    /// Generation of the log to write on: the snapshot's, or the older
+    /// one of a log whose records continue past the snapshot.
+    pub(crate) log_generation: u64,
     /// Size of the snapshot file.
     pub(crate) snapshot_bytes: u64,
     /// Sequence number for the next record.
@@ -48,7 +51,7 @@ pub(crate) enum LogState {
     /// No log: the journal does not exist (a snapshot alone is an orphan).
     Missing,
     /// The log predates the snapshot (compaction stopped after renaming the
-    /// snapshot); its records are already in the snapshot.
+    /// snapshot) and holds no record past it.
     Stale,
     /// The log continues the snapshot; good data ends at `good_end`.
     Current {
@@ -142,6 +145,7 @@ pub(crate) fn load(paths: &Paths) -> Result<Loaded> {
         return Ok(Loaded {
             replay: Replay::default(),
             generation: 0,
+            log_generation: 0,
             snapshot_bytes: 0,
             next_seq: 0,
             log: LogState::Missing,
@@ -158,13 +162,33 @@ pub(crate) fn load(paths: &Paths) -> Result<Loaded> {
     }
     let mut loaded = Loaded {
         generation,
+        log_generation: generation,
         snapshot_bytes,
         next_seq: snap_end,
         log: LogState::Stale,
         replay: Replay::default(),
     };
+    let scan = |first_seq| scan::scan_log(&log, first_seq).map_err(corrupt(&paths.log));
     if log_header.generation < generation {
-        replay.discarded_stale_log = true;
+        // The snapshot covers every record numbered below its end; an older
+        // log's records from there on (appended while the snapshot was
+        // being written) apply on top of it.
+        let scan = scan(log_header.first_seq)?;
+        if scan.next_seq <= snap_end || log_header.first_seq > snap_end {
+            replay.discarded_stale_log = true;
+            loaded.replay = replay;
+            return Ok(loaded);
+        }
+        let covered = usize::try_from(snap_end - log_header.first_seq).unwrap_or(usize::MAX);
+        replay
+            .records
+            .extend(scan.records.into_iter().skip(covered));
+        replay.torn_tail = scan.torn;
+        loaded.log_generation = log_header.generation;
+        loaded.next_seq = scan.next_seq;
+        loaded.log = LogState::Current {
+            good_end: scan.good_end,
+        };
         loaded.replay = replay;
         return Ok(loaded);
     }
@@ -174,7 +198,7 @@ pub(crate) fn load(paths: &Paths) -> Result<Loaded> {
             reason: "log does not continue the snapshot's sequence",
         }));
     }
-    let scan = scan::scan_log(&log, log_header.first_seq).map_err(corrupt(&paths.log))?;
+    let scan = scan(log_header.first_seq)?;
     replay.records.extend(scan.records);
     replay.torn_tail = scan.torn;
     loaded.next_seq = scan.next_seq;

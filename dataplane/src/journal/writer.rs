@@ -12,6 +12,7 @@ use std::{
 use bootwave_protocol::config::FsyncPolicy;
 
 use super::{
+    compact::{Capture, CompactStats},
     error::{JournalError, Result, io_err},
     files::{self, Paths},
     format::{
@@ -39,6 +40,8 @@ pub struct Journal {
     /// An empty buffer kept for the next batch (double buffering).
     spare: Vec<u8>,
     in_flight: Option<InFlight>,
+    /// A compaction whose snapshot is being written elsewhere.
+    pub(super) capture: Option<Capture>,
     /// Sequence number of the next appended record.
     pub(super) next_seq: u64,
     /// End of the data written to the log (the next group's offset).
@@ -148,11 +151,12 @@ impl Journal {
             paths,
             policy,
             file,
-            generation: loaded.generation,
+            generation: loaded.log_generation,
             open_batch: Vec::new(),
             open_count: 0,
             spare: Vec::new(),
             in_flight: None,
+            capture: None,
             next_seq: loaded.next_seq,
             written_end: end,
             written_seq: loaded.next_seq,
@@ -364,6 +368,12 @@ impl Journal {
         self.open_count
     }
 
+    /// True after a failed write or sync (or a compaction stopped half
+    /// way): only [`recover`](Self::recover) makes the journal usable again.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     /// The sync policy.
     pub fn policy(&self) -> FsyncPolicy {
         self.policy
@@ -390,11 +400,41 @@ impl Journal {
         err
     }
 
-    /// Fails when records are appended but not committed, or a write is in
-    /// flight.
+    /// True while a commit write is in flight.
+    pub(super) fn in_flight_write(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Starts the journal over from `live` after a failure (or any time
+    /// nothing is in flight): the open batch and a commit write that failed
+    /// are dropped (their records are lost; replies waiting for them must be
+    /// dropped too), then the live set is written as a fresh snapshot and
+    /// log by [`compact`](Self::compact), which never reads the damaged
+    /// log. Whatever a failed write left at the end of the old log is thus
+    /// discarded with it. On failure the journal stays poisoned; call again
+    /// later.
+    pub fn recover<'a>(
+        &mut self,
+        live: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<CompactStats> {
+        if self.capture.is_some() {
+            return Err(JournalError::CompactionInFlight);
+        }
+        self.poisoned = false;
+        self.in_flight = None;
+        self.open_batch.clear();
+        self.open_count = 0;
+        self.compact(live).map_err(|e| self.poison(e))
+    }
+
+    /// Fails when records are appended but not committed, or a write or a
+    /// compaction is in flight.
     pub(super) fn ensure_idle(&self) -> Result<()> {
         if self.in_flight.is_some() {
             return Err(JournalError::CommitInFlight);
+        }
+        if self.capture.is_some() {
+            return Err(JournalError::CompactionInFlight);
         }
         if self.open_count > 0 {
             return Err(JournalError::Uncommitted {

@@ -19,7 +19,7 @@ use super::log_budget::{LineKind, LogBudget};
 use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
 use crate::driver::{SourceHint, Tx};
 use crate::events::{EventBus, LeaseMirror};
-use crate::journal::Journal;
+use crate::journal::{CompactionPolicy, Journal, JournalError, ShardJournal};
 use crate::neigh::{NeighTable, NeighWarning};
 use crate::probe::{ArpProber, Prober};
 
@@ -102,9 +102,7 @@ pub struct Observed {
 #[derive(Debug)]
 pub struct DhcpSide {
     server: DhcpServer,
-    journal: Journal,
-    journal_name: String,
-    journal_failed: bool,
+    journal: ShardJournal,
     held: VecDeque<Held>,
     out: Box<[u8]>,
     expired: Vec<LeaseRecord>,
@@ -139,9 +137,12 @@ impl DhcpSide {
         observed.mirror.seed(server.leases());
         Self {
             server,
-            journal,
-            journal_name,
-            journal_failed: false,
+            journal: ShardJournal::new(
+                journal_name,
+                journal,
+                CompactionPolicy::default(),
+                Instant::now(),
+            ),
             held: VecDeque::with_capacity(64),
             out: vec![0u8; MAX_MESSAGE_LEN].into_boxed_slice(),
             expired: Vec::new(),
@@ -306,6 +307,9 @@ impl DhcpSide {
     /// Appends `records` to the journal; the sequence number just past the
     /// last one, or `None` when the journal refused them.
     fn append(&mut self, records: &[LeaseRecord], c: &mut Counters) -> Option<u64> {
+        if self.journal.is_failed() {
+            return None;
+        }
         let mut end = None;
         for record in records {
             match self.journal.append(&record.encode()) {
@@ -392,13 +396,22 @@ impl DhcpSide {
     /// every reply whose records are acknowledged.
     pub fn flush(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
         let pending = self.journal.pending_records();
-        if pending > 0 && !self.journal_failed {
+        if pending > 0 && !self.journal.is_failed() {
             let started = Instant::now();
             match self.journal.commit(now) {
                 Ok(_) => c.journal_commit(pending, started.elapsed()),
                 Err(err) => self.fail(&err, c),
             }
         }
+        let server = &self.server;
+        let upkeep = self.journal.maintain(now, || {
+            let (shard, shards) = server.shard();
+            super::leases::live_records(server.leases(), shard, shards)
+        });
+        if let Err(err) = upkeep {
+            self.fail(&err, c);
+        }
+        c.set_journal(&self.journal.gauges());
         self.release(tx);
         self.count_probes(c);
         self.observed
@@ -412,8 +425,7 @@ impl DhcpSide {
     /// writes a due log summary.
     pub fn on_timeout(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
         log_summary(&mut self.log_budget, self.observed.shard, now);
-        if !self.journal_failed
-            && self.journal.next_sync_at(now).is_some_and(|at| at <= now)
+        if self.journal.next_sync_at(now).is_some_and(|at| at <= now)
             && let Err(err) = self.journal.sync(now)
         {
             self.fail(&err, c);
@@ -435,18 +447,15 @@ impl DhcpSide {
     /// When [`DhcpSide::on_timeout`] has work: the next journal sync, or
     /// the core's next lease or ping-check deadline.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        let sync = if self.journal_failed {
-            None
-        } else {
-            self.journal.next_sync_at(now)
-        };
+        let sync = self.journal.next_sync_at(now);
+        let upkeep = self.journal.poll_timeout(now);
         let unix = unix_now();
         let lease = self
             .server
             .poll_timeout()
             .map(|d| now + d.saturating_since(unix));
         let summary = self.log_budget.summary_at();
-        [sync, lease, summary].into_iter().flatten().min()
+        [sync, upkeep, lease, summary].into_iter().flatten().min()
     }
 
     fn release(&mut self, tx: &mut Tx) {
@@ -459,14 +468,11 @@ impl DhcpSide {
         }
     }
 
-    /// A journal failure: the journal is unusable, every held reply is
-    /// dropped (its records may be lost) and later replies are refused.
-    fn fail(&mut self, err: &crate::journal::JournalError, c: &mut Counters) {
-        c.journal_error();
-        if !self.journal_failed {
-            tracing::error!(journal = %self.journal_name, error = %err, "lease journal failed: no ACK will be sent until restart");
-        }
-        self.journal_failed = true;
+    /// A journal failure: every held reply is dropped (its records may be
+    /// lost) and replies that need the journal are refused until the
+    /// journal's own retry succeeds.
+    fn fail(&mut self, err: &JournalError, c: &mut Counters) {
+        self.journal.fail(err, Instant::now());
         for _ in self.held.drain(..) {
             c.drop(RuntimeDrop::JournalFailed);
         }
@@ -484,15 +490,8 @@ impl DhcpSide {
 
     /// Syncs the journal one last time at shutdown.
     pub fn finish(&mut self, now: Instant) {
-        if self.journal_failed {
-            return;
-        }
-        if let Err(err) = self
-            .journal
-            .commit(now)
-            .and_then(|_| self.journal.sync(now))
-        {
-            tracing::error!(journal = %self.journal_name, error = %err, "final journal sync failed");
+        if let Err(err) = self.journal.finish(now) {
+            tracing::error!(error = %err, "final journal sync failed");
         }
     }
 }

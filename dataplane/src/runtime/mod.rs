@@ -40,9 +40,12 @@
 //! iteration) commits the journal once for the whole batch (group commit)
 //! and releases the replies whose records are acknowledged
 //! (`acked_seq`). Under `fsync = batch` the shard's timer follows
-//! `next_sync_at` and syncs then. A journal failure is logged, held replies
-//! are dropped and no further ACK leaves: a client never holds a lease a
-//! crash could forget. Replies follow the core's destination; for "unicast
+//! `next_sync_at` and syncs then. A journal failure (a full disk, an I/O
+//! error) is logged, held replies are dropped and no ACK that needs the
+//! journal leaves (OFFERs go on): a client never holds a lease a crash
+//! could forget. The journal retries by itself every 1–2 s and ACKs resume
+//! once it can be written ([`ShardJournal`](crate::journal::ShardJournal));
+//! the same upkeep compacts it while running. Replies follow the core's destination; for "unicast
 //! to `yiaddr`" an ARP entry `yiaddr → chaddr` is written first
 //! ([`neigh`](crate::neigh)), and when that fails the reply is broadcast;
 //! broadcasts leave by the ingress interface (`IP_PKTINFO`). On a port

@@ -106,7 +106,11 @@ const LATENCY_SUM_US: usize = LATENCY + LATENCY_BOUNDS_US.len() + 1;
 const PROBES: usize = LATENCY_SUM_US + 1;
 const LOG_SUPPRESSED: usize = PROBES + PROBE_NAMES.len();
 const BROADCAST_FALLBACKS: usize = LOG_SUPPRESSED + 1;
-const SLOTS: usize = BROADCAST_FALLBACKS + 1;
+const JOURNAL_FAILED: usize = BROADCAST_FALLBACKS + 1;
+const JOURNAL_COMPACTIONS: usize = JOURNAL_FAILED + 1;
+const JOURNAL_RECOVERIES: usize = JOURNAL_COMPACTIONS + 1;
+const JOURNAL_BYTES: usize = JOURNAL_RECOVERIES + 1;
+const SLOTS: usize = JOURNAL_BYTES + 1;
 
 /// A drop decided by the runtime (the DHCP core counts its own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,9 +215,13 @@ impl Counters {
         self.slots[LATENCY_SUM_US] = self.slots[LATENCY_SUM_US].saturating_add(us);
     }
 
-    /// Counts one journal failure.
-    pub fn journal_error(&mut self) {
-        self.slots[JOURNAL_ERRORS] += 1;
+    /// Copies the journal's state and counters (cumulative).
+    pub fn set_journal(&mut self, j: &crate::journal::JournalGauges) {
+        self.slots[JOURNAL_ERRORS] = j.failures;
+        self.slots[JOURNAL_FAILED] = u64::from(j.failed);
+        self.slots[JOURNAL_COMPACTIONS] = j.compactions;
+        self.slots[JOURNAL_RECOVERIES] = j.recoveries;
+        self.slots[JOURNAL_BYTES] = j.bytes;
     }
 
     /// Counts one reply broadcast because no neighbour entry could be
@@ -416,7 +424,17 @@ pub fn render(shards: &[Arc<Published>], out: &mut String) {
         (
             "bootwave_journal_errors_total",
             JOURNAL_ERRORS,
-            "Journal write or sync failures.",
+            "Journal failures: writes, syncs, compactions and recovery attempts.",
+        ),
+        (
+            "bootwave_journal_compactions_total",
+            JOURNAL_COMPACTIONS,
+            "Journal compactions completed (recoveries included).",
+        ),
+        (
+            "bootwave_journal_recoveries_total",
+            JOURNAL_RECOVERIES,
+            "Journals written again after a failure (ACKs resumed).",
         ),
         (
             "bootwave_log_lines_suppressed_total",
@@ -431,6 +449,23 @@ pub fn render(shards: &[Arc<Published>], out: &mut String) {
     ] {
         for (p, shard) in each() {
             exp.counter(name, help, &[("shard", shard)], p.get(slot));
+        }
+    }
+    for (name, slot, help) in [
+        (
+            "bootwave_journal_failed",
+            JOURNAL_FAILED,
+            "1 while the journal cannot be written and ACKs that need it are not sent.",
+        ),
+        (
+            "bootwave_journal_bytes",
+            JOURNAL_BYTES,
+            "Journal bytes on disk (log and snapshot).",
+        ),
+    ] {
+        exp.header(name, help, MetricKind::Gauge);
+        for (p, shard) in each() {
+            exp.sample(name, &[("shard", shard)], p.get(slot));
         }
     }
     exp.counter(
@@ -523,5 +558,27 @@ mod tests {
             text.contains("bootwave_journal_commit_seconds_bucket{shard=\"0\",le=\"0.001\"} 1")
         );
         assert!(text.contains("bootwave_journal_commit_seconds_count{shard=\"0\"} 1"));
+        assert!(text.contains("bootwave_journal_failed{shard=\"0\"} 0"));
+        c.set_journal(&crate::journal::JournalGauges {
+            failed: true,
+            failures: 3,
+            compactions: 2,
+            recoveries: 1,
+            bytes: 4096,
+        });
+        let shard = Arc::new(Published::default());
+        shard.store(&c);
+        let mut text = String::new();
+        render(&[shard], &mut text);
+        for line in [
+            "# TYPE bootwave_journal_failed gauge",
+            "bootwave_journal_failed{shard=\"0\"} 1",
+            "bootwave_journal_errors_total{shard=\"0\"} 3",
+            "bootwave_journal_compactions_total{shard=\"0\"} 2",
+            "bootwave_journal_recoveries_total{shard=\"0\"} 1",
+            "bootwave_journal_bytes{shard=\"0\"} 4096",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -4,6 +4,7 @@ mod compaction;
 mod damage;
 mod kill;
 mod model;
+mod running;
 mod writing;
 
 use std::{
