@@ -173,8 +173,14 @@ pub(crate) fn load(paths: &Paths) -> Result<Loaded> {
         // The snapshot covers every record numbered below its end; an older
         // log's records from there on (appended while the snapshot was
         // being written) apply on top of it.
+        if log_header.first_seq > snap_end {
+            return Err(corrupt(&paths.log)(Damage {
+                offset: 0,
+                reason: "older log starts past the snapshot's end",
+            }));
+        }
         let scan = scan(log_header.first_seq)?;
-        if scan.next_seq <= snap_end || log_header.first_seq > snap_end {
+        if scan.next_seq <= snap_end {
             replay.discarded_stale_log = true;
             loaded.replay = replay;
             return Ok(loaded);
