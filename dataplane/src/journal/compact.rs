@@ -139,7 +139,7 @@ impl Journal {
         policy: FsyncPolicy,
         live: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Self> {
-        let (mut journal, _previous) = Self::open(dir, name, policy)?;
+        let (mut journal, _previous) = Self::open_streaming(dir, name, policy, |_| {})?;
         journal.compact(live)?;
         Ok(journal)
     }

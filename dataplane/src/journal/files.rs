@@ -73,15 +73,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err("fsync directory", dir))
 }
 
-/// The whole file, or `None` when it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("read", path)(e)),
-    }
-}
-
 /// Removes `path`; a missing file is not an error.
 pub(crate) fn remove_optional(path: &Path) -> Result<()> {
     match fs::remove_file(path) {

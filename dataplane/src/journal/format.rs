@@ -207,6 +207,13 @@ pub(crate) fn parse_group(bytes: &[u8]) -> Result<(Group<'_>, usize), GroupDefec
     Ok((group, total))
 }
 
+/// The total length (header and body) a group header at the start of
+/// `head` claims, unverified; `None` when `head` is shorter than a header.
+pub(crate) fn claimed_len(head: &[u8]) -> Option<usize> {
+    let head = head.get(..GROUP_HEADER_LEN)?;
+    Some(GROUP_HEADER_LEN + le_u32(&head[group::BODY_LEN]) as usize)
+}
+
 /// The first sequence number a group header at the start of `bytes` claims,
 /// unverified: a cheap filter before [`parse_group`].
 pub(crate) fn peek_first_seq(bytes: &[u8]) -> Option<u64> {

@@ -6,7 +6,10 @@
 //!
 //! # Driving it
 //!
-//! 1. [`Journal::open`] replays snapshot + log and returns the records.
+//! 1. [`Journal::open`] replays snapshot + log and returns the records;
+//!    [`Journal::open_streaming`] and [`replay_dir_with`] hand each record to
+//!    a callback as it is read, through a bounded buffer (the read chunk or
+//!    the largest commit group), never the whole file.
 //! 2. Per event-loop turn: [`Journal::append`] each record, then one
 //!    [`Journal::commit`] writes them all with one `pwrite` (group commit) and
 //!    syncs per policy. Release the replies whose records are acknowledged:
@@ -127,7 +130,7 @@ mod writer;
 pub use compact::{CompactStats, SnapshotJob, SnapshotOutcome};
 pub use error::{JournalError, Result};
 pub use format::{MAX_GROUP_BODY, MAX_RECORD_LEN};
-pub use replay::{NamedReplay, Replay, replay_dir, retire};
+pub use replay::{NamedInfo, NamedReplay, Replay, ReplayInfo, replay_dir, replay_dir_with, retire};
 pub use scan::TornTail;
 pub use upkeep::{CompactionPolicy, JournalGauges, ShardJournal};
 pub use writer::{CommitTicket, Journal, JournalStats, PreparedWrite, SyncToken, WriteProgress};

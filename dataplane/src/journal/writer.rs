@@ -18,7 +18,7 @@ use super::{
     format::{
         self, GROUP_HEADER_LEN, HEADER_LEN, MAX_GROUP_BODY, MAX_RECORD_LEN, RECORD_PREFIX_LEN,
     },
-    replay::{self, LogState, Replay},
+    replay::{self, LogState, Replay, ReplayInfo},
 };
 
 /// One shard's lease journal: a single writer, no locks.
@@ -129,10 +129,27 @@ impl Journal {
     /// `dir`, replays it, drops a torn tail and syncs the result, so that
     /// everything in the returned [`Replay`] is on stable storage.
     pub fn open(dir: &Path, name: &str, policy: FsyncPolicy) -> Result<(Self, Replay)> {
+        let mut records = Vec::new();
+        let (journal, info) =
+            Self::open_streaming(dir, name, policy, |r| records.push(r.to_vec()))?;
+        Ok((journal, Replay::new(records, info)))
+    }
+
+    /// [`open`](Self::open) without collecting the records: the files are
+    /// read through a bounded buffer and each record goes to `on_record` as
+    /// it is verified (snapshot first, then the log; a commit group whole
+    /// or not at all). On an error, records already handed over must be
+    /// discarded.
+    pub fn open_streaming(
+        dir: &Path,
+        name: &str,
+        policy: FsyncPolicy,
+        mut on_record: impl FnMut(&[u8]),
+    ) -> Result<(Self, ReplayInfo)> {
         let paths = Paths::new(dir, name)?;
         files::remove_optional(&paths.snap_tmp)?;
         files::remove_optional(&paths.log_tmp)?;
-        let loaded = replay::load(&paths)?;
+        let loaded = replay::load(&paths, &mut on_record)?;
         let (file, end) = match loaded.log {
             LogState::Current { good_end } => (reopen_log(&paths.log, good_end)?, good_end),
             LogState::Missing => {
@@ -167,7 +184,7 @@ impl Journal {
             poisoned: false,
             stats: JournalStats::default(),
         };
-        Ok((journal, loaded.replay))
+        Ok((journal, loaded.info))
     }
 
     /// Copies `record` into the open batch; returns its sequence number.

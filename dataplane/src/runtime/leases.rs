@@ -93,28 +93,27 @@ pub fn prepare(
         what: format!("creating journal directory {}", dir.display()),
         source,
     })?;
-    let found = journal::replay_dir(dir)?;
     let mut servers: Vec<DhcpServer> = (0..shards)
         .map(|i| DhcpServer::new(snapshot.clone(), i, shards))
         .collect();
     let (mut replayed, mut undecodable) = (0, 0);
-    for named in &found {
-        if let Some(torn) = named.replay.torn_tail() {
-            tracing::warn!(journal = %named.name, ?torn, "journal has a torn tail (unacknowledged records dropped)");
-        }
-        for bytes in named.replay.records() {
-            match LeaseRecord::decode(bytes) {
-                Ok(record) => {
-                    replayed += 1;
-                    for server in &mut servers {
-                        server.replay(&record);
-                    }
-                }
-                Err(err) => {
-                    undecodable += 1;
-                    tracing::warn!(journal = %named.name, error = %err, "skipping an undecodable lease record");
-                }
+    // Streamed: records go to the servers as they are read, never all in
+    // memory at once.
+    let found = journal::replay_dir_with(dir, |name, bytes| match LeaseRecord::decode(bytes) {
+        Ok(record) => {
+            replayed += 1;
+            for server in &mut servers {
+                server.replay(&record);
             }
+        }
+        Err(err) => {
+            undecodable += 1;
+            tracing::warn!(journal = %name, error = %err, "skipping an undecodable lease record");
+        }
+    })?;
+    for named in &found {
+        if let Some(torn) = named.info.torn_tail() {
+            tracing::warn!(journal = %named.name, ?torn, "journal has a torn tail (unacknowledged records dropped)");
         }
     }
     let mut journals = Vec::with_capacity(servers.len());

@@ -5,6 +5,7 @@ mod damage;
 mod kill;
 mod model;
 mod running;
+mod streaming;
 mod writing;
 
 use std::{
