@@ -9,8 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bootwave_e2e::{
-    DhcpProbe, JournalSync, Lab, RELAY_ADDR, SERVER_ADDR, Server, discover, request_init_reboot,
-    require_root_and_tools, test_mac,
+    Backend, ChildGuard, DhcpProbe, JournalSync, Lab, RELAY_ADDR, SERVER_ADDR, Server,
+    bootwave_binary, bootwave_toml, discover, request_init_reboot, require_root_and_tools,
+    test_mac, wait_udp_bound,
 };
 use dhcproto::v4::MessageType;
 
@@ -28,6 +29,8 @@ const JOURNAL_BOUND: u64 = 2 << 20;
 const TMPFS_SIZE: &str = "1m";
 /// How long the shard may take to resume once space is back.
 const RESUME_LIMIT: Duration = Duration::from_secs(8);
+/// Where the data plane serves metrics, on the server namespace's loopback.
+const METRICS: &str = "127.0.0.1:9167";
 
 on_each_backend!(renewals_keep_the_journal_small);
 fn renewals_keep_the_journal_small(server: Server) -> anyhow::Result<()> {
@@ -92,6 +95,9 @@ fn renewals_keep_the_journal_small(server: Server) -> anyhow::Result<()> {
 on_each_backend!(a_full_journal_disk_stops_acks_until_space_returns);
 fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow::Result<()> {
     require_root_and_tools(&["ip", "ss", "mount", "umount"]);
+    let Server::Bootwave(backend) = server else {
+        anyhow::bail!("bootwave only");
+    };
     let state = tempfile::tempdir()?;
     let mount = Tmpfs::mount(&state.path().join("disk"), TMPFS_SIZE)?;
     let journal = mount.path.join("journal");
@@ -99,10 +105,13 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
     let mut spec = lab.spec(None, None);
     spec.state_dir = Some(journal);
     spec.journal_sync = JournalSync::Never;
-    let running = server.start(&lab.server, &spec)?;
-    let context = |what: String| format!("{server:?}: {what}\n{}", running.child.tail());
+    let config = tempfile::tempdir()?;
+    let running = start_with_metrics(&lab, &spec, config.path(), backend)?;
+    let context = |what: String| format!("{server:?}: {what}\n{}", running.tail());
     let probe = relay_probe(&lab)?;
     let leases = bind(&probe, 4)?;
+    let gauge = || journal_failed(&lab);
+    assert_eq!(gauge()?, 0, "{}", context("healthy journal".into()));
     let (mac, ip) = leases[0];
 
     // Fill the disk; the log's last page may still take a few groups.
@@ -143,12 +152,15 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
             context("an OFFER while the disk is full".into())
         );
     }
-    let log = running.child.stderr();
+    let log = running.stderr();
     assert!(
         log.contains("lease journal failed"),
         "{}",
         context("the failure is logged".into())
     );
+    // Published every 250 ms.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(gauge()?, 1, "{}", context("bootwave_journal_failed".into()));
 
     // Space returns: ACKs resume by themselves.
     std::fs::remove_file(&filler)?;
@@ -172,18 +184,21 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
             "no ACK within {RESUME_LIMIT:?} of freeing the disk"
         )))
     })?;
-    let log = running.child.stderr();
+    let log = running.stderr();
     assert!(
         log.contains("lease journal writable again"),
         "{}",
         context("the recovery is logged".into())
     );
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(gauge()?, 0, "{}", context("bootwave_journal_failed".into()));
     println!(
         "{server:?}: ACKs stopped after {stopped_after} renewals on a full disk, resumed {resumed:?} after space returned"
     );
     // Every client's lease is journaled again: a restart confirms them.
     drop(running);
     let running = server.start(&lab.server, &spec)?;
+    let running = &running.child;
     for (i, &(mac, ip)) in leases.iter().enumerate() {
         let reply = probe.ask(
             &request_init_reboot(mac, 0x5000_0000 | i as u32, ip),
@@ -193,12 +208,56 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
             reply.map(|r| (r.kind, r.yiaddr)),
             Some((MessageType::Ack, ip)),
             "{server:?}: lease of client {i} after restart\n{}",
-            running.child.tail()
+            running.tail()
         );
     }
-    drop(running);
     drop(mount);
     Ok(())
+}
+
+/// Starts the data plane in the lab's server namespace with `--metrics`.
+fn start_with_metrics(
+    lab: &Lab,
+    spec: &bootwave_e2e::ServeSpec,
+    dir: &Path,
+    backend: Backend,
+) -> anyhow::Result<ChildGuard> {
+    std::fs::create_dir_all(dir.join("tftp"))?;
+    let config = dir.join("bootwave.toml");
+    std::fs::write(&config, bootwave_toml(spec, dir))?;
+    let config = config.to_string_lossy().into_owned();
+    let args = [
+        "--config",
+        config.as_str(),
+        "--backend",
+        backend.arg(),
+        "--log-format",
+        "human",
+        "--metrics",
+        METRICS,
+    ];
+    let child = lab.server.spawn(bootwave_binary()?, &args)?;
+    wait_udp_bound(&lab.server, 67, Duration::from_secs(20))
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", child.tail()))?;
+    Ok(child)
+}
+
+/// `bootwave_journal_failed` of shard 0, scraped inside the server
+/// namespace.
+fn journal_failed(lab: &Lab) -> anyhow::Result<u64> {
+    let text = lab.server.run_inside(|| -> std::io::Result<String> {
+        use std::io::Read as _;
+        let mut conn = std::net::TcpStream::connect(METRICS)?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut text = String::new();
+        conn.read_to_string(&mut text)?;
+        Ok(text)
+    })??;
+    text.lines()
+        .find_map(|l| l.strip_prefix("bootwave_journal_failed{shard=\"0\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no bootwave_journal_failed in\n{text}"))
 }
 
 /// A relay-style probe from the lab's only client.
