@@ -47,11 +47,14 @@ fn renewals_keep_the_journal_small(server: Server) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut acked, mut largest) = (0u32, 0u64);
     let mut round = 0u32;
+    let mut rounds = Vec::with_capacity((RENEWALS / CLIENTS) as usize);
     while acked < RENEWALS && started.elapsed() < RENEW_LIMIT {
+        let sent = Instant::now();
         for (i, &(mac, ip)) in leases.iter().enumerate() {
             probe.send(&request_init_reboot(mac, xid(round, i), ip))?;
         }
         acked += acks(&probe, round, leases.len())?;
+        rounds.push(sent.elapsed());
         round += 1;
         if round.is_multiple_of(500) {
             largest = largest.max(dir_bytes(&journal));
@@ -67,8 +70,14 @@ fn renewals_keep_the_journal_small(server: Server) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let end = dir_bytes(&journal);
     largest = largest.max(end);
+    rounds.sort_unstable();
+    let at = |q: f64| rounds[((rounds.len() - 1) as f64 * q) as usize];
     println!(
-        "{server:?}: {acked} renewals by {CLIENTS} clients in {took:?}: journal {end} bytes at the end, {largest} at most"
+        "{server:?}: {acked} renewals by {CLIENTS} clients in {took:?}: journal {end} bytes at the end, {largest} at most; \
+         round of {CLIENTS} REQUEST->ACK p50 {:?} p99 {:?} max {:?}",
+        at(0.5),
+        at(0.99),
+        at(1.0)
     );
     assert!(
         largest < JOURNAL_BOUND,
