@@ -180,7 +180,7 @@ impl ShardJournal {
         if self.failure.is_some() {
             return;
         }
-        tracing::error!(journal = %self.name, error = %err, "lease journal failed: ACKs that need it are not sent (OFFERs go on); retrying every {} s", RETRY_FIRST.as_secs());
+        tracing::error!(journal = %self.name, error = %err, "lease journal failed: ACKs that need it are not sent (OFFERs go on); retrying every {}-{} s", RETRY_FIRST.as_secs(), RETRY_MAX.as_secs());
         self.failure = Some(Failure {
             since: now,
             retry_at: now + RETRY_FIRST,

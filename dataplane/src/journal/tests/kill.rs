@@ -73,3 +73,107 @@ fn write_until_killed(dir: &Path) {
         out.flush().expect("stdout");
     }
 }
+
+/// Set in the child of the compaction test.
+const COMPACT_DIR_ENV: &str = "BOOTWAVE_JOURNAL_KILL_COMPACT_DIR";
+/// That test's path inside the test binary.
+const COMPACT_TEST_PATH: &str =
+    "journal::tests::kill::sigkill_during_compactions_loses_no_acknowledged_state";
+/// Keys the compaction test's records update.
+const KEYS: u64 = 8;
+
+/// Record `n`: an update of key `n % KEYS`.
+fn keyed(n: u64) -> Vec<u8> {
+    format!("key={} n={n}", n % KEYS).into_bytes()
+}
+
+#[test]
+fn sigkill_during_compactions_loses_no_acknowledged_state() {
+    if let Some(dir) = std::env::var_os(COMPACT_DIR_ENV) {
+        update_until_killed(Path::new(&dir));
+        return;
+    }
+    let dir = tempdir();
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = Command::new(exe)
+        .args([
+            "--exact",
+            COMPACT_TEST_PATH,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(COMPACT_DIR_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (mut acked, mut compactions) = (0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read child output");
+        let mut words = line.split_whitespace();
+        if let (Some("acked"), Some(n), Some(c)) = (words.next(), words.next(), words.next()) {
+            acked = n.parse().expect("count");
+            compactions = c.parse().expect("count");
+            if acked >= 3 * KILL_AFTER as u64 {
+                break;
+            }
+        }
+    }
+    child.kill().expect("SIGKILL child");
+    child.wait().expect("reap child");
+    assert!(
+        compactions >= 3,
+        "only {compactions} compactions before the kill"
+    );
+    // Each key's newest replayed update is at least its newest acknowledged.
+    let mut newest = [None; KEYS as usize];
+    for record in reopen_records(dir.path()) {
+        let text = String::from_utf8(record).expect("utf-8 record");
+        let n: u64 = text
+            .rsplit("n=")
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("well-formed record");
+        assert_eq!(text, String::from_utf8(keyed(n)).expect("utf-8"));
+        let slot = &mut newest[(n % KEYS) as usize];
+        *slot = Some(slot.map_or(n, |m: u64| m.max(n)));
+    }
+    for key in 0..KEYS {
+        let want = (0..acked).rev().find(|n| n % KEYS == key);
+        assert!(
+            newest[key as usize] >= want,
+            "key {key}: replayed {:?}, acknowledged {want:?}",
+            newest[key as usize]
+        );
+    }
+}
+
+/// The child: one update per commit with `Always` and a small compaction
+/// threshold, so the kill lands in or between compactions; prints the
+/// acknowledged count and compactions after each commit.
+fn update_until_killed(dir: &Path) {
+    let (journal, replay) = open(dir, FsyncPolicy::Always);
+    assert!(replay.is_empty());
+    let policy = crate::journal::CompactionPolicy {
+        ratio: 2,
+        min_log_bytes: 2048,
+        ..crate::journal::CompactionPolicy::default()
+    };
+    let now = Instant::now();
+    let mut j = crate::journal::ShardJournal::new(super::NAME.to_owned(), journal, policy, now);
+    let mut live: Vec<Vec<u8>> = Vec::new();
+    let mut out = std::io::stdout();
+    for n in 0..200_000u64 {
+        let record = keyed(n);
+        j.append(&record).expect("append");
+        assert!(j.commit(now).expect("commit").acked);
+        match live.get_mut((n % KEYS) as usize) {
+            Some(slot) => *slot = record,
+            None => live.push(record),
+        }
+        j.maintain(now, || live.clone()).expect("upkeep");
+        writeln!(out, "acked {} {}", n + 1, j.gauges().compactions).expect("stdout");
+        out.flush().expect("stdout");
+    }
+}
