@@ -28,11 +28,19 @@ pub enum Refusal {
     Rate = 1,
     /// The shard's transfer table is full (`max-transfers`).
     TableFull = 2,
+    /// No transfer port could be opened (out of file descriptors or
+    /// ephemeral ports).
+    NoPort = 3,
 }
 
 impl Refusal {
     /// Every reason, in counter order.
-    pub const ALL: [Self; 3] = [Self::PerClientCap, Self::Rate, Self::TableFull];
+    pub const ALL: [Self; 4] = [
+        Self::PerClientCap,
+        Self::Rate,
+        Self::TableFull,
+        Self::NoPort,
+    ];
 
     /// Short name for metrics and logs.
     pub fn name(self) -> &'static str {
@@ -40,6 +48,7 @@ impl Refusal {
             Self::PerClientCap => "per_client_cap",
             Self::Rate => "rate",
             Self::TableFull => "table_full",
+            Self::NoPort => "no_port",
         }
     }
 }

@@ -33,8 +33,8 @@ pub struct TftpCounters {
     /// time (the event queue was full).
     pub events_dropped: u64,
     /// Read requests refused by admission, indexed by [`Refusal`] (per
-    /// client cap, per client rate, full transfer table).
-    pub refused: [u64; 3],
+    /// client cap, per client rate, full transfer table, no port).
+    pub refused: [u64; Refusal::ALL.len()],
     /// Idle clients forgotten to keep the client table bounded.
     pub clients_evicted: u64,
 }

@@ -11,11 +11,18 @@
 //! [`Resolver`] as shared immutable bytes ([`FileData`]); DATA sends name a
 //! slice of them instead of copying.
 //!
-//! Requests arrive on the listen port (`TftpSettings::port`); each transfer
-//! is served from one of a few fixed data ports given at construction,
-//! chosen so that `(client address, data port)` is unique. The driver binds
-//! the listen port and every data port, and feeds the core whatever arrives
-//! on any of them.
+//! Requests arrive on the listen port (`TftpSettings::port`). With
+//! [`ServerOptions::per_transfer_ports`] each transfer is served from a
+//! port of its own (RFC 1350's random TID): the driver opens a socket on a
+//! kernel-chosen ephemeral port and hands the port in with
+//! [`TftpServer::add_transfer_port`] whenever
+//! [`TftpServer::wants_transfer_port`] says so, and closes it when
+//! [`TftpServer::poll_released_port`] gives it back; the core keeps no
+//! socket and chooses no number, it only records which port a transfer
+//! owns. Without that option transfers share a few fixed data ports given
+//! at construction. Either way a datagram is matched to a transfer by the
+//! pair (client address and port, local port): anything else on a data
+//! port gets ERROR 5 and leaves every transfer as it was.
 //!
 //! # The driving loop
 //!
@@ -115,6 +122,6 @@ pub use file::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
 pub use netascii::{NetasciiData, converted_len as netascii_len};
 pub use options::{DEFAULT_BLKSIZE, MAX_BLKSIZE, MIN_BLKSIZE, MTU_OVERHEAD};
 pub use path::{DEFAULT_MAX_PATH_LEN, PathError, normalize as normalize_path};
-pub use server::{DEFAULT_BURST_BUDGET_BYTES, ServerOptions, TftpServer};
+pub use server::{DEFAULT_BURST_BUDGET_BYTES, MAX_SPARE_PORTS, ServerOptions, TftpServer};
 pub use tx::{FileIndex, Payload, Transmit, TxQueue};
 pub use wire::{ErrorCode, Mode, Packet, ParseError};

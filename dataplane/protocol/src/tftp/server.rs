@@ -27,6 +27,9 @@ use crate::net::RecvMeta;
 /// (`net.core.wmem_default`).
 pub const DEFAULT_BURST_BUDGET_BYTES: usize = 212_992;
 
+/// Most per-transfer ports the core holds before a request uses one.
+pub const MAX_SPARE_PORTS: usize = 4;
+
 /// Lower bound of the adaptive timeout whatever the configuration says.
 const RTO_FLOOR: Duration = Duration::from_millis(1);
 /// Timeout before a transfer has an RTT sample (RFC 6298).
@@ -47,6 +50,13 @@ pub struct ServerOptions {
     /// Idle clients (rate state only) remembered per shard; the oldest is
     /// forgotten first. Clients holding a transfer are always kept.
     pub client_table_capacity: usize,
+    /// Serve every transfer from a port of its own that the driver hands
+    /// in with [`TftpServer::add_transfer_port`] (RFC 1350's random TID),
+    /// instead of the fixed data ports: an off-path host cannot guess where
+    /// to send a blind ACK. ERRORs to requests then come from the listen
+    /// port, and a finished transfer's port is handed back through
+    /// [`TftpServer::poll_released_port`].
+    pub per_transfer_ports: bool,
 }
 
 impl Default for ServerOptions {
@@ -56,6 +66,7 @@ impl Default for ServerOptions {
             max_path_len: path::DEFAULT_MAX_PATH_LEN,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             client_table_capacity: DEFAULT_CLIENT_TABLE_CAPACITY,
+            per_transfer_ports: false,
         }
     }
 }
@@ -89,10 +100,15 @@ pub struct TftpServer<R> {
     first_ack_budget: u64,
     admission: Admission,
     /// Per refusal reason: when it was last logged, and refusals since.
-    refusal_log: [(Option<u64>, u64); 3],
+    refusal_log: [(Option<u64>, u64); Refusal::ALL.len()],
     max_path_len: usize,
     listen_port: u16,
     data_ports: Box<[u16]>,
+    /// Per-transfer ports: opened by the driver and not yet used (at most
+    /// a few), and those of ended transfers for the driver to close.
+    per_transfer_ports: bool,
+    spare_ports: Vec<u16>,
+    released_ports: Vec<u16>,
     slots: Vec<Slot>,
     /// Per slot, the event metadata of its transfer.
     meta: Vec<Option<TransferMeta>>,
@@ -103,7 +119,9 @@ pub struct TftpServer<R> {
     /// recognised.
     generations: Vec<u32>,
     free: Vec<u32>,
-    index: HashMap<(SocketAddr, u16), u32>,
+    /// Transfers by client address (one per address: a new request from
+    /// it replaces the old transfer); the slot's record names its port.
+    index: HashMap<SocketAddr, u32>,
     timers: TimerHeap,
     epoch: Option<Instant>,
     draining: bool,
@@ -174,10 +192,13 @@ impl<R: Resolver> TftpServer<R> {
             )
             .unwrap_or(u64::MAX),
             admission: Admission::new(&settings.admission, options.client_table_capacity),
-            refusal_log: [(None, 0); 3],
+            refusal_log: [(None, 0); Refusal::ALL.len()],
             max_path_len: options.max_path_len,
             listen_port: settings.port,
             data_ports: ports.into_boxed_slice(),
+            per_transfer_ports: options.per_transfer_ports,
+            spare_ports: Vec::new(),
+            released_ports: Vec::new(),
             slots: Vec::new(),
             meta: Vec::new(),
             netascii: Vec::new(),
@@ -214,6 +235,32 @@ impl<R: Resolver> TftpServer<R> {
     /// is bounded and drops its oldest events when full.
     pub fn poll_event(&mut self) -> Option<TransferEvent> {
         self.events.pop()
+    }
+
+    /// Hands in a port the driver opened for the next transfer (with
+    /// [`ServerOptions::per_transfer_ports`]). Each port serves one
+    /// transfer; at most [`MAX_SPARE_PORTS`] are kept, beyond that the port
+    /// is handed straight back through [`TftpServer::poll_released_port`].
+    pub fn add_transfer_port(&mut self, port: u16) {
+        if self.spare_ports.len() < MAX_SPARE_PORTS && port != self.listen_port {
+            self.spare_ports.push(port);
+        } else {
+            self.released_ports.push(port);
+        }
+    }
+
+    /// Whether the next read request would find no port: the driver should
+    /// open one and [`TftpServer::add_transfer_port`] it before handing in
+    /// a datagram of the listen port.
+    pub fn wants_transfer_port(&self) -> bool {
+        self.per_transfer_ports && self.spare_ports.is_empty() && !self.draining
+    }
+
+    /// A port whose transfer ended (or that is no longer needed): the
+    /// driver closes its socket. Drain after every [`TftpServer::handle`]
+    /// and [`TftpServer::handle_timeout`].
+    pub fn poll_released_port(&mut self) -> Option<u16> {
+        self.released_ports.pop()
     }
 
     /// Transfers in the table.
@@ -275,7 +322,12 @@ impl<R: Resolver> TftpServer<R> {
                 return;
             }
         };
-        let Some(&slot) = self.index.get(&(meta.src, meta.local_port)) else {
+        let slot = self
+            .index
+            .get(&meta.src)
+            .copied()
+            .filter(|&slot| self.transfer(slot).is_some_and(|t| t.local_port == meta.local_port));
+        let Some(slot) = slot else {
             if !matches!(packet, Packet::Error { .. }) {
                 self.counters.errors_sent[ErrorCode::UnknownTid as usize] += 1;
                 out.push_control(reply_route(meta), |buf| {
@@ -388,7 +440,7 @@ impl<R: Resolver> TftpServer<R> {
             return self.refuse(now, meta, Refusal::TableFull, out);
         }
         let Some(local_port) = self.free_port(client) else {
-            return self.refuse(now, meta, Refusal::TableFull, out);
+            return self.refuse(now, meta, Refusal::NoPort, out);
         };
         let path = match path::normalize(request.filename, self.max_path_len, &mut self.path_buf) {
             Ok(path) => path,
@@ -419,6 +471,10 @@ impl<R: Resolver> TftpServer<R> {
         else {
             return self.send_error(out, meta, ErrorCode::DiskFull, "file too large");
         };
+        if self.per_transfer_ports {
+            // The port is spent: it serves this transfer and is closed after.
+            self.spare_ports.pop();
+        }
         // One line per transfer (not per packet): the boot record of a
         // client, with its MAC when DHCP knows it.
         info!(
@@ -573,7 +629,9 @@ impl<R: Resolver> TftpServer<R> {
                 ErrorCode::NotDefined,
                 "too many transfers from this client",
             ),
-            Refusal::TableFull => self.send_error(out, meta, ErrorCode::NotDefined, "server busy"),
+            Refusal::TableFull | Refusal::NoPort => {
+                self.send_error(out, meta, ErrorCode::NotDefined, "server busy");
+            }
             Refusal::Rate => {}
         }
     }
@@ -595,25 +653,28 @@ impl<R: Resolver> TftpServer<R> {
         self.slots.get_mut(slot as usize)?.as_mut()
     }
 
-    /// A transfer of `client` on any of our data ports.
+    /// The transfer of `client`, if any.
     fn existing(&self, client: SocketAddr) -> Option<u32> {
-        self.data_ports
-            .iter()
-            .find_map(|&port| self.index.get(&(client, port)).copied())
+        self.index.get(&client).copied()
     }
 
-    /// A data port not yet used with `client`, starting from one chosen by
-    /// the client's address so clients spread over the ports.
+    /// The port a new transfer of `client` is served from: the next spare
+    /// per-transfer port, or a fixed data port chosen by the client's
+    /// address so clients spread over them.
     fn free_port(&self, client: SocketAddr) -> Option<u16> {
-        let n = self.data_ports.len();
-        let start = port_hash(client) % n;
-        (0..n)
-            .map(|i| self.data_ports[(start + i) % n])
-            .find(|&port| !self.index.contains_key(&(client, port)))
+        if self.per_transfer_ports {
+            return self.spare_ports.last().copied();
+        }
+        Some(self.data_ports[port_hash(client) % self.data_ports.len()])
     }
 
-    /// The port ERRORs to a request come from (a data port, as a new TID).
+    /// The port ERRORs to a request come from: a data port (as a new TID),
+    /// or with per-transfer ports the listen port, so that no port is
+    /// opened for a request that is refused.
     fn reply_port(&self, client: SocketAddr) -> u16 {
+        if self.per_transfer_ports {
+            return self.listen_port;
+        }
         self.data_ports[port_hash(client) % self.data_ports.len()]
     }
 
@@ -623,7 +684,7 @@ impl<R: Resolver> TftpServer<R> {
         meta: TransferMeta,
         netascii: Option<Netascii>,
     ) -> u32 {
-        let key = (transfer.client, transfer.local_port);
+        let key = transfer.client;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(transfer);
@@ -659,7 +720,10 @@ impl<R: Resolver> TftpServer<R> {
         let generation = &mut self.generations[slot as usize];
         *generation = generation.wrapping_add(1);
         self.free.push(slot);
-        self.index.remove(&(transfer.client, transfer.local_port));
+        self.index.remove(&transfer.client);
+        if self.per_transfer_ports {
+            self.released_ports.push(transfer.local_port);
+        }
         self.admission.ended(transfer.client.ip());
         self.counters.clients_evicted = self.admission.evicted();
         info!(client = %transfer.client, %outcome, "tftp: transfer ended");

@@ -8,5 +8,6 @@ mod direct;
 mod events;
 mod loss;
 mod pair;
+mod ports;
 mod support;
 mod vectors;
