@@ -101,6 +101,11 @@ fn main() -> anyhow::Result<ExitCode> {
         LogFormat::Human => logs::Format::Human,
         LogFormat::Json => logs::Format::Json,
     });
+    // One socket per TFTP transfer: allow as many descriptors as the hard
+    // limit does (running out is counted and refused, never fatal).
+    if let Err(error) = bootwave_dataplane::sys::limits::raise_nofile() {
+        tracing::warn!(%error, "could not raise the open-file limit");
+    }
     let options = Options {
         config: cli.config,
         shards: cli

@@ -53,7 +53,7 @@ fn sigterm_exits_zero_and_summary_names_everything() {
         "journal",
         "shards      2",
         "backend",
-        "tftp data   ports",
+        "tftp data   a random ephemeral port per transfer",
     ] {
         assert!(
             server.summary.contains(needle),

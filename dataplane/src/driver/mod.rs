@@ -105,6 +105,7 @@
 
 mod backend;
 mod bufring;
+mod ephemeral;
 mod msg;
 mod portable;
 mod service;
@@ -114,6 +115,7 @@ mod tx;
 mod uring;
 
 pub use backend::{Backend, BackendChoice, select_backend};
+pub use ephemeral::{EphemeralSpec, OpenError};
 pub use service::{Service, ShardContext};
 pub use shard::{DriverConfig, ShardExit, ShardGroup, ShardStats, StopHandle, spawn_shards};
 pub use socket::{Binding, SocketSpec, Steering, gso_supported};

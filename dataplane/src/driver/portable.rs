@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::DriverError;
@@ -21,6 +21,8 @@ const RECV_SIZE: usize = 2048;
 /// `recvmmsg` calls per readable socket per wake, so one busy socket cannot
 /// starve the others or the timers.
 const RECV_ROUNDS: usize = 8;
+/// Readiness events taken per `epoll_wait`.
+const EPOLL_EVENTS: usize = 256;
 /// Waits for a full send buffer before the rest of a batch is dropped.
 const SEND_RETRIES: usize = 3;
 /// How long one such wait lasts.
@@ -32,13 +34,14 @@ pub(crate) fn run<S: Service>(
     local: &[SocketAddrV4],
     service: &mut S,
     stop: &StopSignal,
-    gso: bool,
+    (gso, mut tx): (bool, Tx),
 ) -> Result<ShardStats, DriverError> {
     let watched = service.watched_fds();
-    let mut shard = PortableShard::new(sockets, local, &watched, stop.fd(), gso);
-    let mut tx = Tx::new(sockets.len());
+    let mut shard = PortableShard::new(sockets, local, &watched, stop.fd(), gso)?;
     loop {
+        shard.extra.register_opened(&mut tx)?;
         shard.send_all(&mut tx);
+        shard.extra.unregister_closed(&mut tx);
         let stop_ready = shard.wait(wait_for(service.poll_timeout(), Instant::now()))?;
         let now = Instant::now();
         for sock in 0..shard.fds.len() {
@@ -52,6 +55,9 @@ pub(crate) fn run<S: Service>(
             if pfd.revents & (libc::POLLIN | libc::POLLERR) != 0 {
                 service.on_readable(now, index, &mut tx);
             }
+        }
+        if shard.pollfds[shard.fds.len() + watched.len()].revents & libc::POLLIN != 0 {
+            shard.recv_extra(service, &mut tx, now);
         }
         if service
             .poll_timeout()
@@ -68,9 +74,122 @@ pub(crate) fn run<S: Service>(
     Ok(shard.stats)
 }
 
+/// The run-time sockets of a portable shard, in one epoll set whose
+/// descriptor sits in the shard's poll list.
+struct ExtraSockets {
+    epoll: OwnedFd,
+    /// Index of the first run-time socket.
+    base: usize,
+    /// By index minus `base`: descriptor and address.
+    sockets: Vec<Option<(RawFd, SocketAddrV4)>>,
+    events: Vec<libc::epoll_event>,
+    ready: Vec<usize>,
+}
+
+impl ExtraSockets {
+    fn new(base: usize) -> Result<Self, DriverError> {
+        // Safety: takes no pointers; the result is checked.
+        #[allow(unsafe_code)]
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(DriverError::Sys {
+                op: "epoll_create1",
+                source: io::Error::last_os_error(),
+            });
+        }
+        // Safety: a fresh descriptor nothing else owns.
+        #[allow(unsafe_code)]
+        let epoll = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self {
+            epoll,
+            base,
+            sockets: Vec::new(),
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; EPOLL_EVENTS],
+            ready: Vec::with_capacity(EPOLL_EVENTS),
+        })
+    }
+
+    fn get(&self, sock: usize) -> Option<(RawFd, SocketAddrV4)> {
+        *self.sockets.get(sock.checked_sub(self.base)?)?
+    }
+
+    /// Adds every socket the service opened to the epoll set.
+    fn register_opened(&mut self, tx: &mut Tx) -> Result<(), DriverError> {
+        while let Some(sock) = tx.ephemeral().take_opened() {
+            let Some((fd, local)) = tx.ephemeral().socket(sock) else {
+                continue;
+            };
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: sock as u64,
+            };
+            // Safety: `event` is live for the call; `fd` is an open socket
+            // owned by `tx` until released below.
+            #[allow(unsafe_code)]
+            let rc = unsafe {
+                libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event)
+            };
+            if rc < 0 {
+                return Err(DriverError::Sys {
+                    op: "epoll_ctl",
+                    source: io::Error::last_os_error(),
+                });
+            }
+            let index = sock - self.base;
+            if self.sockets.len() <= index {
+                self.sockets.resize(index + 1, None);
+            }
+            self.sockets[index] = Some((fd, local));
+        }
+        Ok(())
+    }
+
+    /// Removes every socket the service closed and releases it (sends
+    /// queued before the close went out in `send_all`).
+    fn unregister_closed(&mut self, tx: &mut Tx) {
+        while let Some(sock) = tx.ephemeral().take_closing() {
+            if let Some((fd, _)) = self.get(sock) {
+                // Safety: `fd` is still open (released only below); a null
+                // event is allowed for EPOLL_CTL_DEL.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::epoll_ctl(
+                        self.epoll.as_raw_fd(),
+                        libc::EPOLL_CTL_DEL,
+                        fd,
+                        std::ptr::null_mut(),
+                    )
+                };
+                self.sockets[sock - self.base] = None;
+            }
+            tx.ephemeral().release(sock);
+        }
+    }
+
+    /// The run-time sockets with something to read, into `self.ready`.
+    fn poll_ready(&mut self) {
+        self.ready.clear();
+        // Safety: `events` is a live array of the length passed; zero
+        // timeout.
+        #[allow(unsafe_code)]
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as libc::c_int,
+                0,
+            )
+        };
+        for event in self.events.iter().take(usize::try_from(n).unwrap_or(0)) {
+            self.ready.push(event.u64 as usize);
+        }
+    }
+}
+
 /// One shard's descriptors and batch storage.
 struct PortableShard {
     fds: Vec<RawFd>,
+    extra: ExtraSockets,
     local: Vec<SocketAddrV4>,
     pollfds: Vec<libc::pollfd>,
     recv: RecvBatch,
@@ -83,27 +202,30 @@ struct PortableShard {
 }
 
 impl PortableShard {
-    /// The poll set is the sockets, then `watched`, then the stop eventfd.
+    /// The poll set is the sockets, then `watched`, then the epoll set of
+    /// the run-time sockets, then the stop eventfd.
     fn new(
         sockets: &[UdpSocket],
         local: &[SocketAddrV4],
         watched: &[RawFd],
         stop_fd: RawFd,
         gso: bool,
-    ) -> Self {
+    ) -> Result<Self, DriverError> {
         let fds: Vec<RawFd> = sockets.iter().map(AsRawFd::as_raw_fd).collect();
+        let extra = ExtraSockets::new(fds.len())?;
         let pollfds = fds
             .iter()
             .chain(watched)
-            .chain(std::iter::once(&stop_fd))
+            .chain([extra.epoll.as_raw_fd(), stop_fd].iter())
             .map(|&fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             })
             .collect();
-        Self {
+        Ok(Self {
             fds,
+            extra,
             local: local.to_vec(),
             pollfds,
             recv: RecvBatch::new(),
@@ -113,6 +235,23 @@ impl PortableShard {
             op_info: Vec::with_capacity(4 * BATCH),
             gso,
             stats: ShardStats::default(),
+        })
+    }
+
+    /// Receives from every run-time socket that is readable.
+    fn recv_extra<S: Service>(&mut self, service: &mut S, tx: &mut Tx, now: Instant) {
+        self.extra.poll_ready();
+        for i in 0..self.extra.ready.len() {
+            let sock = self.extra.ready[i];
+            self.recv_socket(sock, service, tx, now);
+        }
+    }
+
+    /// Descriptor and address of socket `sock`, fixed or run-time.
+    fn socket(&self, sock: usize) -> Option<(RawFd, SocketAddrV4)> {
+        match (self.fds.get(sock), self.local.get(sock)) {
+            (Some(&fd), Some(&local)) => Some((fd, local)),
+            _ => self.extra.get(sock),
         }
     }
 
@@ -155,8 +294,11 @@ impl PortableShard {
 
     /// Receives up to [`RECV_ROUNDS`] batches from socket `sock`.
     fn recv_socket<S: Service>(&mut self, sock: usize, service: &mut S, tx: &mut Tx, now: Instant) {
+        let Some((fd, local)) = self.socket(sock) else {
+            return;
+        };
         for _ in 0..RECV_ROUNDS {
-            let n = match self.recv.recv(self.fds[sock]) {
+            let n = match self.recv.recv(fd) {
                 Ok(n) => n,
                 Err(err) => {
                     if err.raw_os_error() != Some(libc::EAGAIN)
@@ -170,7 +312,7 @@ impl PortableShard {
             };
             for i in 0..n {
                 let (name, control, data, truncated) = self.recv.message(i);
-                match recv_meta(name, control, self.local[sock]) {
+                match recv_meta(name, control, local) {
                     Some(meta) if !truncated => {
                         self.stats.rx_datagrams += 1;
                         service.on_datagram(now, sock, &meta, data, tx);
@@ -211,7 +353,7 @@ impl PortableShard {
                     self.op_info.push((op.datagrams, op.gso));
                 }
             }
-            if let Some(&fd) = self.fds.get(sock) {
+            if let Some((fd, _)) = self.socket(sock) {
                 self.send_batch(fd);
             }
             for transmit in self.transmits.drain(..) {

@@ -10,8 +10,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::backend::{Backend, BackendChoice, select_backend};
+use super::ephemeral::EphemeralSpec;
 use super::service::{Service, ShardContext};
 use super::socket::{SocketSpec, gso_supported, local_v4, open_spec};
+use super::tx::Tx;
 use super::uring::UringConfig;
 use super::{DriverError, portable, uring};
 
@@ -34,6 +36,8 @@ pub struct DriverConfig {
     pub uring: UringConfig,
     /// Behave as if io_uring were refused (ENOSYS), to exercise the fallback.
     pub simulate_uring_unavailable: bool,
+    /// Sockets a service may open while running ([`Tx::open_socket`]).
+    pub ephemeral: EphemeralSpec,
 }
 
 impl DriverConfig {
@@ -46,6 +50,7 @@ impl DriverConfig {
             pin_threads: true,
             uring: UringConfig::default(),
             simulate_uring_unavailable: false,
+            ephemeral: EphemeralSpec::default(),
         }
     }
 }
@@ -230,6 +235,7 @@ where
         let stop = stop.clone();
         let make_service = make_service.clone();
         let uring_config = config.uring;
+        let ephemeral = config.ephemeral;
         let spawned = std::thread::Builder::new()
             .name(format!("bootwave-shard-{shard}"))
             .spawn(move || {
@@ -244,6 +250,7 @@ where
                     local_addrs: local.clone(),
                 };
                 let mut service = make_service(&context);
+                let tx = Tx::with_ephemeral(shard_sockets.len(), ephemeral);
                 let stats = match backend {
                     Backend::Uring => uring::run(
                         &shard_sockets,
@@ -251,10 +258,10 @@ where
                         &mut service,
                         &stop,
                         &uring_config,
-                        gso,
+                        (gso, tx),
                     ),
                     Backend::Portable => {
-                        portable::run(&shard_sockets, &local, &mut service, &stop, gso)
+                        portable::run(&shard_sockets, &local, &mut service, &stop, (gso, tx))
                     }
                 }?;
                 Ok(ShardExit {

@@ -181,7 +181,12 @@ fn open_one(
 
 /// Sets a buffer size with the privileged option, falling back to the
 /// ordinary one (capped by `net.core.{r,w}mem_max`).
-fn set_buffer(fd: RawFd, forced: libc::c_int, plain: libc::c_int, bytes: usize) -> io::Result<()> {
+pub(crate) fn set_buffer(
+    fd: RawFd,
+    forced: libc::c_int,
+    plain: libc::c_int,
+    bytes: usize,
+) -> io::Result<()> {
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     if setsockopt(fd, libc::SOL_SOCKET, forced, &value).is_ok() {
         return Ok(());
@@ -214,7 +219,12 @@ fn attach_chaddr_program(socket: &UdpSocket, shards: usize) -> io::Result<()> {
 }
 
 /// `setsockopt` with a typed value.
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+pub(crate) fn setsockopt<T>(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     let len = libc::socklen_t::try_from(size_of::<T>())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // Safety: `value` is a live, initialised `T` of exactly `len` bytes that

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use bootwave_protocol::tftp::FileData;
 
+use super::ephemeral::{Ephemeral, EphemeralSpec, OpenError};
+
 /// Capacity of a fresh send buffer: one Ethernet frame of payload.
 const BUFFER_CAPACITY: usize = 1536;
 /// Send buffers kept for reuse; more are freed.
@@ -100,17 +102,45 @@ pub struct Tx {
     queue: VecDeque<Transmit>,
     buffers: Vec<Vec<u8>>,
     chunk_lists: Vec<Vec<Chunk>>,
+    ephemeral: Ephemeral,
 }
 
 impl Tx {
-    /// A queue for a shard with `sockets` sockets.
+    /// A queue for a shard with `sockets` sockets and no run-time sockets.
     pub fn new(sockets: usize) -> Self {
+        Self::with_ephemeral(sockets, EphemeralSpec::default())
+    }
+
+    /// A queue for a shard with `sockets` fixed sockets, whose service may
+    /// open run-time sockets as `spec` says.
+    pub fn with_ephemeral(sockets: usize, spec: EphemeralSpec) -> Self {
         Self {
             sockets,
             queue: VecDeque::with_capacity(256),
             buffers: Vec::new(),
             chunk_lists: Vec::new(),
+            ephemeral: Ephemeral::new(sockets, spec),
         }
+    }
+
+    /// Opens a socket on a port the kernel draws from its ephemeral range;
+    /// returns its socket index (for [`Tx::send`] and
+    /// [`Service::on_datagram`](super::Service::on_datagram)) and its
+    /// address. Datagrams to it reach this shard's service from the next
+    /// loop iteration on.
+    pub fn open_socket(&mut self) -> Result<(usize, SocketAddrV4), OpenError> {
+        self.ephemeral.open()
+    }
+
+    /// Closes a socket of [`Tx::open_socket`] once what was queued for it
+    /// before this call has been sent; then its index may be reused.
+    pub fn close_socket(&mut self, sock: usize) {
+        self.ephemeral.close(sock);
+    }
+
+    /// The run-time sockets, for the backend.
+    pub(crate) fn ephemeral(&mut self) -> &mut Ephemeral {
+        &mut self.ephemeral
     }
 
     /// An empty send buffer from the pool. Fill it and pass it to
@@ -219,7 +249,7 @@ impl Tx {
     }
 
     fn check_socket(&self, sock: usize) -> Result<(), TxError> {
-        if sock < self.sockets {
+        if sock < self.sockets || self.ephemeral.contains(sock) {
             Ok(())
         } else {
             Err(TxError::NoSuchSocket(sock))

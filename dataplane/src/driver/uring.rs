@@ -80,10 +80,9 @@ pub(crate) fn run<S: Service>(
     service: &mut S,
     stop: &StopSignal,
     config: &UringConfig,
-    gso: bool,
+    (gso, mut tx): (bool, Tx),
 ) -> Result<ShardStats, DriverError> {
     let mut shard = UringShard::new(sockets, local, stop.fd(), config, gso)?;
-    let mut tx = Tx::new(sockets.len());
     let result = shard.run_loop(service, stop, &mut tx);
     let stats = shard.stats;
     shard.close(&mut tx);
@@ -141,6 +140,9 @@ struct Recv {
     hdr: libc::msghdr,
     /// A request is in the kernel (no final completion seen yet).
     live: bool,
+    /// A run-time socket the service closed: not re-armed, released at
+    /// its final completion.
+    closing: bool,
 }
 
 /// A transmit in flight and the storage its requests point at.
@@ -159,6 +161,9 @@ struct UringShard {
     ring: IoUring,
     bufs: ManuallyDrop<BufRing>,
     recv: ManuallyDrop<Box<[Recv]>>,
+    /// Receives of the run-time sockets ([`Tx::open_socket`]), by index
+    /// minus `recv.len()`; boxed so a request's `msghdr` never moves.
+    extra: ManuallyDrop<Vec<Option<Box<Recv>>>>,
     slots: ManuallyDrop<Box<[Slot]>>,
     free: Vec<usize>,
     cqes: Vec<(u64, i32, u32)>,
@@ -200,6 +205,7 @@ impl UringShard {
                     local,
                     hdr,
                     live: false,
+                    closing: false,
                 }
             })
             .collect();
@@ -215,6 +221,7 @@ impl UringShard {
             ring,
             bufs: ManuallyDrop::new(bufs),
             recv: ManuallyDrop::new(recv),
+            extra: ManuallyDrop::new(Vec::new()),
             slots: ManuallyDrop::new(slots),
             free: (0..slots_n).rev().collect(),
             cqes: Vec::with_capacity(entries as usize * 4),
@@ -247,7 +254,9 @@ impl UringShard {
         };
         let mut stopping = false;
         while !stopping {
+            self.register_opened(tx)?;
             self.push_sends(tx)?;
+            self.unregister_closed(tx)?;
             self.enter(wait_for(service.poll_timeout(), Instant::now()))?;
             let now = Instant::now();
             self.reap();
@@ -255,7 +264,7 @@ impl UringShard {
                 let (data, res, flags) = self.cqes[i];
                 match Tag::decode(data) {
                     Some(Tag::Recv(sock)) => {
-                        self.on_recv(sock, res, flags, Some((&mut *service, &mut *tx, now)))?
+                        self.on_recv(sock, res, flags, tx, Some((&mut *service, now)))?
                     }
                     Some(Tag::Send { slot, op }) => self.on_send(slot, op, res, tx),
                     Some(Tag::Stop) => stopping = true,
@@ -308,7 +317,9 @@ impl UringShard {
 
     /// Queues a multishot receive on socket `sock`.
     fn arm_recv(&mut self, sock: usize) -> Result<(), DriverError> {
-        let recv = &mut self.recv[sock];
+        let Some(recv) = recv_mut(&mut self.recv, &mut self.extra, sock) else {
+            return Ok(());
+        };
         let entry = opcode::RecvMsgMulti::new(Fd(recv.fd), &recv.hdr, BGID)
             .build()
             .user_data(Tag::Recv(sock).encode());
@@ -330,13 +341,14 @@ impl UringShard {
         sock: usize,
         res: i32,
         flags: u32,
-        service: Option<(&mut S, &mut Tx, Instant)>,
+        tx: &mut Tx,
+        service: Option<(&mut S, Instant)>,
     ) -> Result<(), DriverError> {
-        let Some(recv) = self.recv.get(sock) else {
+        let Some(recv) = recv_ref(&self.recv, &self.extra, sock) else {
             return Ok(());
         };
         let more = cqueue::more(flags);
-        let rearm = service.is_some();
+        let rearm = service.is_some() && !recv.closing;
         if res < 0 {
             if -res == libc::ENOBUFS {
                 self.stats.recv_no_buffers += 1;
@@ -352,7 +364,7 @@ impl UringShard {
                         recv_meta(out.name_data(), out.control_data(), recv.local),
                         service,
                     ) {
-                        (Some(meta), Some((service, tx, now))) => {
+                        (Some(meta), Some((service, now))) => {
                             self.stats.rx_datagrams += 1;
                             service.on_datagram(now, sock, &meta, out.payload_data(), tx);
                         }
@@ -365,20 +377,92 @@ impl UringShard {
             self.bufs.push(bid);
         }
         if !more {
-            self.recv[sock].live = false;
+            if let Some(recv) = recv_mut(&mut self.recv, &mut self.extra, sock) {
+                recv.live = false;
+            }
             if rearm {
                 self.stats.recv_rearms += 1;
                 self.arm_recv(sock)?;
+            } else {
+                self.release_closed(sock, tx);
             }
         }
         Ok(())
+    }
+
+    /// Arms a receive on every run-time socket the service opened.
+    fn register_opened(&mut self, tx: &mut Tx) -> Result<(), DriverError> {
+        while let Some(sock) = tx.ephemeral().take_opened() {
+            let Some((fd, local)) = tx.ephemeral().socket(sock) else {
+                continue;
+            };
+            let index = sock - self.recv.len();
+            if self.extra.len() <= index {
+                self.extra.resize_with(index + 1, || None);
+            }
+            let mut hdr = empty_msghdr();
+            hdr.msg_namelen = SOCKADDR_IN_LEN as libc::socklen_t;
+            hdr.msg_controllen = PKTINFO_SPACE;
+            // The index is free: its previous receive reached its final
+            // completion before the socket was released.
+            self.extra[index] = Some(Box::new(Recv {
+                fd,
+                local,
+                hdr,
+                live: false,
+                closing: false,
+            }));
+            self.arm_recv(sock)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels the receive of every run-time socket the service closed;
+    /// the socket is released at the receive's final completion.
+    fn unregister_closed(&mut self, tx: &mut Tx) -> Result<(), DriverError> {
+        while let Some(sock) = tx.ephemeral().take_closing() {
+            let Some(recv) = recv_mut(&mut self.recv, &mut self.extra, sock) else {
+                tx.ephemeral().release(sock);
+                continue;
+            };
+            if recv.closing {
+                continue;
+            }
+            recv.closing = true;
+            if !recv.live {
+                self.release_closed(sock, tx);
+                continue;
+            }
+            let entry = opcode::AsyncCancel::new(Tag::Recv(sock).encode())
+                .build()
+                .user_data(Tag::Cancel.encode());
+            // Safety: a cancel request holds no pointer into our memory.
+            #[allow(unsafe_code)]
+            unsafe {
+                push_sqe(&mut self.ring, &entry)?
+            };
+        }
+        Ok(())
+    }
+
+    /// Frees a closed run-time socket whose receive has ended.
+    fn release_closed(&mut self, sock: usize, tx: &mut Tx) {
+        let Some(index) = sock.checked_sub(self.recv.len()) else {
+            return;
+        };
+        if let Some(entry) = self.extra.get_mut(index)
+            && entry.as_ref().is_some_and(|r| r.closing && !r.live)
+        {
+            *entry = None;
+            tx.ephemeral().release(sock);
+        }
     }
 
     /// Moves queued transmits into free slots and queues their requests.
     fn push_sends(&mut self, tx: &mut Tx) -> Result<(), DriverError> {
         while let Some(&index) = self.free.last() {
             let Some(transmit) = tx.pop() else { break };
-            let Some(fd) = self.recv.get(transmit.sock).map(|r| r.fd) else {
+            let Some(fd) = recv_ref(&self.recv, &self.extra, transmit.sock).map(|r| r.fd) else {
                 tx.recycle(transmit);
                 continue;
             };
@@ -476,6 +560,7 @@ impl UringShard {
             ring,
             bufs,
             recv,
+            extra,
             slots,
             ..
         } = self;
@@ -483,6 +568,7 @@ impl UringShard {
         if clean {
             drop(ManuallyDrop::into_inner(bufs));
             drop(ManuallyDrop::into_inner(recv));
+            drop(ManuallyDrop::into_inner(extra));
             drop(ManuallyDrop::into_inner(slots));
         } else {
             tracing::warn!("io_uring requests still in flight at shutdown; leaking their buffers");
@@ -495,8 +581,8 @@ impl UringShard {
             self.push_sends(tx)?;
             let sending = tx.queued() > 0 || self.free.len() < self.slots.len();
             if !sending && !cancelled {
-                for sock in 0..self.recv.len() {
-                    if self.recv[sock].live {
+                for sock in 0..self.recv.len() + self.extra.len() {
+                    if recv_ref(&self.recv, &self.extra, sock).is_some_and(|r| r.live) {
                         let entry = opcode::AsyncCancel::new(Tag::Recv(sock).encode())
                             .build()
                             .user_data(Tag::Cancel.encode());
@@ -509,7 +595,11 @@ impl UringShard {
                 }
                 cancelled = true;
             }
-            let receiving = self.recv.iter().any(|r| r.live);
+            let receiving = self
+                .recv
+                .iter()
+                .chain(self.extra.iter().flatten().map(|r| &**r))
+                .any(|r| r.live);
             if !sending && !receiving {
                 return Ok(true);
             }
@@ -522,7 +612,9 @@ impl UringShard {
             for i in 0..self.cqes.len() {
                 let (data, res, flags) = self.cqes[i];
                 match Tag::decode(data) {
-                    Some(Tag::Recv(sock)) => self.on_recv::<NoService>(sock, res, flags, None)?,
+                    Some(Tag::Recv(sock)) => {
+                        self.on_recv::<NoService>(sock, res, flags, tx, None)?
+                    }
                     Some(Tag::Send { slot, op }) => self.on_send(slot, op, res, tx),
                     _ => {}
                 }
@@ -552,6 +644,26 @@ impl Service for NoService {
     }
     fn on_timeout(&mut self, _: Instant, _: &mut Tx) {
         match *self {}
+    }
+}
+
+/// The receive of socket `sock`: a fixed one, or a run-time one after them.
+fn recv_ref<'a>(recv: &'a [Recv], extra: &'a [Option<Box<Recv>>], sock: usize) -> Option<&'a Recv> {
+    match sock.checked_sub(recv.len()) {
+        None => recv.get(sock),
+        Some(index) => extra.get(index)?.as_deref(),
+    }
+}
+
+/// Mutable [`recv_ref`].
+fn recv_mut<'a>(
+    recv: &'a mut [Recv],
+    extra: &'a mut [Option<Box<Recv>>],
+    sock: usize,
+) -> Option<&'a mut Recv> {
+    match sock.checked_sub(recv.len()) {
+        None => recv.get_mut(sock),
+        Some(index) => extra.get_mut(index)?.as_deref_mut(),
     }
 }
 

@@ -59,8 +59,11 @@
 //! A probe that cannot be sent is reported with `probe_not_sent` (offered
 //! unprobed, counted), and start-up says when a prober is missing.
 //!
-//! TFTP (`tftp` module): every datagram of sockets 1 and 2 goes to the core
-//! with its real local port and destination address; DATA runs from
+//! TFTP (`tftp` module): every datagram of socket 1 (the listen group) and
+//! of the transfer sockets (one per transfer, on a random ephemeral port the
+//! kernel draws, opened with `Tx::open_socket` and closed when the core
+//! releases the port) goes to the core with its real local port and
+//! destination address; DATA runs from
 //! `TxQueue::batches` become one `send_window` each (the file `Arc` is kept
 //! until the send completes, UDP GSO when possible), control packets go
 //! in pooled buffers. After `handle_timeout`, while the core's deadline is

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bootwave_protocol::config::{self, Config};
 use bootwave_protocol::dhcp::{SharedSnapshot, Snapshot};
-use bootwave_protocol::tftp::TftpServer;
+use bootwave_protocol::tftp::{ServerOptions, TftpServer};
 
 use super::RuntimeError;
 use super::dhcp::{DhcpPorts, DhcpSide, Helpers, Observed};
@@ -20,7 +20,8 @@ use super::summary::Startup;
 use super::tftp::TftpSide;
 use crate::control::{self, ControlHandle, DataplaneStatus};
 use crate::driver::{
-    BackendChoice, Binding, DriverConfig, ShardGroup, SocketSpec, Steering, spawn_shards,
+    BackendChoice, Binding, DriverConfig, EphemeralSpec, ShardGroup, SocketSpec, Steering,
+    spawn_shards,
 };
 use crate::events::{EventBus, LeaseMirror};
 use crate::metrics::{self, MetricsServer};
@@ -192,10 +193,16 @@ fn start_shards(
             SocketAddrV4::new(any, config.tftp.port),
             Binding::Group(Steering::Kernel),
         ),
-        SocketSpec::new(SocketAddrV4::new(any, 0), Binding::PerShard),
     ];
     let mut driver = DriverConfig::new(options.shards.max(1), sockets);
     driver.backend = options.backend;
+    // One socket per transfer, on a port the kernel draws: bounded by the
+    // transfer table.
+    driver.ephemeral = EphemeralSpec {
+        max_sockets: (config.tftp.max_transfers as usize)
+            .saturating_add(super::tftp::SPARE_SOCKETS),
+        ..EphemeralSpec::default()
+    };
     let parts: Vec<Option<Parts>> = prepared
         .servers
         .into_iter()
@@ -218,11 +225,14 @@ fn start_shards(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get_mut(ctx.shard)
             .and_then(Option::take);
-        let data_port = ctx.local_addrs[super::tftp::DATA_SOCKET].port();
-        let mut tftp = TftpServer::new(
+        let mut tftp = TftpServer::with_options(
             &tftp_settings,
-            &[data_port],
+            &[],
             ScriptResolver::new(store.clone(), snapshot.clone()),
+            ServerOptions {
+                per_transfer_ports: true,
+                ..ServerOptions::default()
+            },
         );
         // TFTP learns a client's MAC from its reservation in the current
         // snapshot (lock-free load), for per-host files and the logs.
@@ -253,7 +263,12 @@ fn start_shards(
                     },
                 )
             }),
-            TftpSide::new(tftp, data_port, served.clone(), (shard, bus.clone())),
+            TftpSide::new(
+                tftp,
+                tftp_settings.port,
+                served.clone(),
+                (shard, bus.clone()),
+            ),
             control.clone(),
             published[ctx.shard].clone(),
         )

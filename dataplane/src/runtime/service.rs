@@ -1,5 +1,5 @@
 //! The service every shard runs: DHCP on socket 0 (on the DHCP shards
-//! only), TFTP on sockets 1 and 2, counters published to the metrics
+//! only), TFTP on socket 1 and the per-transfer sockets, counters published to the metrics
 //! endpoint.
 
 use std::os::fd::RawFd;

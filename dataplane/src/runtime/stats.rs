@@ -49,12 +49,13 @@ const VERDICTS: [&str; 9] = [
     "dropped",
 ];
 /// Drops decided by the runtime rather than the DHCP core.
-const RUNTIME_DROPS: [&str; 5] = [
+const RUNTIME_DROPS: [&str; 6] = [
     "unselected_interface",
     "draining",
     "journal_failed",
     "send_failed",
     "tftp_unselected_interface",
+    "tftp_port_unavailable",
 ];
 /// Journal commit latency bucket bounds, in microseconds.
 const LATENCY_BOUNDS_US: [u64; 10] = [
@@ -126,6 +127,9 @@ pub enum RuntimeDrop {
     /// A TFTP datagram from an interface that is neither served nor
     /// loopback.
     TftpUnselectedInterface = 4,
+    /// No socket could be opened for a TFTP transfer (the per-shard bound,
+    /// EMFILE, EADDRINUSE): the request was refused.
+    TftpPortUnavailable = 5,
 }
 
 /// A ping-check outcome.

@@ -16,7 +16,6 @@ use crate::store::FileStore;
 #[derive(Debug)]
 pub(super) struct Startup {
     text: String,
-    shards: usize,
 }
 
 impl Startup {
@@ -103,7 +102,7 @@ impl Startup {
             "  shards      {shards} ({} answering DHCP)",
             prepared.servers.len()
         );
-        Self { text, shards }
+        Self { text }
     }
 
     /// Adds what the running shard group reports.
@@ -112,17 +111,16 @@ impl Startup {
         group: &ShardGroup<ShardService>,
         metrics: Option<SocketAddr>,
     ) -> String {
-        let data_ports: Vec<String> = (0..self.shards)
-            .filter_map(|i| group.local_addrs(i).get(super::tftp::DATA_SOCKET))
-            .map(|a| a.port().to_string())
-            .collect();
         let _ = writeln!(
             self.text,
             ", backend {:?}{}",
             group.backend(),
             if group.gso() { " with UDP GSO" } else { "" }
         );
-        let _ = writeln!(self.text, "  tftp data   ports {}", data_ports.join(", "));
+        let _ = writeln!(
+            self.text,
+            "  tftp data   a random ephemeral port per transfer"
+        );
         match metrics {
             Some(addr) => {
                 let _ = write!(self.text, "  metrics     http://{addr}/metrics");

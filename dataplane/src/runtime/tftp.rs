@@ -1,13 +1,23 @@
 //! The TFTP half of a shard: feeds datagrams to the core and turns its
 //! [`TxQueue`] into driver sends (DATA windows without copying, control
 //! packets in pooled buffers).
+//!
+//! Each transfer is served from a socket of its own on a port the kernel
+//! draws at random ([`Tx::open_socket`]): before a datagram of the listen
+//! port reaches the core, a socket is opened if the core has no spare
+//! port, and the socket of every transfer that ended is closed after the
+//! sends it queued. At most `max-transfers` + [`MAX_SPARE_PORTS`] such
+//! sockets are open per shard; when none can be opened (the bound, EMFILE,
+//! EADDRINUSE) the request is refused by the core (`no_port`) and the
+//! failure counted here.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bootwave_protocol::net::RecvMeta;
-use bootwave_protocol::tftp::{Payload, TftpServer, TxQueue};
+use bootwave_protocol::tftp::{MAX_SPARE_PORTS, Payload, TftpServer, TxQueue};
 
 use super::interfaces::Served;
 use super::stats::{Counters, RuntimeDrop};
@@ -17,8 +27,10 @@ use crate::scripts::ScriptResolver;
 
 /// Socket index of the TFTP listen group in every shard.
 pub const LISTEN_SOCKET: usize = 1;
-/// Socket index of the shard's own TFTP data port.
-pub const DATA_SOCKET: usize = 2;
+/// Run-time sockets a shard may hold beyond one per transfer.
+pub const SPARE_SOCKETS: usize = MAX_SPARE_PORTS;
+/// At most one "cannot open a transfer port" line per this period.
+const OPEN_FAILURE_LOG_EVERY: Duration = Duration::from_secs(1);
 /// Most `handle_timeout` rounds run back to back when the core stopped at
 /// its burst budget.
 const MAX_TIMEOUT_ROUNDS: usize = 16;
@@ -29,18 +41,23 @@ pub struct TftpSide {
     server: TftpServer<ScriptResolver>,
     out: TxQueue,
     chunks: Vec<Chunk>,
-    data_port: u16,
+    listen_port: u16,
+    /// Transfer port → socket index of the shard.
+    ports: HashMap<u16, usize>,
+    /// When an open failure was last logged, and failures since.
+    open_failures: (Option<Instant>, u64),
     served: Arc<Served>,
     shard: u32,
     bus: EventBus,
 }
 
 impl TftpSide {
-    /// A TFTP side of shard `shard` serving from `data_port` (the shard's
-    /// own socket) and publishing transfer events on `bus`.
+    /// A TFTP side of shard `shard` answering requests on `listen_port`,
+    /// each transfer from a socket of its own, and publishing transfer
+    /// events on `bus`. The core must run with per-transfer ports.
     pub fn new(
         server: TftpServer<ScriptResolver>,
-        data_port: u16,
+        listen_port: u16,
         served: Arc<Served>,
         (shard, bus): (u32, EventBus),
     ) -> Self {
@@ -48,7 +65,9 @@ impl TftpSide {
             server,
             out: TxQueue::new(),
             chunks: Vec::with_capacity(64),
-            data_port,
+            listen_port,
+            ports: HashMap::new(),
+            open_failures: (None, 0),
             served,
             shard,
             bus,
@@ -69,11 +88,47 @@ impl TftpSide {
             c.drop(RuntimeDrop::TftpUnselectedInterface);
             return;
         }
+        if meta.local_port == self.listen_port && self.server.wants_transfer_port() {
+            self.open_port(now, tx, c);
+        }
         self.server.handle(now, meta, data, &mut self.out);
         // Events first: what a client does after our reply is then never
         // reported before what led to that reply.
         self.publish();
         self.emit(tx, c);
+        self.close_released(tx);
+    }
+
+    /// Opens a socket on a fresh random port and hands the port to the
+    /// core; a failure is counted and logged at most once a second.
+    fn open_port(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
+        match tx.open_socket() {
+            Ok((sock, local)) => {
+                self.ports.insert(local.port(), sock);
+                self.server.add_transfer_port(local.port());
+            }
+            Err(error) => {
+                c.drop(RuntimeDrop::TftpPortUnavailable);
+                let (last, suppressed) = &mut self.open_failures;
+                if last.is_none_or(|at| now.duration_since(at) >= OPEN_FAILURE_LOG_EVERY) {
+                    tracing::warn!(%error, suppressed = *suppressed, "tftp: cannot open a transfer port");
+                    *last = Some(now);
+                    *suppressed = 0;
+                } else {
+                    *suppressed += 1;
+                }
+            }
+        }
+    }
+
+    /// Closes the sockets of the transfers that ended (after the sends
+    /// already queued for them).
+    fn close_released(&mut self, tx: &mut Tx) {
+        while let Some(port) = self.server.poll_released_port() {
+            if let Some(sock) = self.ports.remove(&port) {
+                tx.close_socket(sock);
+            }
+        }
     }
 
     /// Runs the core's timers; while its deadline is already past (it
@@ -86,9 +141,11 @@ impl TftpSide {
             self.server.handle_timeout(now, &mut self.out);
             self.publish();
             if self.out.is_empty() {
+                self.close_released(tx);
                 return;
             }
             self.emit(tx, c);
+            self.close_released(tx);
         }
     }
 
@@ -126,10 +183,15 @@ impl TftpSide {
             let (SocketAddr::V4(dst), IpAddr::V4(src_ip)) = (first.dest, first.src_ip) else {
                 continue;
             };
-            let sock = if first.local_port == self.data_port {
-                DATA_SOCKET
-            } else {
+            let sock = if first.local_port == self.listen_port {
                 LISTEN_SOCKET
+            } else if let Some(&sock) = self.ports.get(&first.local_port) {
+                sock
+            } else {
+                // A reply from a port already closed (a late datagram to
+                // an ended transfer): nothing to send it from.
+                c.drop(RuntimeDrop::SendFailed);
+                continue;
             };
             let src = Some(SourceHint {
                 ifindex: 0,

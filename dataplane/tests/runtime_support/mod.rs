@@ -23,7 +23,7 @@ pub const REPLY_LIMIT: Duration = Duration::from_secs(3);
 /// and `q` for TFTP.
 ///
 /// Taken below the kernel's ephemeral range (32768 and up), so no socket a
-/// running server opens on port 0 (its TFTP data port) can take them between
+/// running server opens on port 0 (a TFTP transfer port) can take them between
 /// this check and the server's bind; a counter keeps the tests of one
 /// process on distinct ports.
 pub fn free_ports() -> (u16, u16) {

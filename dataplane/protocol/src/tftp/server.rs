@@ -322,11 +322,10 @@ impl<R: Resolver> TftpServer<R> {
                 return;
             }
         };
-        let slot = self
-            .index
-            .get(&meta.src)
-            .copied()
-            .filter(|&slot| self.transfer(slot).is_some_and(|t| t.local_port == meta.local_port));
+        let slot = self.index.get(&meta.src).copied().filter(|&slot| {
+            self.transfer(slot)
+                .is_some_and(|t| t.local_port == meta.local_port)
+        });
         let Some(slot) = slot else {
             if !matches!(packet, Packet::Error { .. }) {
                 self.counters.errors_sent[ErrorCode::UnknownTid as usize] += 1;

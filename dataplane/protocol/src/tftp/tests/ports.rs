@@ -99,7 +99,10 @@ fn a_stranger_on_a_transfer_port_gets_error_5_and_moves_nothing() {
     // The real client still gets its first window, from its port.
     let sent = d.recv(3, client, 45_000, &wire::ack(0));
     assert_eq!(data_blocks(&sent), 4);
-    assert!(sent.iter().all(|s| s.local_port == 45_000 && s.dest == client));
+    assert!(
+        sent.iter()
+            .all(|s| s.local_port == 45_000 && s.dest == client)
+    );
 }
 
 #[test]
