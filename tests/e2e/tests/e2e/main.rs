@@ -19,6 +19,7 @@ mod perfdhcp_relay;
 mod ping_check;
 mod tftp_download;
 mod tftp_large;
+mod tftp_ports;
 mod tftp_storm;
 mod wave;
 
