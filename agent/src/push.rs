@@ -51,6 +51,7 @@ struct Seen {
     error: Option<String>,
     shards: u32,
     backend: String,
+    pools: Vec<v1::PoolUsage>,
 }
 
 impl Dataplanes {
@@ -102,6 +103,7 @@ impl Dataplanes {
                 error: seen.error.clone().unwrap_or_default(),
                 shards: seen.shards,
                 backend: seen.backend.clone(),
+                pools: seen.pools.clone(),
             });
             (p.endpoint.clone(), info)
         };
@@ -126,6 +128,7 @@ impl Dataplanes {
                 error: seen.error.unwrap_or_default(),
                 shards: seen.shards,
                 backend: seen.backend,
+                pools: seen.pools,
             });
         }
         out
@@ -227,6 +230,7 @@ impl Plane {
                     seen.reachable = true;
                     seen.shards = reply.shards;
                     seen.backend = reply.backend;
+                    seen.pools = reply.pools;
                 }
                 Err(status) => {
                     seen.reachable = false;

@@ -75,6 +75,7 @@ impl dcs::DataplaneControl for Fake {
             generation: *self.0.in_force.lock().unwrap(),
             shards: 1,
             backend: "fake".into(),
+            pools: Vec::new(),
         }))
     }
 

@@ -117,6 +117,13 @@ fn metrics_count_dhcp_and_tftp() {
         text = scrape(&addr);
         if sum(&text, "bootwave_tftp_transfers_completed_total") == 1
             && sum(&text, "bootwave_journal_records_total") >= 1
+            && sum(
+                &text,
+                "bootwave_dhcp_pool_addresses{subnet=\"127.0.0.0/8\",shard=\"0\",state=\"bound\"}",
+            ) + sum(
+                &text,
+                "bootwave_dhcp_pool_addresses{subnet=\"127.0.0.0/8\",shard=\"1\",state=\"bound\"}",
+            ) == 1
         {
             break;
         }
@@ -137,6 +144,18 @@ fn metrics_count_dhcp_and_tftp() {
         "{text}"
     );
     assert!(sum(&text, "bootwave_journal_records_total") >= 1, "{text}");
+    // 200 pool addresses across the two slices: one bound, the rest free.
+    let pool = |state: &str| {
+        (0..2)
+            .map(|shard| {
+                sum(
+                    &text,
+                    &format!("bootwave_dhcp_pool_addresses{{subnet=\"127.0.0.0/8\",shard=\"{shard}\",state=\"{state}\"}}"),
+                )
+            })
+            .sum::<u64>()
+    };
+    assert_eq!((pool("bound"), pool("free")), (1, 199), "{text}");
     assert!(
         text.contains("bootwave_journal_commit_seconds_bucket"),
         "{text}"

@@ -206,6 +206,15 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                             "error": d.error,
                             "shards": d.shards,
                             "backend": d.backend,
+                            "pools": d.pools.iter().map(|p| json!({
+                                "subnet": p.subnet,
+                                "shard": p.shard,
+                                "size": p.size,
+                                "free": p.free,
+                                "offered": p.offered,
+                                "bound": p.bound,
+                                "quarantined": p.quarantined,
+                            })).collect::<Vec<_>>(),
                         })
                     })
                     .collect();
@@ -238,6 +247,22 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                 ],
                 &rows,
             );
+            let pools = output::pool_rows(&r.dataplanes);
+            if !pools.is_empty() {
+                println!();
+                output::table(
+                    &[
+                        "DATAPLANE",
+                        "SUBNET",
+                        "SIZE",
+                        "FREE",
+                        "OFFERED",
+                        "BOUND",
+                        "QUARANTINED",
+                    ],
+                    &pools,
+                );
+            }
             Ok(())
         }
     }

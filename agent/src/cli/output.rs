@@ -226,9 +226,81 @@ fn now_unix_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// One row per data plane and subnet, the shards' slices added up, in the
+/// order the data planes report them.
+pub(super) fn pool_rows(planes: &[v1::DataplaneInfo]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for plane in planes {
+        let mut subnets: Vec<(&str, [u64; 5])> = Vec::new();
+        for p in &plane.pools {
+            let counts = [p.size, p.free, p.offered, p.bound, p.quarantined];
+            match subnets.iter_mut().find(|(s, _)| *s == p.subnet) {
+                Some((_, sum)) => {
+                    for (a, b) in sum.iter_mut().zip(counts) {
+                        *a += b;
+                    }
+                }
+                None => subnets.push((&p.subnet, counts)),
+            }
+        }
+        for (subnet, counts) in subnets {
+            let mut row = vec![plane.endpoint.clone(), subnet.to_owned()];
+            row.extend(counts.iter().map(u64::to_string));
+            rows.push(row);
+        }
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
-    use super::seen_at;
+    use super::{pool_rows, seen_at};
+    use bootwave_proto::v1;
+
+    #[test]
+    fn pool_rows_add_up_the_shards_of_each_subnet() {
+        let pool = |subnet: &str, shard, size, free, bound| v1::PoolUsage {
+            subnet: subnet.into(),
+            shard,
+            size,
+            free,
+            bound,
+            ..Default::default()
+        };
+        let plane = v1::DataplaneInfo {
+            endpoint: "unix:/run/dp.sock".into(),
+            pools: vec![
+                pool("10.0.0.0/24", 0, 100, 90, 10),
+                pool("10.1.0.0/24", 0, 50, 50, 0),
+                pool("10.0.0.0/24", 1, 100, 99, 1),
+            ],
+            ..Default::default()
+        };
+        let rows = pool_rows(&[plane]);
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    "unix:/run/dp.sock",
+                    "10.0.0.0/24",
+                    "200",
+                    "189",
+                    "0",
+                    "11",
+                    "0"
+                ],
+                vec![
+                    "unix:/run/dp.sock",
+                    "10.1.0.0/24",
+                    "50",
+                    "50",
+                    "0",
+                    "0",
+                    "0"
+                ],
+            ]
+        );
+    }
 
     #[test]
     fn last_seen_reads_as_a_time() {

@@ -52,6 +52,7 @@ impl DataplaneControl for Service {
             generation: *self.generation.lock().unwrap(),
             shards: 1,
             backend: "fake".into(),
+            pools: Vec::new(),
         }))
     }
 

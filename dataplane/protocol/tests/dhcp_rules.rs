@@ -102,3 +102,38 @@ fn untrusted_relays_are_dropped_trusted_ones_answered() {
     let step = run(&mut s, t(0), &unicast(rogue, 67), &d);
     assert!(step.reply.is_some());
 }
+
+#[test]
+fn pool_usage_counts_offers_bindings_and_declines_per_subnet() {
+    let mut s = server(lab_config());
+    let local = Ipv4Net::new(Ipv4Addr::new(192, 168, 1, 0), 24).expect("net");
+    let mut usage = Vec::new();
+    s.pool_usage(t(0), &mut usage);
+    assert_eq!(usage.len(), 2, "{usage:?}");
+    assert_eq!(usage[0].network, local);
+    assert_eq!((usage[0].size, usage[0].free()), (191, 191));
+    assert_eq!(usage[1].size, 256);
+    // One offered, one bound, one declined; the reservation is not counted.
+    let (a, b, c) = ([2, 0, 0, 0, 8, 1], [2, 0, 0, 0, 8, 2], [2, 0, 0, 0, 8, 3]);
+    let _ = run(&mut s, t(1), &bcast(), &discover(a).build());
+    for mac in [b, c] {
+        let addr = run(&mut s, t(1), &bcast(), &discover(mac).build())
+            .decoded()
+            .yiaddr();
+        let ack = run(&mut s, t(1), &bcast(), &select(mac, addr, SERVER).build());
+        assert_eq!(ack.handled.event.verdict, Verdict::Acked);
+        if mac == c {
+            let decline = Msg::dhcp(4, c).ip_opt(50, addr).ip_opt(54, SERVER).build();
+            let _ = run(&mut s, t(2), &bcast(), &decline);
+        }
+    }
+    let _ = run(&mut s, t(2), &bcast(), &discover(FIXED_MAC).build());
+    s.pool_usage(t(3), &mut usage);
+    let u = usage[0];
+    assert_eq!((u.offered, u.bound, u.quarantined), (1, 1, 1), "{u:?}");
+    assert_eq!(u.free(), 188);
+    assert_eq!(usage[1].free(), 256);
+    // Once the offer's hold ends, its address is free again.
+    s.pool_usage(t(3600), &mut usage);
+    assert_eq!(usage[0].offered, 0, "{:?}", usage[0]);
+}

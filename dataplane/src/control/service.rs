@@ -8,7 +8,7 @@ use bootwave_proto::convert::{Delta, State};
 use bootwave_proto::v1::dataplane_control_server::{DataplaneControl, DataplaneControlServer};
 use bootwave_proto::v1::{
     ApplyReply, ApplyRequest, DataplaneStatusReply, DataplaneStatusRequest, ListLeasesReply,
-    ListLeasesRequest, WatchEventsRequest,
+    ListLeasesRequest, PoolUsage, WatchEventsRequest,
 };
 use bootwave_protocol::config::Config;
 use tokio::sync::{Mutex, oneshot, watch};
@@ -126,10 +126,28 @@ impl DataplaneControl for ControlService {
         _request: Request<DataplaneStatusRequest>,
     ) -> Result<Response<DataplaneStatusReply>, Status> {
         let status = (self.status)();
+        let pools = self
+            .observe
+            .leases
+            .iter()
+            .flat_map(|mirror| {
+                let shard = mirror.shard();
+                mirror.pools().into_iter().map(move |u| PoolUsage {
+                    subnet: u.network.to_string(),
+                    shard,
+                    size: u.size,
+                    free: u.free(),
+                    offered: u.offered,
+                    bound: u.bound,
+                    quarantined: u.quarantined,
+                })
+            })
+            .collect();
         Ok(Response::new(DataplaneStatusReply {
             generation: self.generation.load(Ordering::Acquire),
             shards: status.shards,
             backend: status.backend,
+            pools,
         }))
     }
 

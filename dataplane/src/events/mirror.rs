@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Mutex, PoisonError};
 
-use bootwave_protocol::dhcp::{Lease, LeaseState, LeaseTable, UnixTime};
+use bootwave_protocol::dhcp::{Lease, LeaseState, LeaseTable, PoolUsage, UnixTime};
 use bootwave_protocol::shard::shard_of;
 
 /// Addresses a shard may collect while a reader holds its mirror; past
@@ -21,6 +21,8 @@ pub struct LeaseMirror {
     shard: u32,
     shards: u32,
     leases: Mutex<HashMap<Ipv4Addr, Lease>>,
+    /// How full the shard's pool slices were when last counted.
+    pools: Mutex<Vec<PoolUsage>>,
 }
 
 impl LeaseMirror {
@@ -30,6 +32,7 @@ impl LeaseMirror {
             shard,
             shards: shards.max(1),
             leases: Mutex::new(HashMap::new()),
+            pools: Mutex::new(Vec::new()),
         }
     }
 
@@ -87,6 +90,21 @@ impl LeaseMirror {
 
     fn owns(&self, lease: &Lease) -> bool {
         shard_of(&lease.mac, self.shards) == self.shard
+    }
+
+    /// Replaces the pool usage the shard counted last.
+    pub fn set_pools(&self, usage: &[PoolUsage]) {
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.clear();
+        pools.extend_from_slice(usage);
+    }
+
+    /// The pool usage the shard counted last (empty before the first count).
+    pub fn pools(&self) -> Vec<PoolUsage> {
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Ipv4Addr, Lease>> {

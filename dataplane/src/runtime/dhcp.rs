@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bootwave_protocol::config::format_mac;
 use bootwave_protocol::dhcp::{
-    Action, Destination, DhcpServer, Event, Handled, LeaseRecord, MAX_MESSAGE_LEN, Probe,
-    ProbeCounters, ProbeMethod, Transmit, UnixTime, Verdict,
+    Action, Destination, DhcpServer, Event, Handled, LeaseRecord, MAX_MESSAGE_LEN, PoolUsage,
+    Probe, ProbeCounters, ProbeMethod, Transmit, UnixTime, Verdict,
 };
 use bootwave_protocol::net::RecvMeta;
 
@@ -28,6 +28,9 @@ pub const DHCP_SOCKET: usize = 0;
 /// Longest chain of ping checks resolved in one go when probes cannot be
 /// sent (each unsent probe offers its address, so chains stay short).
 const MAX_PROBE_CHAIN: usize = 8;
+/// How often the pools are counted for metrics and status (one pass over
+/// the shard's leases).
+const USAGE_EVERY: Duration = Duration::from_secs(1);
 /// Most answers read from a probe socket per wake-up.
 const MAX_ANSWERS: usize = 256;
 /// Addresses whose lease changed, kept between two flushes without
@@ -121,6 +124,9 @@ pub struct DhcpSide {
     probes_seen: ProbeCounters,
     /// Rate limit of the warning about refused neighbour entries.
     neigh_warning: NeighWarning,
+    /// When the pools are next counted for the mirror, and the buffer.
+    usage_at: Instant,
+    usage: Vec<PoolUsage>,
 }
 
 impl DhcpSide {
@@ -155,6 +161,8 @@ impl DhcpSide {
             log_budget: LogBudget::default(),
             probes_seen: ProbeCounters::default(),
             neigh_warning: NeighWarning::default(),
+            usage_at: Instant::now(),
+            usage: Vec::new(),
         }
     }
 
@@ -425,6 +433,11 @@ impl DhcpSide {
     /// writes a due log summary.
     pub fn on_timeout(&mut self, now: Instant, tx: &mut Tx, c: &mut Counters) {
         log_summary(&mut self.log_budget, self.observed.shard, now);
+        if self.usage_at <= now {
+            self.server.pool_usage(unix_now(), &mut self.usage);
+            self.observed.mirror.set_pools(&self.usage);
+            self.usage_at = now + USAGE_EVERY;
+        }
         if self.journal.next_sync_at(now).is_some_and(|at| at <= now)
             && let Err(err) = self.journal.sync(now)
         {
@@ -455,7 +468,10 @@ impl DhcpSide {
             .poll_timeout()
             .map(|d| now + d.saturating_since(unix));
         let summary = self.log_budget.summary_at();
-        [sync, upkeep, lease, summary].into_iter().flatten().min()
+        [sync, upkeep, lease, summary, Some(self.usage_at)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn release(&mut self, tx: &mut Tx) {

@@ -130,7 +130,7 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         options, &config, &served, &store, &snapshot, prepared, &published, &control, probing,
         &observe,
     )?;
-    let metrics = serve_metrics(options.metrics, &published)?;
+    let metrics = serve_metrics(options.metrics, &published, &observe.leases)?;
     let control_server = serve_control(options, &config, &snapshot, &group, observe);
     // Dropped at the end of `run`: stops the responder thread.
     let _ra = crate::ra::start(config.ipv6.router_advertisements, &served.interfaces);
@@ -371,12 +371,17 @@ fn serve_control(
 fn serve_metrics(
     addr: Option<SocketAddr>,
     published: &[Arc<Published>],
+    mirrors: &[Arc<LeaseMirror>],
 ) -> Result<Option<MetricsServer>, RuntimeError> {
     let Some(addr) = addr else {
         return Ok(None);
     };
     let shards = published.to_vec();
-    let render: metrics::Render = Arc::new(move |out: &mut String| stats::render(&shards, out));
+    let mirrors = mirrors.to_vec();
+    let render: metrics::Render = Arc::new(move |out: &mut String| {
+        stats::render(&shards, out);
+        stats::render_pools(&mirrors, out);
+    });
     Ok(Some(metrics::serve(addr, render)?))
 }
 

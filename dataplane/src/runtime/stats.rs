@@ -511,6 +511,36 @@ pub fn render(shards: &[Arc<Published>], out: &mut String) {
     }
 }
 
+/// The pool gauges of every DHCP shard, as counted by the shards about
+/// once a second: addresses of each subnet's slice by state.
+pub fn render_pools(mirrors: &[Arc<crate::events::LeaseMirror>], out: &mut String) {
+    let mut exp = Exposition::new(out);
+    let name = "bootwave_dhcp_pool_addresses";
+    exp.header(
+        name,
+        "Dynamic addresses of each subnet's slice, by state (free, offered, bound, quarantined).",
+        MetricKind::Gauge,
+    );
+    for mirror in mirrors {
+        let shard = mirror.shard().to_string();
+        for usage in mirror.pools() {
+            let subnet = usage.network.to_string();
+            for (state, n) in [
+                ("free", usage.free()),
+                ("offered", usage.offered),
+                ("bound", usage.bound),
+                ("quarantined", usage.quarantined),
+            ] {
+                exp.sample(
+                    name,
+                    &[("subnet", &subnet), ("shard", &shard), ("state", state)],
+                    n,
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

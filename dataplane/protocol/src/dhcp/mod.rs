@@ -111,6 +111,7 @@ mod rules;
 mod server;
 mod snapshot;
 mod time;
+mod usage;
 pub mod wire;
 mod writer;
 
@@ -133,6 +134,7 @@ pub use rules::{
 pub use server::{DhcpServer, MAX_PREALLOCATED_LEASES};
 pub use snapshot::{SharedSnapshot, Snapshot};
 pub use time::UnixTime;
+pub use usage::PoolUsage;
 pub use wire::{MAX_MESSAGE_LEN, Packet, ParseError};
 pub use writer::{
     DEFAULT_MAX_LEN, IP_UDP_HEADERS, MIN_REPLY_LEN, ReplyWriter, WriteError, reply_limit,

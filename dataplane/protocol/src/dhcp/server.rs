@@ -13,6 +13,7 @@ use crate::dhcp::record::LeaseRecord;
 use crate::dhcp::reply::Request;
 use crate::dhcp::snapshot::{SharedSnapshot, Snapshot};
 use crate::dhcp::time::UnixTime;
+use crate::dhcp::usage::{self, PoolUsage};
 use crate::dhcp::wire::{BOOTREQUEST, MAX_MESSAGE_LEN, Packet};
 use crate::net::RecvMeta;
 use crate::shard::shard_of;
@@ -251,6 +252,21 @@ impl DhcpServer {
     /// The lease table.
     pub fn leases(&self) -> &LeaseTable {
         &self.core.leases
+    }
+
+    /// How full this shard's slice of each pool is at `now`, written into
+    /// `out` (one pass over the leases: call it every second or so, not
+    /// per message).
+    pub fn pool_usage(&self, now: UnixTime, out: &mut Vec<PoolUsage>) {
+        let snap = self.snapshot.load();
+        usage::pool_usage(
+            &snap,
+            &self.core.leases,
+            self.core.shard,
+            self.core.shards,
+            now,
+            out,
+        );
     }
 
     /// Messages dropped so far, by reason.

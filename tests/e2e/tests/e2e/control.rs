@@ -285,6 +285,7 @@ impl Rig {
             status = self.agent.cli(&["--json", "status"]).unwrap_or_default();
             json_u64(&status, "acked_generation") == Some(generation)
                 && status.contains("\"reachable\":true")
+                && status.contains("\"pools\":[{")
         })
         .map_err(|()| anyhow::anyhow!("status never showed generation {generation}: {status}"))?;
         assert_eq!(
@@ -292,6 +293,20 @@ impl Rig {
             Some(generation),
             "{status}"
         );
+        // The pool's slices, counted by the data plane: all free (the one
+        // client holds a reservation outside the pool).
+        let size = u64::from(u32::from(POOL_END) - u32::from(POOL_START)) + 1;
+        let summed = |key: &str| {
+            status
+                .match_indices(&format!("\"{key}\":"))
+                .filter_map(|(at, m)| {
+                    let rest = &status[at + m.len()..];
+                    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+                    rest[..end].parse::<u64>().ok()
+                })
+                .sum::<u64>()
+        };
+        assert_eq!((summed("size"), summed("free")), (size, size), "{status}");
         let lease = self.udhcpc()?;
         assert_eq!(lease.ip, FIXED, "{}", self.context("reserved after resync"));
         assert_eq!(
