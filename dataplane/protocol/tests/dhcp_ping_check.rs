@@ -263,3 +263,18 @@ fn relayed_candidates_are_probed_with_icmp() {
     assert!(matches!(h.action, Action::Send(_)));
     assert_eq!(s.probe_counters().silent, 0);
 }
+
+#[test]
+fn a_relay_on_the_ingress_link_gets_arp_probes() {
+    // A relay agent on the server's own link (giaddr inside the ingress
+    // interface's subnet): the candidates are on-link, so ARP reaches them
+    // where an ICMP echo would wait in the kernel's neighbour queue.
+    let mut s = ping_server();
+    let mut out = vec![0u8; 1500];
+    let relay = Ipv4Addr::new(192, 168, 1, 2);
+    let relayed = discover([2, 0, 0, 0, 7, 2]).giaddr(relay).build();
+    let h = s.handle(t(0), &unicast(relay, 67), &IFACE, &relayed, &mut out);
+    let p = probe_of(&h);
+    assert_eq!(p.method, ProbeMethod::Arp);
+    assert!(p.addr.octets().starts_with(&[192, 168, 1]));
+}

@@ -127,6 +127,41 @@ pub struct DhcpSide {
     /// When the pools are next counted for the mirror, and the buffer.
     usage_at: Instant,
     usage: Vec<PoolUsage>,
+    /// A monotonic instant and the wall-clock time read together, which
+    /// turn the core's wall-clock deadlines into fixed instants (see
+    /// [`Anchor`]).
+    anchor: Anchor,
+}
+
+/// Maps the core's wall-clock deadlines to monotonic instants that do not
+/// move between calls: a deadline already passed maps to an instant at or
+/// before the anchor, so the driver, whose `now` was read after it, sees it
+/// due. (Mapping against a fresh `Instant::now()` on every call would put
+/// an overdue deadline a little after the driver's `now`, forever.)
+/// Re-anchored at every timeout round, so a step of the wall clock is
+/// followed within one round.
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    at: Instant,
+    unix: UnixTime,
+}
+
+impl Anchor {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            unix: unix_now(),
+        }
+    }
+
+    fn instant_of(self, deadline: UnixTime) -> Instant {
+        if deadline >= self.unix {
+            self.at + deadline.saturating_since(self.unix)
+        } else {
+            let overdue = self.unix.saturating_since(deadline);
+            self.at.checked_sub(overdue).unwrap_or(self.at)
+        }
+    }
 }
 
 impl DhcpSide {
@@ -163,6 +198,7 @@ impl DhcpSide {
             neigh_warning: NeighWarning::default(),
             usage_at: Instant::now(),
             usage: Vec::new(),
+            anchor: Anchor::now(),
         }
     }
 
@@ -443,7 +479,8 @@ impl DhcpSide {
         {
             self.fail(&err, c);
         }
-        let unix = unix_now();
+        self.anchor = Anchor::now();
+        let unix = self.anchor.unix;
         if self.server.poll_timeout().is_some_and(|d| d <= unix) {
             self.expired.clear();
             self.server.handle_timeout(unix, &mut self.expired);
@@ -462,11 +499,10 @@ impl DhcpSide {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let sync = self.journal.next_sync_at(now);
         let upkeep = self.journal.poll_timeout(now);
-        let unix = unix_now();
         let lease = self
             .server
             .poll_timeout()
-            .map(|d| now + d.saturating_since(unix));
+            .map(|d| self.anchor.instant_of(d));
         let summary = self.log_budget.summary_at();
         [sync, upkeep, lease, summary, Some(self.usage_at)]
             .into_iter()
@@ -597,5 +633,21 @@ mod tests {
                 client: 10068
             }
         );
+    }
+
+    #[test]
+    fn anchored_deadlines_stay_put_and_overdue_ones_are_due() {
+        let anchor = Anchor::now();
+        let later = anchor.unix.saturating_add(Duration::from_millis(200));
+        assert_eq!(
+            anchor.instant_of(later),
+            anchor.at + Duration::from_millis(200)
+        );
+        // Overdue: at or before the anchor, so any `now` read after it
+        // finds the deadline due, however often it is asked.
+        let past = UnixTime::from_millis(anchor.unix.as_millis() - 50);
+        assert!(anchor.instant_of(past) <= anchor.at);
+        assert_eq!(anchor.instant_of(past), anchor.instant_of(past));
+        assert!(anchor.instant_of(UnixTime::EPOCH) <= anchor.at);
     }
 }

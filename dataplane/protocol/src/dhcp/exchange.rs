@@ -220,7 +220,14 @@ impl Core {
         let hold = now.saturating_add(settings.offer_hold.max(settings.ping_timeout));
         self.leases.hold(req.mac, addr, hold, true, now);
         event.verdict = Verdict::Probing;
-        let method = if req.packet.giaddr().is_unspecified() {
+        // ARP reaches the candidate only when its subnet is on the ingress
+        // link, which is also the case of a relay on that link. An ICMP echo
+        // to an on-link address would sit in the kernel's neighbour queue
+        // (and table) instead of reaching the wire.
+        let on_link = snap
+            .subnet(req.subnet)
+            .is_some_and(|n| req.iface.iter().any(|&a| n.net.contains(a)));
+        let method = if on_link {
             ProbeMethod::Arp
         } else {
             ProbeMethod::Icmp

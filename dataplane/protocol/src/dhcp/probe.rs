@@ -45,10 +45,12 @@ const HEAP_SLACK: usize = 1024;
 /// How a candidate address is probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProbeMethod {
-    /// One ARP request on the ingress interface (the candidate is on-link:
-    /// the DISCOVER was not relayed).
+    /// One ARP request on the ingress interface: the candidate's subnet
+    /// holds an address of that interface (the client is on-link, or its
+    /// relay is on the same link).
     Arp,
-    /// One ICMP echo request, routed (the candidate is behind a relay).
+    /// One ICMP echo request, routed (the candidate's subnet lies behind a
+    /// relay).
     Icmp,
 }
 
