@@ -332,6 +332,7 @@ impl BootwaveService for Agent {
         Ok(Response::new(v1::StatusReply {
             generation: self.snapshot().generation,
             dataplanes: self.dataplanes.info().await,
+            history: self.store.history().to_owned(),
         }))
     }
 

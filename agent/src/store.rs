@@ -21,6 +21,7 @@ const PROFILES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("profile
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 const GENERATION: &str = "generation";
 const DHCP: &str = "dhcp";
+const HISTORY: &str = "history";
 
 /// One change to the desired state.
 #[derive(Debug, Clone)]
@@ -100,6 +101,9 @@ pub struct Store {
     db: Database,
     /// Serialises commits; held across the database commit (fsync).
     writer: Mutex<()>,
+    /// The id of this state's history: created with the database, so a
+    /// wiped or replaced state directory starts another history.
+    history: String,
     /// The last committed snapshot; held only to copy or replace it, so
     /// readers and health checks never wait for a commit's fsync.
     current: Mutex<Snapshot>,
@@ -124,13 +128,33 @@ impl Store {
         for table in [SUBNETS, PROFILES, META] {
             txn.open_table(table)?;
         }
+        let history = {
+            let mut meta = txn.open_table(META)?;
+            let stored = meta
+                .get(HISTORY)?
+                .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            match stored {
+                Some(id) if !id.is_empty() => id,
+                _ => {
+                    let id = new_history_id()?;
+                    meta.insert(HISTORY, id.as_bytes())?;
+                    id
+                }
+            }
+        };
         txn.commit()?;
         let current = Mutex::new(load(&db)?);
         Ok(Self {
             db,
             writer: Mutex::new(()),
+            history,
             current,
         })
+    }
+
+    /// The id of this state's history.
+    pub fn history(&self) -> &str {
+        &self.history
     }
 
     /// The current generation and state.
@@ -320,6 +344,14 @@ fn load(db: &Database) -> Result<Snapshot, StoreError> {
         generation,
         state: Arc::new(state),
     })
+}
+
+/// 16 random bytes from the kernel, in hex.
+fn new_history_id() -> Result<String, StoreError> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn corrupt(what: &str, reason: impl std::fmt::Display) -> StoreError {

@@ -27,6 +27,8 @@ struct Received {
 struct Recorder {
     received: Mutex<Vec<Received>>,
     in_force: Mutex<u64>,
+    /// History of the generation in force.
+    history: Mutex<String>,
     /// Refuse the next delta with ABORTED (as after a restart).
     refuse_next_delta: Mutex<bool>,
 }
@@ -57,13 +59,15 @@ impl dcs::DataplaneControl for Fake {
         let mut in_force = self.0.in_force.lock().unwrap();
         if let Some(base) = received.delta_base {
             let refuse = std::mem::take(&mut *self.0.refuse_next_delta.lock().unwrap());
-            if refuse || base != *in_force {
+            if refuse || base != *in_force || r.history != *self.0.history.lock().unwrap() {
                 return Err(Status::aborted("base is not in force"));
             }
         }
         *in_force = r.generation;
+        self.0.history.lock().unwrap().clone_from(&r.history);
         Ok(Response::new(v1::ApplyReply {
             generation: r.generation,
+            history: r.history,
         }))
     }
 
@@ -76,6 +80,8 @@ impl dcs::DataplaneControl for Fake {
             shards: 1,
             backend: "fake".into(),
             pools: Vec::new(),
+            history: self.0.history.lock().unwrap().clone(),
+            applied_unix_ms: 0,
         }))
     }
 

@@ -138,6 +138,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
     };
     println!("{}: configuration is valid", path.display());
     println!("{}", config.summary());
+    println!("{}", state_in_force(&config));
     if !config.tftp.root.is_dir() {
         eprintln!(
             "warning: tftp.root {} is not a directory",
@@ -145,6 +146,35 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which state a start with a control socket serves: the pushed state
+/// persisted under the journal directory, or the file.
+fn state_in_force(config: &Config) -> String {
+    use bootwave_dataplane::control::persist;
+    let file = persist::path(&config.journal.dir);
+    match persist::load(&config.journal.dir) {
+        Ok(None) => format!(
+            "state in force: this file (no pushed state in {})",
+            file.display()
+        ),
+        Ok(Some(applied)) => match applied.state.to_config_with(config) {
+            Ok(pushed) => format!(
+                "state in force: the {} ({} subnet(s), {} host(s), persisted in {}) on top of this file's machine-local settings; with `--control none`, this file",
+                applied.origin,
+                pushed.subnets.len(),
+                pushed.hosts.len(),
+                file.display()
+            ),
+            Err(err) => format!(
+                "warning: the persisted {} is refused ({err}); this file is served until the agent pushes",
+                applied.origin
+            ),
+        },
+        Err(err) => {
+            format!("warning: {err}; this file is served until the agent pushes")
+        }
+    }
 }
 
 /// Reads and validates the configuration; a rejected file is reported on

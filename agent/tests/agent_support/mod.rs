@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bootwave_agent::server::{self, AgentConfig, Listen, Listener};
-use bootwave_dataplane::control::{self, ApplyFn, ControlHandle, DataplaneStatus};
+use bootwave_dataplane::control::{self, ApplyFn, ControlHandle, DataplaneStatus, Origin};
 use bootwave_proto::v1;
 use bootwave_proto::v1::bootwave_service_client::BootwaveServiceClient;
 use bootwave_protocol::config::Config;
@@ -103,8 +103,8 @@ pub type Applied = Arc<Mutex<Vec<(Config, u64)>>>;
 pub fn fake_dataplane(socket: &Path) -> (ControlHandle, Applied) {
     let applied: Applied = Arc::default();
     let record = applied.clone();
-    let apply: ApplyFn = Arc::new(move |config, generation| {
-        record.lock().unwrap().push((config, generation));
+    let apply: ApplyFn = Arc::new(move |config, origin: &Origin| {
+        record.lock().unwrap().push((config, origin.generation));
         Ok(())
     });
     let local = bootwave_protocol::config::parse("", "local", Path::new("/")).unwrap();

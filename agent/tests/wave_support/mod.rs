@@ -41,7 +41,10 @@ impl DataplaneControl for Service {
     ) -> Result<Response<v1::ApplyReply>, Status> {
         let generation = request.into_inner().generation;
         *self.generation.lock().unwrap() = generation;
-        Ok(Response::new(v1::ApplyReply { generation }))
+        Ok(Response::new(v1::ApplyReply {
+            generation,
+            ..Default::default()
+        }))
     }
 
     async fn status(
@@ -52,7 +55,7 @@ impl DataplaneControl for Service {
             generation: *self.generation.lock().unwrap(),
             shards: 1,
             backend: "fake".into(),
-            pools: Vec::new(),
+            ..Default::default()
         }))
     }
 

@@ -2,15 +2,19 @@
 //! unix socket, served by a current-thread tokio runtime on its own thread,
 //! away from the shards.
 //!
-//! The agent pushes the desired state with a generation number
+//! The agent pushes the desired state with a generation number and the id
+//! of the agent history it belongs to
 //! ([`ApplyRequest`](bootwave_proto::v1::ApplyRequest)): the full state, or
 //! a delta on top of the generation in force (refused with `ABORTED` when
-//! its base is another generation, so the agent falls back to the full
-//! state). The resulting state is converted into a [`Config`] with the data
-//! plane's own validation (machine-local sections `interfaces`, `[tftp]` and
-//! `[journal]` come from the `local` configuration) and handed to the
-//! `apply` callback, which swaps it in as one snapshot. The reply carries
-//! the generation once the callback returned.
+//! its base is another generation or another history, so the agent falls
+//! back to the full state). A full state of another history replaces the
+//! one in force and the takeover is logged. The resulting state is
+//! converted into a [`Config`] with the data plane's own validation
+//! (machine-local settings — `interfaces`, ports, `[tftp]`, `[journal]`,
+//! `[ipv6]` — come from the `local` configuration) and handed to the
+//! `apply` callback, which swaps it in as one snapshot. The state is then
+//! persisted under the journal directory ([`persist`]) and the reply
+//! carries the generation.
 //!
 //! `WatchEvents` streams the shards' boot events from the
 //! [`EventBus`](crate::events::EventBus) (one bus subscription per stream,
@@ -25,12 +29,12 @@
 //! ```
 
 mod leases;
+pub mod persist;
 mod service;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bootwave_protocol::config::Config;
@@ -40,9 +44,37 @@ use crate::events::{EventBus, LeaseMirror};
 
 pub use service::ControlService;
 
-/// Called with each validated configuration and its generation; returns
-/// once the configuration is in force, or why it could not be applied.
-pub type ApplyFn = Arc<dyn Fn(Config, u64) -> Result<(), String> + Send + Sync>;
+/// Called with each validated configuration and where it comes from;
+/// returns once the configuration is in force, or why it could not be
+/// applied.
+pub type ApplyFn = Arc<dyn Fn(Config, &Origin) -> Result<(), String> + Send + Sync>;
+
+/// Where a pushed state comes from: an agent history, a generation in it,
+/// and when it was applied here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The agent history (a random id created with the agent's state).
+    pub history: String,
+    /// The generation in that history.
+    pub generation: u64,
+    /// When it was applied (ms since the Unix epoch).
+    pub applied_unix_ms: u64,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = persist::utc_text(self.applied_unix_ms);
+        write!(
+            f,
+            "pushed generation {} of history {} from {at}",
+            self.generation, self.history
+        )
+    }
+}
+
+/// The pushed state in force (`None`: none yet), shared by the control
+/// thread and [`ControlHandle`].
+pub type InForce = Arc<Mutex<Option<Origin>>>;
 
 /// Reports what the data plane runs.
 pub type StatusFn = Arc<dyn Fn() -> DataplaneStatus + Send + Sync>;
@@ -94,7 +126,7 @@ pub enum ControlError {
 #[derive(Debug)]
 pub struct ControlHandle {
     path: PathBuf,
-    generation: Arc<AtomicU64>,
+    in_force: InForce,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -102,7 +134,12 @@ pub struct ControlHandle {
 impl ControlHandle {
     /// The generation last applied (0: none yet).
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.in_force().map_or(0, |o| o.generation)
+    }
+
+    /// Where the pushed state in force comes from (`None`: none yet).
+    pub fn in_force(&self) -> Option<Origin> {
+        lock(&self.in_force).clone()
     }
 
     /// The socket path.
@@ -134,9 +171,35 @@ impl Drop for ControlHandle {
     }
 }
 
+/// Everything the endpoint serves.
+pub struct Endpoint {
+    /// The local configuration (machine-local settings of every state).
+    pub local: Config,
+    /// Puts a validated configuration in force.
+    pub apply: ApplyFn,
+    /// What the data plane runs.
+    pub status: StatusFn,
+    /// The shards' events and lease mirrors.
+    pub observe: Observe,
+    /// Where applied states are persisted (the journal directory), if
+    /// anywhere.
+    pub persist: Option<PathBuf>,
+    /// The pushed state in force at start (read back from `persist`).
+    pub in_force: Option<persist::Applied>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("persist", &self.persist)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Serves `DataplaneControl` on the unix socket `path` (mode 0600; a stale
 /// socket file is removed first) from a new thread, with no shard to
-/// observe (`WatchEvents` streams nothing, `ListLeases` lists nothing).
+/// observe (`WatchEvents` streams nothing, `ListLeases` lists nothing) and
+/// nothing persisted.
 pub fn serve(
     path: &Path,
     local: Config,
@@ -154,11 +217,27 @@ pub fn serve_with(
     status: StatusFn,
     observe: Observe,
 ) -> Result<ControlHandle, ControlError> {
+    start(
+        path,
+        Endpoint {
+            local,
+            apply,
+            status,
+            observe,
+            persist: None,
+            in_force: None,
+        },
+    )
+}
+
+/// Serves `endpoint` on `path` (see [`serve`]).
+pub fn start(path: &Path, endpoint: Endpoint) -> Result<ControlHandle, ControlError> {
     let listener = bind(path)?;
-    let generation = Arc::new(AtomicU64::new(0));
+    let in_force: InForce = Arc::new(Mutex::new(
+        endpoint.in_force.as_ref().map(|a| a.origin.clone()),
+    ));
     let (stopping, stop) = tokio::sync::watch::channel(false);
-    let service =
-        ControlService::new(local, apply, status, generation.clone()).observing(observe, stop);
+    let service = ControlService::new(endpoint, in_force.clone()).observing(stop);
     let (tx, rx) = oneshot::channel();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -170,10 +249,16 @@ pub fn serve_with(
         .map_err(ControlError::Thread)?;
     Ok(ControlHandle {
         path: path.to_owned(),
-        generation,
+        in_force,
         shutdown: Some(tx),
         thread: Some(thread),
     })
+}
+
+/// Locks `m`, whatever a panicking holder left: every writer replaces the
+/// value whole.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {

@@ -1,7 +1,6 @@
 //! The `DataplaneControl` handlers: translate and delegate.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bootwave_proto::convert::{Delta, State};
@@ -15,9 +14,17 @@ use tokio::sync::{Mutex, oneshot, watch};
 use tonic::{Request, Response, Status};
 
 use super::leases::{self, Filter};
+use super::persist::{self, Applied};
 use super::watch::{EventStream, parse_macs, stream};
-use super::{ApplyFn, Observe, StatusFn};
+use super::{ApplyFn, Endpoint, InForce, Observe, Origin, StatusFn, lock};
 use crate::runtime::dhcp::unix_now;
+
+/// The wall clock in ms since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// How long a stopping server waits for its clients to close.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -27,10 +34,14 @@ pub struct ControlService {
     local: Config,
     apply: ApplyFn,
     status: StatusFn,
-    generation: Arc<AtomicU64>,
-    /// The state in force (the base of the next delta); the lock
+    /// Where applied states are persisted, if anywhere.
+    persist: Option<PathBuf>,
+    /// Where the state in force comes from, for `Status` without waiting
+    /// on an apply.
+    in_force: InForce,
+    /// The pushed state in force (the base of the next delta); the lock
     /// serialises applies so generations are recorded in call order.
-    applying: Mutex<Option<State>>,
+    applying: Mutex<Option<Applied>>,
     /// The shards' events and lease mirrors.
     observe: Observe,
     /// Turns true when the server stops, ending every event stream.
@@ -40,36 +51,92 @@ pub struct ControlService {
 impl std::fmt::Debug for ControlService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ControlService")
-            .field("generation", &self.generation)
+            .field("in_force", &self.in_force)
             .finish_non_exhaustive()
     }
 }
 
 impl ControlService {
-    /// Handlers that build configurations on top of `local`.
-    pub fn new(
-        local: Config,
-        apply: ApplyFn,
-        status: StatusFn,
-        generation: Arc<AtomicU64>,
-    ) -> Self {
+    /// Handlers of `endpoint`, recording what is in force in `in_force`.
+    pub fn new(endpoint: Endpoint, in_force: InForce) -> Self {
         Self {
-            local,
-            apply,
-            status,
-            generation,
-            applying: Mutex::new(None),
-            observe: Observe::default(),
+            local: endpoint.local,
+            apply: endpoint.apply,
+            status: endpoint.status,
+            persist: endpoint.persist,
+            in_force,
+            applying: Mutex::new(endpoint.in_force),
+            observe: endpoint.observe,
             stop: watch::channel(false).1,
         }
     }
 
-    /// Serves the events and leases of `observe`; event streams end when
-    /// `stop` turns true (or its sender is dropped).
-    pub fn observing(mut self, observe: Observe, stop: watch::Receiver<bool>) -> Self {
-        self.observe = observe;
+    /// Ends event streams when `stop` turns true (or its sender is
+    /// dropped).
+    pub fn observing(mut self, stop: watch::Receiver<bool>) -> Self {
         self.stop = stop;
         self
+    }
+}
+
+/// The state a request asks for, given what is in force.
+fn requested(request: ApplyRequest, in_force: Option<&Applied>) -> Result<State, Status> {
+    match (request.full, request.delta) {
+        (Some(full), None) => Ok(State::try_from(full).map_err(|e| e.within("full"))?),
+        (None, Some(delta)) => {
+            let delta = Delta::try_from(delta).map_err(|e| e.within("delta"))?;
+            let base = in_force
+                .filter(|a| {
+                    a.origin.history == request.history
+                        && a.origin.generation == request.base_generation
+                })
+                .ok_or_else(|| {
+                    let held = in_force.map_or_else(
+                        || "no pushed state is in force".to_owned(),
+                        |a| {
+                            format!(
+                                "generation {} of history {} is in force",
+                                a.origin.generation, a.origin.history
+                            )
+                        },
+                    );
+                    Status::aborted(format!(
+                        "delta on generation {} of history {}, but {held}: send the full state",
+                        request.base_generation, request.history
+                    ))
+                })?;
+            let mut state = State::clone(&base.state);
+            delta.apply_to(&mut state);
+            Ok(state)
+        }
+        (Some(_), Some(_)) => Err(Status::invalid_argument(
+            "delta: give either `full` or `delta`, not both",
+        )),
+        (None, None) => Err(Status::invalid_argument("full: missing")),
+    }
+}
+
+/// Logs what a full state of `next` does to the history in force.
+fn log_succession(before: Option<&Origin>, next: &Origin) {
+    let Some(before) = before else {
+        tracing::info!(history = %next.history, generation = next.generation, "control: first pushed state");
+        return;
+    };
+    if before.history != next.history {
+        tracing::warn!(
+            history = %next.history,
+            generation = next.generation,
+            replaced_history = %before.history,
+            replaced_generation = before.generation,
+            "control: another agent history takes over this data plane (a second agent, or an agent whose state was wiped or replaced)"
+        );
+    } else if next.generation < before.generation {
+        tracing::warn!(
+            history = %next.history,
+            generation = next.generation,
+            replaced_generation = before.generation,
+            "control: the agent rolled its history back (its state was restored from an older copy)"
+        );
     }
 }
 
@@ -77,47 +144,51 @@ impl ControlService {
 impl DataplaneControl for ControlService {
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyReply>, Status> {
         let request = request.into_inner();
+        if request.generation == 0 {
+            return Err(Status::invalid_argument("generation: must be at least 1"));
+        }
         let started = std::time::Instant::now();
         let mut applied = self.applying.lock().await;
-        let state = match (request.full, request.delta) {
-            (Some(full), None) => State::try_from(full).map_err(|e| e.within("full"))?,
-            (None, Some(delta)) => {
-                let delta = Delta::try_from(delta).map_err(|e| e.within("delta"))?;
-                let in_force = self.generation.load(Ordering::Acquire);
-                let base = applied
-                    .as_ref()
-                    .filter(|_| in_force == request.base_generation)
-                    .ok_or_else(|| {
-                        Status::aborted(format!(
-                            "delta on generation {} but {in_force} is in force: send the full state",
-                            request.base_generation
-                        ))
-                    })?;
-                let mut state = State::clone(base);
-                delta.apply_to(&mut state);
-                state
-            }
-            (Some(_), Some(_)) => {
-                return Err(Status::invalid_argument(
-                    "delta: give either `full` or `delta`, not both",
-                ));
-            }
-            (None, None) => return Err(Status::invalid_argument("full: missing")),
+        let full = request.full.is_some();
+        let origin = Origin {
+            history: request.history.clone(),
+            generation: request.generation,
+            applied_unix_ms: unix_ms(),
         };
+        let state = requested(request, applied.as_ref())?;
         let config = state.to_config_with(&self.local)?;
-        (self.apply)(config, request.generation).map_err(|e| {
-            tracing::warn!(generation = request.generation, "apply refused: {e}");
+        (self.apply)(config, &origin).map_err(|e| {
+            tracing::warn!(generation = origin.generation, "apply refused: {e}");
             Status::failed_precondition(format!("apply refused: {e}"))
         })?;
-        *applied = Some(state);
-        self.generation.store(request.generation, Ordering::Release);
+        if full {
+            log_succession(applied.as_ref().map(|a| &a.origin), &origin);
+        }
+        let persisted = match &self.persist {
+            Some(dir) => persist::save(dir, &origin, &state).map_err(|e| {
+                tracing::error!(
+                    generation = origin.generation,
+                    "control: state in force but not persisted: {e}"
+                );
+                Status::internal(format!("applied but not persisted: {e}"))
+            }),
+            None => Ok(()),
+        };
+        *lock(&self.in_force) = Some(origin.clone());
+        *applied = Some(Applied {
+            origin: origin.clone(),
+            state,
+        });
+        persisted?;
         tracing::info!(
-            generation = request.generation,
+            generation = origin.generation,
+            history = %origin.history,
             elapsed_ms = started.elapsed().as_millis(),
             "applied desired state"
         );
         Ok(Response::new(ApplyReply {
-            generation: request.generation,
+            generation: origin.generation,
+            history: origin.history,
         }))
     }
 
@@ -143,11 +214,14 @@ impl DataplaneControl for ControlService {
                 })
             })
             .collect();
+        let origin = lock(&self.in_force).clone().unwrap_or_default();
         Ok(Response::new(DataplaneStatusReply {
-            generation: self.generation.load(Ordering::Acquire),
+            generation: origin.generation,
             shards: status.shards,
             backend: status.backend,
             pools,
+            history: origin.history,
+            applied_unix_ms: origin.applied_unix_ms,
         }))
     }
 

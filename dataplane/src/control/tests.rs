@@ -20,8 +20,8 @@ fn local() -> Config {
 fn start(path: &Path) -> (ControlHandle, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    let apply: ApplyFn = Arc::new(move |config, generation| {
-        record.lock().unwrap().push((config, generation));
+    let apply: ApplyFn = Arc::new(move |config, origin: &Origin| {
+        record.lock().unwrap().push((config, origin.generation));
         Ok(())
     });
     let status: StatusFn = Arc::new(|| DataplaneStatus {
@@ -207,6 +207,7 @@ fn a_delta_on_the_generation_in_force_is_applied() {
                 full: Some(state("10.0.0.5")),
                 delta: Some(delta),
                 base_generation: 5,
+                history: String::new(),
             })
             .await
             .unwrap_err();
@@ -253,4 +254,105 @@ fn a_delta_before_any_full_state_is_refused() {
     });
     assert_eq!(status.code(), tonic::Code::Aborted);
     assert!(seen.lock().unwrap().is_empty());
+}
+
+fn persisting(
+    path: &Path,
+    dir: &Path,
+    in_force: Option<persist::Applied>,
+) -> (ControlHandle, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let apply: ApplyFn = Arc::new(move |config, origin: &Origin| {
+        record.lock().unwrap().push((config, origin.generation));
+        Ok(())
+    });
+    let endpoint = Endpoint {
+        local: local(),
+        apply,
+        status: Arc::new(DataplaneStatus::default),
+        observe: Observe::default(),
+        persist: Some(dir.to_owned()),
+        in_force,
+    };
+    (super::start(path, endpoint).unwrap(), seen)
+}
+
+fn full(history: &str, generation: u64, fixed: &str) -> v1::ApplyRequest {
+    v1::ApplyRequest {
+        generation,
+        history: history.into(),
+        full: Some(state(fixed)),
+        ..Default::default()
+    }
+}
+
+fn delta(history: &str, base: u64, generation: u64) -> v1::ApplyRequest {
+    v1::ApplyRequest {
+        generation,
+        history: history.into(),
+        base_generation: base,
+        delta: Some(v1::StateDelta {
+            put_hosts: vec![v1::Host {
+                mac: "02:00:00:00:00:02".into(),
+                fixed_address: "10.0.0.6".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn generations_are_ordered_within_one_history_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (handle, seen) = persisting(&path, dir.path(), None);
+    let (other_delta, takeover, status) = block_on(async {
+        let mut c = client(&path).await;
+        c.apply(full("aaaa", 9, "10.0.0.5")).await.unwrap();
+        // A delta of another history whose base number matches is refused:
+        // generation 9 of history bbbb is not generation 9 of aaaa.
+        let other_delta = c.apply(delta("bbbb", 9, 10)).await.unwrap_err();
+        // A full state of another history takes over, even at a lower
+        // generation (a wiped agent starts again from 1).
+        let takeover = c.apply(full("bbbb", 1, "10.0.0.7")).await.unwrap();
+        c.apply(delta("bbbb", 1, 2)).await.unwrap();
+        let status = c.status(v1::DataplaneStatusRequest {}).await.unwrap();
+        (other_delta, takeover.into_inner(), status.into_inner())
+    });
+    assert_eq!(other_delta.code(), tonic::Code::Aborted, "{other_delta:?}");
+    assert!(
+        other_delta.message().contains("history aaaa is in force"),
+        "{other_delta:?}"
+    );
+    assert_eq!(
+        (takeover.generation, takeover.history.as_str()),
+        (1, "bbbb")
+    );
+    assert_eq!((status.generation, status.history.as_str()), (2, "bbbb"));
+    assert!(status.applied_unix_ms > 0);
+    assert_eq!(seen.lock().unwrap().len(), 3, "full, takeover, delta");
+    let persisted = persist::load(dir.path()).unwrap().unwrap();
+    assert_eq!(persisted.origin, handle.in_force().unwrap());
+    assert_eq!(persisted.state.hosts.len(), 2, "the delta was persisted");
+}
+
+#[test]
+fn a_persisted_state_is_the_base_of_the_next_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (first, _) = persisting(&path, dir.path(), None);
+    block_on(async { client(&path).await.apply(full("aaaa", 4, "10.0.0.5")).await }).unwrap();
+    first.stop();
+    // A restarted data plane starts from what it persisted: the agent's
+    // next delta applies without a full state.
+    let in_force = persist::load(dir.path()).unwrap();
+    let (second, seen) = persisting(&path, dir.path(), in_force);
+    assert_eq!(second.generation(), 4);
+    let reply = block_on(async { client(&path).await.apply(delta("aaaa", 4, 5)).await }).unwrap();
+    assert_eq!(reply.into_inner().generation, 5);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].0.hosts.len(), 2, "base host and the delta's");
 }

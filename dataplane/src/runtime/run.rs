@@ -80,7 +80,8 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         what: "blocking signals".to_owned(),
         source,
     })?;
-    let config = load_config(&options.config)?;
+    let file = load_config(&options.config)?;
+    let (config, pushed) = state_at_start(options, &file);
     let machine = ifaddrs::interfaces().map_err(|source| RuntimeError::Io {
         what: "listing interfaces (getifaddrs)".to_owned(),
         source,
@@ -115,7 +116,8 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         &prepared,
         shards,
         &ping,
-    );
+    )
+    .with_state(&state_line(options, &config, pushed.as_ref()));
     let published: Vec<Arc<Published>> = (0..shards).map(|_| Arc::default()).collect();
     let control = Arc::new(Control::default());
     let probing = config.dhcp.ping_check && ping.starts_with("on (");
@@ -131,17 +133,26 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         &observe,
     )?;
     let metrics = serve_metrics(options.metrics, &published, &observe.leases)?;
-    let control_server = serve_control(options, &config, &snapshot, &group, observe);
+    let owner: Owner = Arc::new(Mutex::new(pushed.as_ref().map(|a| a.origin.clone())));
+    let control_server = serve_control(
+        options,
+        (&file, pushed),
+        (&snapshot, &owner),
+        &group,
+        observe,
+    );
     // Dropped at the end of `run`: stops the responder thread.
     let _ra = crate::ra::start(config.ipv6.router_advertisements, &served.interfaces);
     println!(
         "{}",
         startup.finish(&group, metrics.as_ref().map(MetricsServer::local_addr))
     );
-    let mut current = config;
+    let mut file = file;
     loop {
         match signals.wait(SIGNAL_POLL) {
-            Some(signals::Signal::Hup) => reload(&options.config, &mut current, &snapshot, &store),
+            Some(signals::Signal::Hup) => {
+                reload(&options.config, &mut file, (&snapshot, &owner), &store);
+            }
             Some(signal) => {
                 tracing::info!(?signal, "draining");
                 break;
@@ -323,28 +334,94 @@ fn helpers(shard: usize, probing: bool) -> Helpers {
     Helpers { prober, arp, neigh }
 }
 
-/// Starts the control endpoint when asked for. A desired state pushed by
-/// the agent replaces the DHCP snapshot in one atomic swap (interfaces,
-/// ports, TFTP and journal settings stay those of the local file). A socket
-/// that cannot be served is logged, not fatal: the data plane keeps
-/// serving its file configuration.
-fn serve_control(
+/// Who owns the agent-owned part of the configuration (subnets, hosts,
+/// profiles, `[dhcp]` settings) in the running snapshot: `None`, the local
+/// file; else the pushed state of this origin. Held while the snapshot is
+/// swapped, so a reload and a push never interleave.
+type Owner = Arc<Mutex<Option<control::Origin>>>;
+
+/// The configuration to serve at start and the pushed state it holds: with
+/// a control socket, the state the agent pushed last (persisted under the
+/// journal directory) on top of the file's machine-local settings; else,
+/// or when there is none or it cannot be used (logged), the file.
+fn state_at_start(options: &Options, file: &Config) -> (Config, Option<control::persist::Applied>) {
+    if options.control.is_none() {
+        return (file.clone(), None);
+    }
+    let applied = match control::persist::load(&file.journal.dir) {
+        Ok(Some(applied)) => applied,
+        Ok(None) => return (file.clone(), None),
+        Err(err) => {
+            tracing::error!("{err}; serving the configuration file until the agent pushes");
+            return (file.clone(), None);
+        }
+    };
+    match applied.state.to_config_with(file) {
+        Ok(config) => {
+            tracing::info!(
+                generation = applied.origin.generation,
+                history = %applied.origin.history,
+                "serving the persisted {}",
+                applied.origin
+            );
+            (config, Some(applied))
+        }
+        Err(err) => {
+            tracing::error!(
+                "{}: the persisted {} is refused ({err}); serving the configuration file until the agent pushes",
+                control::persist::path(&file.journal.dir).display(),
+                applied.origin
+            );
+            (file.clone(), None)
+        }
+    }
+}
+
+/// The start-up screen's account of which state is in force.
+fn state_line(
     options: &Options,
     config: &Config,
-    snapshot: &SharedSnapshot,
+    pushed: Option<&control::persist::Applied>,
+) -> String {
+    match pushed {
+        Some(applied) => format!(
+            "{} (persisted in {}); machine-local settings from the file",
+            applied.origin,
+            control::persist::path(&config.journal.dir).display()
+        ),
+        None if options.control.is_some() => {
+            "the configuration file (no pushed state yet)".to_owned()
+        }
+        None => "the configuration file (no control socket)".to_owned(),
+    }
+}
+
+/// Starts the control endpoint when asked for. A desired state pushed by
+/// the agent replaces the DHCP snapshot in one atomic swap (interfaces,
+/// ports, TFTP and journal settings stay those of the local file) and is
+/// persisted under the journal directory. A socket that cannot be served is
+/// logged, not fatal: the data plane keeps serving its configuration.
+fn serve_control(
+    options: &Options,
+    (file, pushed): (&Config, Option<control::persist::Applied>),
+    (snapshot, owner): (&SharedSnapshot, &Owner),
     group: &ShardGroup<ShardService>,
     observe: control::Observe,
 ) -> Option<ControlHandle> {
     let path = options.control.as_deref()?;
-    let swap = snapshot.clone();
-    let apply: control::ApplyFn = Arc::new(move |config: Config, generation: u64| {
+    let (swap, owner) = (snapshot.clone(), owner.clone());
+    let apply: control::ApplyFn = Arc::new(move |config: Config, origin: &control::Origin| {
+        let mut owner = owner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tracing::info!(
-            generation,
+            generation = origin.generation,
             subnets = config.subnets.len(),
             hosts = config.hosts.len(),
             "control: desired state applied"
         );
         swap.store(Arc::new(Snapshot::new(config)));
+        *owner = Some(origin.clone());
         Ok(())
     });
     let status = DataplaneStatus {
@@ -355,13 +432,21 @@ fn serve_control(
         },
     };
     let status: control::StatusFn = Arc::new(move || status.clone());
-    match control::serve_with(path, config.clone(), apply, status, observe) {
+    let endpoint = control::Endpoint {
+        local: file.clone(),
+        apply,
+        status,
+        observe,
+        persist: Some(file.journal.dir.clone()),
+        in_force: pushed,
+    };
+    match control::start(path, endpoint) {
         Ok(handle) => {
             tracing::info!(path = %path.display(), "control socket ready");
             Some(handle)
         }
         Err(err) => {
-            tracing::warn!(error = %err, "no control socket: serving the file configuration only");
+            tracing::warn!(error = %err, "no control socket: serving the configuration in force only");
             None
         }
     }
@@ -385,33 +470,60 @@ fn serve_metrics(
     Ok(Some(metrics::serve(addr, render)?))
 }
 
-/// `SIGHUP`: a new configuration snapshot (when it validates) and a file
-/// store reload.
-fn reload(path: &Path, current: &mut Config, snapshot: &SharedSnapshot, store: &FileStore) {
+/// `SIGHUP`: re-reads the file and the TFTP root. Without a pushed state
+/// in force, the file owns everything and its new configuration is swapped
+/// in (when it validates); with one, the pushed state stays in force and a
+/// change of the sections it owns in the file is logged, not applied.
+/// Machine-local settings that only a restart changes are logged too.
+fn reload(
+    path: &Path,
+    file: &mut Config,
+    (snapshot, owner): (&SharedSnapshot, &Owner),
+    store: &FileStore,
+) {
     match load_config(path) {
         Err(err) => {
             tracing::error!("reload: keeping the running configuration: {err}");
         }
         Ok(new) => {
-            if new.interfaces != current.interfaces
-                || new.dhcp.port != current.dhcp.port
-                || new.tftp.port != current.tftp.port
-                || new.tftp.root != current.tftp.root
-                || new.journal != current.journal
+            if new.interfaces != file.interfaces
+                || new.dhcp.port != file.dhcp.port
+                || new.tftp != file.tftp
+                || new.journal != file.journal
+                || new.ipv6 != file.ipv6
             {
                 tracing::warn!(
-                    "reload: interfaces, ports, tftp.root and the journal stay as they were at start; restart to change them"
+                    "reload: interfaces, ports, [tftp], [journal] and [ipv6] stay as they were at start; restart to change them"
                 );
             }
-            let rules = |c: &Config| c.subnets.iter().map(|s| s.boot_rules.len()).sum::<usize>();
-            tracing::info!(
-                subnets = format!("{} -> {}", current.subnets.len(), new.subnets.len()),
-                hosts = format!("{} -> {}", current.hosts.len(), new.hosts.len()),
-                boot_rules = format!("{} -> {}", rules(current), rules(&new)),
-                "reload: configuration swapped"
-            );
-            snapshot.store(Arc::new(Snapshot::new(new.clone())));
-            *current = new;
+            let owner = owner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match owner.as_ref() {
+                None => {
+                    let rules =
+                        |c: &Config| c.subnets.iter().map(|s| s.boot_rules.len()).sum::<usize>();
+                    tracing::info!(
+                        subnets = format!("{} -> {}", file.subnets.len(), new.subnets.len()),
+                        hosts = format!("{} -> {}", file.hosts.len(), new.hosts.len()),
+                        boot_rules = format!("{} -> {}", rules(file), rules(&new)),
+                        "reload: configuration swapped"
+                    );
+                    snapshot.store(Arc::new(Snapshot::new(new.clone())));
+                }
+                Some(origin) => match agent_owned_changes(file, &new) {
+                    changed if changed.is_empty() => {
+                        tracing::info!("reload: the {origin} stays in force");
+                    }
+                    changed => tracing::warn!(
+                        changed = changed.join(", "),
+                        "reload: the file's {} changed, but the {origin} owns them and stays in force; change them through the agent (e.g. `bootwave apply -f {}`)",
+                        changed.join(", "),
+                        path.display()
+                    ),
+                },
+            }
+            *file = new;
         }
     }
     match store.reload() {
@@ -424,6 +536,21 @@ fn reload(path: &Path, current: &mut Config, snapshot: &SharedSnapshot, store: &
         ),
         Err(err) => tracing::error!("reload: tftp root kept as it was: {err}"),
     }
+}
+
+/// The sections a pushed state owns that differ between two files.
+fn agent_owned_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut dhcp = new.dhcp.clone();
+    dhcp.port = old.dhcp.port;
+    [
+        ("[dhcp]", dhcp != old.dhcp),
+        ("subnets", new.subnets != old.subnets),
+        ("hosts", new.hosts != old.hosts),
+        ("profiles", new.profiles != old.profiles),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect()
 }
 
 /// Raises the drain flag and waits until no TFTP transfer is left, the

@@ -105,6 +105,14 @@ impl Startup {
         Self { text }
     }
 
+    /// Says which state is in force, below the first line.
+    pub(super) fn with_state(mut self, state: &str) -> Self {
+        let at = self.text.find('\n').map_or(self.text.len(), |i| i + 1);
+        self.text
+            .insert_str(at, &format!("  state       {state}\n"));
+        self
+    }
+
     /// Adds what the running shard group reports.
     pub(super) fn finish(
         mut self,

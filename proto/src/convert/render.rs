@@ -39,13 +39,16 @@ impl State {
             .map_err(|e| self.locate(&e))
     }
 
-    /// As [`to_config`](Self::to_config), with the machine-local sections
-    /// (`interfaces`, `[tftp]`, `[journal]`) taken from `local`.
+    /// As [`to_config`](Self::to_config), with the machine-local settings
+    /// (`interfaces`, the DHCP port, `[tftp]`, `[journal]`, `[ipv6]`) taken
+    /// from `local`.
     pub fn to_config_with(&self, local: &Config) -> Result<Config, ConvertError> {
         let mut config = self.to_config()?;
         config.interfaces.clone_from(&local.interfaces);
+        config.dhcp.port = local.dhcp.port;
         config.tftp = local.tftp.clone();
         config.journal = local.journal.clone();
+        config.ipv6 = local.ipv6;
         Ok(config)
     }
 
