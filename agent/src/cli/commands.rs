@@ -206,6 +206,7 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                             "error": d.error,
                             "shards": d.shards,
                             "backend": d.backend,
+                            "history": d.history,
                             "pools": d.pools.iter().map(|p| json!({
                                 "subnet": p.subnet,
                                 "shard": p.shard,
@@ -218,10 +219,14 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                         })
                     })
                     .collect();
-                output::json_line(&json!({"generation": r.generation, "dataplanes": planes}));
+                output::json_line(&json!({
+                    "generation": r.generation,
+                    "history": r.history,
+                    "dataplanes": planes,
+                }));
                 return Ok(());
             }
-            println!("generation: {}", r.generation);
+            println!("generation: {} (history {})", r.generation, r.history);
             let rows: Vec<_> = r
                 .dataplanes
                 .iter()
