@@ -193,6 +193,14 @@ impl ControlledDataplane {
         self.child.as_mut().and_then(kill9)
     }
 
+    /// Sends SIGHUP to the running data plane (reload the configuration
+    /// file and the TFTP root).
+    pub fn sighup(&self) {
+        if let Some(child) = &self.child {
+            crate::child::signal(child.pid(), rustix::process::Signal::HUP);
+        }
+    }
+
     /// The process id of the data plane last started.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(ChildGuard::pid)
@@ -203,6 +211,15 @@ impl ControlledDataplane {
         self.child
             .as_ref()
             .map(ChildGuard::stderr)
+            .unwrap_or_default()
+    }
+
+    /// Everything the running data plane wrote to stdout (its start-up
+    /// screen).
+    pub fn screen(&self) -> String {
+        self.child
+            .as_ref()
+            .map(ChildGuard::stdout)
             .unwrap_or_default()
     }
 

@@ -1,7 +1,9 @@
 //! The control path end to end: `bootwave` (CLI) → `bootwave-agent` →
 //! `bootwave-dataplane --control`, observed by real DHCP clients. Changes
 //! made through the agent are served without a data plane restart, survive
-//! an agent SIGKILL, and reach a restarted data plane by the agent's resync.
+//! an agent SIGKILL, a data plane SIGHUP and a data plane restart while the
+//! agent is down (the data plane serves its persisted pushed state), and an
+//! agent on a wiped state directory (another history) pushes in full.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -20,6 +22,8 @@ use crate::on_each_backend;
 const HOST_MAC: [u8; 6] = [0x02, 0x3c, 0x00, 0x00, 0x00, 0x01];
 /// The reserved address: inside the lab subnet, outside the pool.
 const FIXED: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 5);
+/// Another reserved address, outside the pool.
+const OTHER_FIXED: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 6);
 /// Agent resync period (`--resync-ms`).
 const RESYNC_MS: u64 = 200;
 /// Longest wait for the agent to bring a restarted data plane up to date.
@@ -120,8 +124,8 @@ fn agent_restart_keeps_hosts_and_resyncs_a_restarted_dataplane(
         .ok_or_else(|| anyhow::anyhow!("status has no generation"))?;
     assert!(generation >= 2, "apply and host add: {generation}");
 
-    // Restart the data plane: it comes up with its file configuration only,
-    // and the agent's resync pushes the state again.
+    // Restart the data plane: it comes up with the pushed state it
+    // persisted, and the agent sees it in sync.
     let old_pid = rig.dataplane.pid();
     let restarted = Instant::now();
     rig.dataplane.restart(&rig.lab.server)?;
@@ -159,6 +163,162 @@ fn sigkilled_dataplane_takes_its_socket_back_and_is_resynced(server: Server) -> 
     rig.dataplane.restart(&rig.lab.server)?;
     let resynced_in = rig.expect_resync(generation, restarted)?;
     eprintln!("{server:?}: data plane after SIGKILL resynced in {resynced_in:?}");
+    Ok(())
+}
+
+on_each_backend!(host_added_through_the_agent_survives_sighup);
+fn host_added_through_the_agent_survives_sighup(server: Server) -> anyhow::Result<()> {
+    let rig = Rig::start(server)?;
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    let generation = rig.add_host(FIXED, "n1")?;
+    assert_eq!(rig.udhcpc()?.ip, FIXED, "{}", rig.context("before SIGHUP"));
+
+    // The file has no hosts: a reload must keep the pushed state in force.
+    let pid = rig.dataplane.pid();
+    rig.dataplane.sighup();
+    wait_until(RESYNC_LIMIT, || {
+        rig.dataplane.log().contains("reload: tftp root rescanned")
+    })
+    .map_err(|()| anyhow::anyhow!(rig.context("SIGHUP was never handled")))?;
+    assert!(
+        rig.dataplane.log().contains("stays in force"),
+        "{}",
+        rig.context("reload names the pushed state it keeps")
+    );
+    let lease = rig.udhcpc()?;
+    assert_eq!(lease.ip, FIXED, "{}", rig.context("after SIGHUP"));
+    assert_eq!(lease.hostname.as_deref(), Some("n1"), "{}", rig.context(""));
+    assert_eq!(rig.dataplane.pid(), pid, "SIGHUP does not restart");
+    let status = rig.agent.cli(&["--json", "status"])?;
+    assert_eq!(
+        json_u64(&status, "acked_generation"),
+        Some(generation),
+        "{status}"
+    );
+    assert_eq!(
+        rig.dataplane.log().matches("applied desired state").count(),
+        2,
+        "apply and host add, no push after SIGHUP: {}",
+        rig.context("")
+    );
+    Ok(())
+}
+
+on_each_backend!(dataplane_restarted_while_the_agent_is_down_serves_the_pushed_host);
+fn dataplane_restarted_while_the_agent_is_down_serves_the_pushed_host(
+    server: Server,
+) -> anyhow::Result<()> {
+    let mut rig = Rig::start(server)?;
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    let generation = rig.add_host(FIXED, "n1")?;
+    rig.agent.kill9().expect("agent reaped");
+
+    rig.dataplane.restart(&rig.lab.server)?;
+    let log = rig.dataplane.log();
+    assert!(
+        log.contains(&format!(
+            "serving the persisted pushed generation {generation} "
+        )),
+        "{}",
+        rig.context("start-up names the persisted state")
+    );
+    let mut screen = String::new();
+    let _ = wait_until(RESYNC_LIMIT, || {
+        screen = rig.dataplane.screen();
+        screen.contains("  shards ")
+    });
+    assert!(
+        screen.contains(&format!("state       pushed generation {generation} ")),
+        "{}",
+        rig.context("start-up screen")
+    );
+    // No agent is running: the reservation comes from the persisted state.
+    let client = &rig.lab.clients[0];
+    let probe = client
+        .ns
+        .run_inside(|| DhcpProbe::broadcast(&client.ifname))??;
+    let ack = probe
+        .dora(HOST_MAC, 0x5eed_0101, Duration::from_secs(5))?
+        .ok_or_else(|| anyhow::anyhow!(rig.context("no answer with the agent down")))?;
+    assert_eq!(
+        ack.kind,
+        MessageType::Ack,
+        "{}",
+        rig.context(&format!("{ack:?}"))
+    );
+    assert_eq!(
+        ack.yiaddr,
+        FIXED,
+        "{}",
+        rig.context("ACK of the reserved address")
+    );
+    let lease = rig.udhcpc()?;
+    assert_eq!(lease.ip, FIXED, "{}", rig.context("udhcpc, agent down"));
+    assert_eq!(lease.hostname.as_deref(), Some("n1"), "{}", rig.context(""));
+
+    // The agent comes back on its state and finds the data plane in sync.
+    rig.agent = Agent::start(&rig.lab.server, &rig.agent_spec)?;
+    let mut status = String::new();
+    wait_until(RESYNC_LIMIT, || {
+        status = rig.agent.cli(&["--json", "status"]).unwrap_or_default();
+        json_u64(&status, "acked_generation") == Some(generation)
+            && status.contains("\"reachable\":true")
+    })
+    .map_err(|()| anyhow::anyhow!("status never showed generation {generation}: {status}"))?;
+    assert!(
+        !rig.dataplane.log().contains("applied desired state"),
+        "the persisted state needed no push: {}",
+        rig.context("")
+    );
+    Ok(())
+}
+
+on_each_backend!(agent_on_a_wiped_state_directory_pushes_again);
+fn agent_on_a_wiped_state_directory_pushes_again(server: Server) -> anyhow::Result<()> {
+    let mut rig = Rig::start(server)?;
+    let config = rig.dataplane.config_path().to_owned();
+    rig.agent.cli(&["apply", "-f", path_str(&config)?])?;
+    rig.add_host(FIXED, "n1")?;
+    rig.add_host(FIXED, "n1-renamed")?;
+    let old = rig.agent.cli(&["--json", "status"])?;
+    let old_generation = json_u64(&old, "generation").unwrap_or(0);
+    assert!(old_generation >= 3, "{old}");
+
+    // A new state directory: a new history, its generations start over
+    // below the data plane's.
+    rig.agent.kill9().expect("agent reaped");
+    std::fs::remove_dir_all(&rig.agent_spec.state_dir)?;
+    std::fs::create_dir(&rig.agent_spec.state_dir)?;
+    rig.agent = Agent::start(&rig.lab.server, &rig.agent_spec)?;
+    rig.agent.cli(&["apply", "-f", path_str(&config)?])?;
+    let generation = rig.add_host(OTHER_FIXED, "n2")?;
+    assert!(
+        generation < old_generation,
+        "the new history starts below the data plane's generation ({generation} vs {old_generation})"
+    );
+    let status = rig.agent.cli(&["--json", "status"])?;
+    assert_eq!(
+        json_u64(&status, "acked_generation"),
+        Some(generation),
+        "{status}"
+    );
+    assert!(
+        rig.dataplane
+            .log()
+            .contains("another agent history takes over"),
+        "{}",
+        rig.context("the data plane logs the new history")
+    );
+    let lease = rig.udhcpc()?;
+    assert_eq!(
+        lease.ip,
+        OTHER_FIXED,
+        "{}",
+        rig.context("the new agent's host")
+    );
+    assert_eq!(lease.hostname.as_deref(), Some("n2"), "{}", rig.context(""));
     Ok(())
 }
 
@@ -264,21 +424,44 @@ impl Rig {
         })
     }
 
+    /// Reserves `ip` for the client's MAC through the agent; returns the
+    /// generation the agent committed (and every data plane acknowledged).
+    fn add_host(&self, ip: Ipv4Addr, hostname: &str) -> anyhow::Result<u64> {
+        let reply = self.agent.cli(&[
+            "--json",
+            "host",
+            "add",
+            "--mac",
+            &mac_text(HOST_MAC),
+            "--ip",
+            &ip.to_string(),
+            "--hostname",
+            hostname,
+        ])?;
+        json_u64(&reply, "generation")
+            .ok_or_else(|| anyhow::anyhow!("host add reply has no generation: {reply}"))
+    }
+
     fn udhcpc(&self) -> anyhow::Result<bootwave_e2e::Lease> {
         let client = &self.lab.clients[0];
         udhcpc_lease(&client.ns, &client.ifname, None)
             .map_err(|e| anyhow::anyhow!(self.context(&e.to_string())))
     }
 
-    /// Waits for the agent to push `generation` to a freshly started data
-    /// plane, checks `bootwave status` and that a client gets its reserved
-    /// address again; returns the time from `restarted` (just before the
-    /// data plane was started) until the push was seen applied.
+    /// Waits for a freshly started data plane to hold `generation` (the
+    /// state it persisted, or the agent's push), checks `bootwave status`
+    /// and that a client gets its reserved address again; returns the time
+    /// from `restarted` (just before the data plane was started) until that
+    /// state was seen in force.
     fn expect_resync(&self, generation: u64, restarted: Instant) -> anyhow::Result<Duration> {
+        let persisted = format!("serving the persisted pushed generation {generation} ");
         wait_until(RESYNC_LIMIT, || {
-            self.dataplane.log().contains("applied desired state")
+            let log = self.dataplane.log();
+            log.contains("applied desired state") || log.contains(&persisted)
         })
-        .map_err(|()| anyhow::anyhow!(self.context("no push reached the restarted data plane")))?;
+        .map_err(|()| {
+            anyhow::anyhow!(self.context("the restarted data plane never held the agent's state"))
+        })?;
         let resynced_in = restarted.elapsed();
         let mut status = String::new();
         wait_until(RESYNC_LIMIT, || {
