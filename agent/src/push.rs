@@ -257,8 +257,11 @@ impl Plane {
                     "taken over: it holds generation {} of history {}, another agent's (this agent fed it before); restart this agent to feed it again",
                     seen.acked, seen.history
                 );
+                // Logged once per takeover, not on every resync tick.
+                if seen.error.as_deref() != Some(error.as_str()) {
+                    tracing::warn!(endpoint = %self.endpoint, generation, "not pushed: {error}");
+                }
                 seen.error = Some(error.clone());
-                tracing::warn!(endpoint = %self.endpoint, generation, "not pushed: {error}");
                 return Some(v1::DataplaneLag {
                     endpoint: self.endpoint.clone(),
                     error,
