@@ -1,6 +1,7 @@
 //! What the agent sends to a data plane: the full state first, then deltas
 //! on top of the acknowledged generation, and the full state again when a
-//! data plane refuses a delta.
+//! data plane refuses a delta; two agents on one data plane: the one that
+//! never fed it takes it over, the other reports it lagging.
 #![allow(clippy::unwrap_used)]
 
 mod agent_support;
@@ -168,4 +169,103 @@ async fn the_first_push_is_full_and_later_ones_are_deltas() {
         .collect();
     assert_eq!(got, wanted);
     agent.stop().await;
+}
+
+/// Polls `agent`'s status until its view of the one data plane holds
+/// `history`; returns that view.
+async fn await_seen_history(
+    c: &mut v1::bootwave_service_client::BootwaveServiceClient<tonic::transport::Channel>,
+    history: &str,
+) -> v1::DataplaneInfo {
+    for _ in 0..200 {
+        let status = c.status(v1::StatusRequest {}).await.unwrap().into_inner();
+        if let Some(info) = status.dataplanes.into_iter().find(|d| d.history == history) {
+            return info;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the agent never saw history {history} on its data plane");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_takes_a_data_plane_over_and_the_first_reports_it_lagging() {
+    let (dir, state_a, socket_a) = temp();
+    let dp_socket = dir.path().join("dp.sock");
+    let recorder = serve_fake(&dp_socket);
+    let dataplanes = vec![format!("unix:{}", dp_socket.display())];
+    let agent_a = start_agent(&state_a, &socket_a, dataplanes.clone()).await;
+    let mut a = client(&agent_a.endpoint).await;
+    a.put_subnet(v1::PutSubnetRequest {
+        subnet: Some(subnet()),
+    })
+    .await
+    .unwrap();
+    let r = a
+        .put_host(v1::PutHostRequest {
+            host: Some(host("02:00:00:00:00:01", "10.0.0.5")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.lagging.is_empty(), "{:?}", r.lagging);
+    let history_a = a
+        .status(v1::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .history;
+
+    // A second agent, its own state: it never fed this data plane, so its
+    // first change replaces the state there in full.
+    let agent_b = start_agent(
+        &dir.path().join("state-b"),
+        &dir.path().join("agent-b.sock"),
+        dataplanes,
+    )
+    .await;
+    let mut b = client(&agent_b.endpoint).await;
+    let r = b
+        .put_subnet(v1::PutSubnetRequest {
+            subnet: Some(subnet()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.lagging.is_empty(), "{:?}", r.lagging);
+    let history_b = recorder.history.lock().unwrap().clone();
+    assert_ne!(history_b, history_a, "two state directories, two histories");
+    let last = recorder.received.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((last.generation, last.delta_base), (1, None), "a full push");
+
+    // The first agent sees another history in force (its resync) and does
+    // not push it back: every change of its own reports the data plane
+    // lagging.
+    let info = await_seen_history(&mut a, &history_b).await;
+    assert!(info.error.contains("taken over"), "{info:?}");
+    let pushes = recorder.received.lock().unwrap().len();
+    let r = a
+        .put_host(v1::PutHostRequest {
+            host: Some(host("02:00:00:00:00:02", "10.0.0.6")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.lagging.len(), 1, "{r:?}");
+    assert!(r.lagging[0].error.contains("taken over"), "{r:?}");
+    assert_eq!(recorder.received.lock().unwrap().len(), pushes, "no push");
+    assert_eq!(*recorder.history.lock().unwrap(), history_b);
+
+    // The second agent goes on with deltas on its own generation.
+    let r = b
+        .put_host(v1::PutHostRequest {
+            host: Some(host("02:00:00:00:00:03", "10.0.0.7")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.lagging.is_empty(), "{:?}", r.lagging);
+    let last = recorder.received.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((last.generation, last.delta_base), (2, Some(1)));
+    agent_b.stop().await;
+    agent_a.stop().await;
 }
