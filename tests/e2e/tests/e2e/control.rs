@@ -174,7 +174,17 @@ fn host_added_through_the_agent_survives_sighup(server: Server) -> anyhow::Resul
     let generation = rig.add_host(FIXED, "n1")?;
     assert_eq!(rig.udhcpc()?.ip, FIXED, "{}", rig.context("before SIGHUP"));
 
-    // The file has no hosts: a reload must keep the pushed state in force.
+    // The file now gives the MAC another address: the reload keeps the
+    // pushed state in force and logs the conflict.
+    let file = rig.dataplane.config_path();
+    let text = std::fs::read_to_string(file)?;
+    std::fs::write(
+        file,
+        format!(
+            "{text}\n[[hosts]]\nname = \"from-file\"\nmac = \"{}\"\nfixed-address = \"{OTHER_FIXED}\"\n",
+            mac_text(HOST_MAC)
+        ),
+    )?;
     let pid = rig.dataplane.pid();
     rig.dataplane.sighup();
     wait_until(RESYNC_LIMIT, || {
@@ -182,9 +192,11 @@ fn host_added_through_the_agent_survives_sighup(server: Server) -> anyhow::Resul
     })
     .map_err(|()| anyhow::anyhow!(rig.context("SIGHUP was never handled")))?;
     assert!(
-        rig.dataplane.log().contains("stays in force"),
+        rig.dataplane
+            .log()
+            .contains("reload: the file's hosts changed, but the pushed generation"),
         "{}",
-        rig.context("reload names the pushed state it keeps")
+        rig.context("reload logs the file's conflicting hosts")
     );
     let lease = rig.udhcpc()?;
     assert_eq!(lease.ip, FIXED, "{}", rig.context("after SIGHUP"));
@@ -233,6 +245,17 @@ fn dataplane_restarted_while_the_agent_is_down_serves_the_pushed_host(
         screen.contains(&format!("state       pushed generation {generation} ")),
         "{}",
         rig.context("start-up screen")
+    );
+    let check = std::process::Command::new(bootwave_e2e::bootwave_binary()?)
+        .args(["check", "--config", path_str(rig.dataplane.config_path())?])
+        .output()?;
+    let check_out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{check_out}");
+    assert!(
+        check_out.contains(&format!(
+            "state in force: the pushed generation {generation} "
+        )),
+        "check names the persisted state: {check_out}"
     );
     // No agent is running: the reservation comes from the persisted state.
     let client = &rig.lab.clients[0];
