@@ -345,6 +345,59 @@ fn agent_on_a_wiped_state_directory_pushes_again(server: Server) -> anyhow::Resu
     Ok(())
 }
 
+on_each_backend!(agent_restored_from_an_older_copy_pushes_its_state_in_full);
+fn agent_restored_from_an_older_copy_pushes_its_state_in_full(
+    server: Server,
+) -> anyhow::Result<()> {
+    let mut rig = Rig::start(server)?;
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    let kept = rig.add_host(FIXED, "n1")?;
+
+    // A backup of the state at generation `kept`, then one more change.
+    rig.agent.kill9().expect("agent reaped");
+    let backup = rig.dir.path().join("agent-backup");
+    copy_dir(&rig.agent_spec.state_dir, &backup)?;
+    rig.agent = Agent::start(&rig.lab.server, &rig.agent_spec)?;
+    let later = rig.add_host(FIXED, "n1-later")?;
+    assert!(later > kept);
+    assert_eq!(
+        rig.udhcpc()?.hostname.as_deref(),
+        Some("n1-later"),
+        "{}",
+        rig.context("")
+    );
+
+    // Restore the backup: the data plane holds a higher generation of the
+    // same history and must get the restored state, not be skipped.
+    rig.agent.kill9().expect("agent reaped");
+    std::fs::remove_dir_all(&rig.agent_spec.state_dir)?;
+    copy_dir(&backup, &rig.agent_spec.state_dir)?;
+    rig.agent = Agent::start(&rig.lab.server, &rig.agent_spec)?;
+    wait_until(RESYNC_LIMIT, || {
+        rig.dataplane
+            .log()
+            .contains("the agent rolled its history back")
+    })
+    .map_err(|()| anyhow::anyhow!(rig.context("no full push of the restored state")))?;
+    let status = rig.agent.cli(&["--json", "status"])?;
+    assert_eq!(json_u64(&status, "generation"), Some(kept), "{status}");
+    assert_eq!(
+        json_u64(&status, "acked_generation"),
+        Some(kept),
+        "{status}"
+    );
+    let lease = rig.udhcpc()?;
+    assert_eq!(lease.ip, FIXED, "{}", rig.context(""));
+    assert_eq!(
+        lease.hostname.as_deref(),
+        Some("n1"),
+        "{}",
+        rig.context("the restored state is served")
+    );
+    Ok(())
+}
+
 on_each_backend!(profile_switch_changes_the_boot_file);
 fn profile_switch_changes_the_boot_file(server: Server) -> anyhow::Result<()> {
     let rig = Rig::start(server)?;
@@ -565,6 +618,18 @@ fn ovmf_offer(probe: &DhcpProbe, chaddr: [u8; 6], xid: u32) -> anyhow::Result<Re
         }
     }
     anyhow::bail!("no OFFER for {} (xid {xid:#x})", mac_text(chaddr))
+}
+
+/// Copies the regular files of directory `from` into a new directory `to`.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Polls `ready` every 50 ms until it holds or `limit` passes.
