@@ -20,6 +20,7 @@ pub(crate) struct FileConfig {
     pub(crate) dhcp: FileDhcp,
     #[serde(default)]
     pub(crate) tftp: FileTftp,
+    pub(crate) http: Option<FileHttp>,
     #[serde(default)]
     pub(crate) journal: FileJournal,
     #[serde(default)]
@@ -68,6 +69,19 @@ pub(crate) struct FileTftp {
     pub(crate) max_transfers_per_client: Option<Spanned<u32>>,
     pub(crate) new_transfers_per_second: Option<Spanned<u32>>,
     pub(crate) new_transfers_burst: Option<Spanned<u32>>,
+}
+
+/// `[http]`: present means served unless `enabled = false`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct FileHttp {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) port: Option<Spanned<u16>>,
+    pub(crate) max_connections_per_client: Option<Spanned<u32>>,
+    pub(crate) max_connections: Option<Spanned<u32>>,
+    pub(crate) header_timeout: Option<Spanned<Scalar>>,
+    pub(crate) idle_timeout: Option<Spanned<Scalar>>,
+    pub(crate) max_request_size: Option<Spanned<u32>>,
 }
 
 /// `[journal]`.

@@ -20,6 +20,9 @@ pub struct Config {
     pub dhcp: DhcpSettings,
     /// TFTP server behaviour.
     pub tftp: TftpSettings,
+    /// HTTP boot-file service (off unless the file has an `[http]`
+    /// section).
+    pub http: HttpSettings,
     /// The lease journal.
     pub journal: JournalSettings,
     /// IPv6 on the served interfaces (router advertisements).
@@ -123,6 +126,43 @@ impl TftpAdmission {
 impl Default for TftpAdmission {
     fn default() -> Self {
         Self::DEFAULT
+    }
+}
+
+/// HTTP boot-file service: the TFTP root and the per-host scripts over
+/// HTTP/1.1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Whether HTTP is served at all.
+    pub enabled: bool,
+    /// TCP port (80).
+    pub port: u16,
+    /// Open connections allowed from one client address.
+    pub max_connections_per_client: u32,
+    /// Open connections allowed in total.
+    pub max_connections: u32,
+    /// Longest time from the first byte of a request to the end of its
+    /// header block (slow clients are cut off).
+    pub header_timeout: Duration,
+    /// Longest wait for the next request on a kept-alive connection, and
+    /// for a client to take response bytes.
+    pub idle_timeout: Duration,
+    /// Largest request head (request line plus headers) in bytes.
+    pub max_request_size: u32,
+}
+
+impl Default for HttpSettings {
+    /// HTTP off; the other values are those an `[http]` section gets.
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            port: 80,
+            max_connections_per_client: 32,
+            max_connections: 16_384,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_request_size: 8192,
+        }
     }
 }
 

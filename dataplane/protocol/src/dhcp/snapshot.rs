@@ -186,6 +186,7 @@ pub(crate) mod tests {
                 dir: "/var/lib/bootwave".into(),
                 fsync: FsyncPolicy::Always,
             },
+            http: Default::default(),
             ipv6: Default::default(),
             subnets: vec![Subnet {
                 net,

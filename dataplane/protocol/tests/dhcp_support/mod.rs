@@ -133,6 +133,7 @@ fn base_config(subnets: Vec<Subnet>, hosts: Vec<Host>) -> Config {
             dir: "/var/lib/bootwave".into(),
             fsync: FsyncPolicy::Always,
         },
+        http: Default::default(),
         ipv6: Default::default(),
         subnets,
         hosts,

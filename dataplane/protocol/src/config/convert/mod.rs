@@ -15,9 +15,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::Rejection;
-use super::file::{FileConfig, FileDhcp, FileIpv6, FileJournal, FileTftp, Scalar};
+use super::file::{FileConfig, FileDhcp, FileHttp, FileIpv6, FileJournal, FileTftp, Scalar};
 use super::model::{
-    Config, DhcpSettings, FsyncPolicy, Ipv4Net, Ipv6Settings, JournalSettings,
+    Config, DhcpSettings, FsyncPolicy, HttpSettings, Ipv4Net, Ipv6Settings, JournalSettings,
     RouterAdvertisements, TftpAdmission, TftpSettings, UnknownClients,
 };
 use super::values::{format_duration, parse_duration, parse_ipv4, parse_net};
@@ -64,6 +64,7 @@ impl TryFrom<FileConfig> for Config {
             interfaces,
             dhcp,
             tftp: tftp(&file.tftp)?,
+            http: file.http.as_ref().map_or_else(|| Ok(HttpSettings::default()), http)?,
             journal: journal(&file.journal)?,
             ipv6: ipv6(&file.ipv6)?,
             subnets,
@@ -272,6 +273,71 @@ fn tftp(file: &FileTftp) -> Result<TftpSettings, Rejection> {
         max_retries: max_retries.value,
         max_transfers: max_transfers.value,
         admission,
+    })
+}
+
+/// Smallest `http.max-request-size`: a request line with a path of the
+/// longest accepted length and a few headers.
+const MIN_HTTP_REQUEST_SIZE: u32 = 1024;
+/// Largest `http.max-request-size`.
+const MAX_HTTP_REQUEST_SIZE: u32 = 1 << 20;
+
+fn http(file: &FileHttp) -> Result<HttpSettings, Rejection> {
+    let defaults = HttpSettings::default();
+    let port = int(file.port.as_ref(), defaults.port);
+    if port.value == 0 {
+        return Err(port.reject("http.port", "must be a port number (1-65535)"));
+    }
+    let per_client = int(
+        file.max_connections_per_client.as_ref(),
+        defaults.max_connections_per_client,
+    );
+    if per_client.value == 0 {
+        return Err(per_client.reject("http.max-connections-per-client", "must be at least 1"));
+    }
+    let total = int(file.max_connections.as_ref(), defaults.max_connections);
+    if total.value == 0 {
+        return Err(total.reject("http.max-connections", "must be at least 1"));
+    }
+    if per_client.value > total.value {
+        return Err(per_client.reject(
+            "http.max-connections-per-client",
+            format!(
+                "{} is more than http.max-connections ({})",
+                per_client.value, total.value
+            ),
+        ));
+    }
+    let header_timeout = duration(
+        file.header_timeout.as_ref(),
+        "http.header-timeout",
+        defaults.header_timeout,
+    )?;
+    nonzero(&header_timeout, "http.header-timeout")?;
+    let idle_timeout = duration(
+        file.idle_timeout.as_ref(),
+        "http.idle-timeout",
+        defaults.idle_timeout,
+    )?;
+    nonzero(&idle_timeout, "http.idle-timeout")?;
+    let size = int(file.max_request_size.as_ref(), defaults.max_request_size);
+    if !(MIN_HTTP_REQUEST_SIZE..=MAX_HTTP_REQUEST_SIZE).contains(&size.value) {
+        return Err(size.reject(
+            "http.max-request-size",
+            format!(
+                "{} is outside {MIN_HTTP_REQUEST_SIZE}-{MAX_HTTP_REQUEST_SIZE} bytes",
+                size.value
+            ),
+        ));
+    }
+    Ok(HttpSettings {
+        enabled: file.enabled.unwrap_or(true),
+        port: port.value,
+        max_connections_per_client: per_client.value,
+        max_connections: total.value,
+        header_timeout: header_timeout.value,
+        idle_timeout: idle_timeout.value,
+        max_request_size: size.value,
     })
 }
 
