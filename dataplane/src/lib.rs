@@ -18,6 +18,7 @@
 pub mod control;
 pub mod driver;
 pub mod events;
+pub mod http;
 pub mod journal;
 pub mod logs;
 pub mod metrics;

@@ -79,6 +79,7 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
             max_transfers: 8,
             admission: bootwave_protocol::config::TftpAdmission::DEFAULT,
         },
+        http: Default::default(),
         journal: JournalSettings {
             dir: "/tmp".into(),
             fsync: FsyncPolicy::Never,

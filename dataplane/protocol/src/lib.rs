@@ -19,6 +19,7 @@
 
 pub mod config;
 pub mod dhcp;
+pub mod http;
 pub mod net;
 pub mod ra;
 pub mod shard;

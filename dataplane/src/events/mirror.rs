@@ -88,6 +88,15 @@ impl LeaseMirror {
             .collect()
     }
 
+    /// The MAC bound to `addr` on this shard, if any (HTTP's client
+    /// lookup; waits only for a shard's copy in progress).
+    pub fn mac_of(&self, addr: Ipv4Addr) -> Option<[u8; 6]> {
+        self.lock()
+            .get(&addr)
+            .filter(|l| matches!(l.state, LeaseState::Bound))
+            .map(|l| l.mac)
+    }
+
     fn owns(&self, lease: &Lease) -> bool {
         shard_of(&lease.mac, self.shards) == self.shard
     }

@@ -132,7 +132,17 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         options, &config, &served, &store, &snapshot, prepared, &published, &control, probing,
         &observe,
     )?;
-    let metrics = serve_metrics(options.metrics, &published, &observe.leases)?;
+    let http_stats = Arc::new(crate::http::HttpStats::default());
+    let http = serve_http(
+        &config,
+        &served,
+        &machine,
+        &store,
+        &snapshot,
+        &observe,
+        &http_stats,
+    )?;
+    let metrics = serve_metrics(options.metrics, &published, &observe.leases, &http_stats)?;
     let owner: Owner = Arc::new(Mutex::new(pushed.as_ref().map(|a| a.origin.clone())));
     let control_server = serve_control(
         options,
@@ -166,6 +176,7 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
     for mut exit in exits {
         exit.service.finish();
     }
+    drop(http);
     drop(control_server);
     drop(watcher);
     drop(metrics);
@@ -452,20 +463,60 @@ fn serve_control(
     }
 }
 
+/// Starts the HTTP server when `[http]` enables it: on every served
+/// interface and on loopback, from the same store and scripts as TFTP.
+fn serve_http(
+    config: &Config,
+    served: &Served,
+    machine: &[crate::sys::ifaddrs::Interface],
+    store: &Arc<FileStore>,
+    snapshot: &SharedSnapshot,
+    observe: &control::Observe,
+    stats: &Arc<crate::http::HttpStats>,
+) -> Result<Option<crate::http::HttpServer>, RuntimeError> {
+    if !config.http.enabled {
+        return Ok(None);
+    }
+    let mut devices: Vec<String> = served.interfaces.iter().map(|i| i.name.clone()).collect();
+    for interface in machine.iter().filter(|i| i.loopback) {
+        if !devices.contains(&interface.machine.name) {
+            devices.push(interface.machine.name.clone());
+        }
+    }
+    let server = crate::http::HttpServer::start(
+        &config.http,
+        &devices,
+        ScriptResolver::new(store.clone(), snapshot.clone()),
+        crate::http::mac_lookup(snapshot.clone(), observe.leases.clone()),
+        Arc::clone(stats),
+    )
+    .map_err(|source| RuntimeError::Io {
+        what: "starting the HTTP server".to_owned(),
+        source,
+    })?;
+    for (device, addr) in &server.listening {
+        tracing::info!(%device, %addr, "http: listening");
+    }
+    Ok(Some(server))
+}
+
 /// Starts the metrics endpoint when asked for.
 fn serve_metrics(
     addr: Option<SocketAddr>,
     published: &[Arc<Published>],
     mirrors: &[Arc<LeaseMirror>],
+    http: &Arc<crate::http::HttpStats>,
 ) -> Result<Option<MetricsServer>, RuntimeError> {
     let Some(addr) = addr else {
         return Ok(None);
     };
     let shards = published.to_vec();
     let mirrors = mirrors.to_vec();
+    let http = Arc::clone(http);
     let render: metrics::Render = Arc::new(move |out: &mut String| {
         stats::render(&shards, out);
         stats::render_pools(&mirrors, out);
+        http.render(out);
     });
     Ok(Some(metrics::serve(addr, render)?))
 }

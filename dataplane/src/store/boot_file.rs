@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use bootwave_protocol::tftp::FileData;
+use bootwave_protocol::tftp::{FileData, FileVersion};
 
 use super::StoreError;
 
@@ -38,6 +38,8 @@ pub struct BootFile {
     /// Length once converted to netascii, counted at the first netascii
     /// request for this version and kept (the bytes never change).
     netascii_len: OnceLock<u64>,
+    /// The source version it was loaded from (HTTP validators).
+    version: Option<FileVersion>,
 }
 
 // Safety: `BootFile` owns its mapping exclusively; the mapped memory is
@@ -76,7 +78,13 @@ impl BootFile {
             ptr: NonNull::dangling(),
             len: 0,
             netascii_len: OnceLock::new(),
+            version: None,
         }
+    }
+
+    /// Records the version of the source the bytes came from.
+    pub fn set_version(&mut self, version: FileVersion) {
+        self.version = Some(version);
     }
 
     /// Length in bytes.
@@ -114,6 +122,7 @@ impl BootFile {
             ptr,
             len,
             netascii_len: OnceLock::new(),
+            version: None,
         })
     }
 }
@@ -135,6 +144,10 @@ impl FileData for BootFile {
         *self
             .netascii_len
             .get_or_init(|| bootwave_protocol::tftp::netascii_len(self.bytes()))
+    }
+
+    fn version(&self) -> Option<FileVersion> {
+        self.version
     }
 }
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bootwave_protocol::tftp::FileVersion;
+
 use super::root::RootDir;
 use super::{BootFile, LoadReport, StoreOptions};
 
@@ -50,6 +52,21 @@ impl SourceKey {
         };
         let changed = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
         changed + RACY_WINDOW > scan_start
+    }
+
+    /// The version HTTP reports: the mtime and a hash of the whole key.
+    fn version(&self) -> FileVersion {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(self, &mut hasher);
+        let (secs, nanos) = self.mtime;
+        let modified = match (u64::try_from(secs), u32::try_from(nanos)) {
+            (Ok(secs), Ok(nanos)) => SystemTime::UNIX_EPOCH + Duration::new(secs, nanos),
+            _ => SystemTime::UNIX_EPOCH,
+        };
+        FileVersion {
+            modified,
+            tag: std::hash::Hasher::finish(&hasher),
+        }
     }
 
     fn of(meta: &Metadata) -> Self {
@@ -252,8 +269,9 @@ impl Scan<'_> {
             }
             None => {
                 match BootFile::from_reader(&key, &file, self.options.max_file_size.min(budget)) {
-                    Ok(version) => {
+                    Ok(mut version) => {
                         self.next.report.copied += 1;
+                        version.set_version(source.version());
                         Arc::new(version)
                     }
                     Err(error) => {

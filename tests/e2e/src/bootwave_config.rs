@@ -100,6 +100,7 @@ next-server = "{server}"
             let _ = writeln!(toml, "hostname = {}", toml_string(name));
         }
     }
+    toml.push_str(&spec.extra_toml);
     toml
 }
 
@@ -164,6 +165,7 @@ mod tests {
             journal_sync: JournalSync::Batch,
             tftp_admission: None,
             ping_timeout: None,
+            extra_toml: String::new(),
         }
     }
 

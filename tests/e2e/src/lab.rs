@@ -127,6 +127,7 @@ impl Lab {
             journal_sync: JournalSync::Batch,
             tftp_admission: None,
             ping_timeout: None,
+            extra_toml: String::new(),
         }
     }
 }

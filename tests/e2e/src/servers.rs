@@ -48,6 +48,9 @@ pub struct ServeSpec {
     /// Ping check before offering, waiting this long for an answer
     /// (bootwave only); `None`: no ping check.
     pub ping_timeout: Option<std::time::Duration>,
+    /// TOML appended to the generated `bootwave.toml` as it is (bootwave
+    /// only): `[http]`, `[[profiles]]`, hosts with profiles.
+    pub extra_toml: String,
 }
 
 /// One boot rule: the first whose conditions hold gives the file.
@@ -320,6 +323,7 @@ mod tests {
             journal_sync: JournalSync::Never,
             tftp_admission: None,
             ping_timeout: None,
+            extra_toml: String::new(),
         }
     }
 

@@ -473,3 +473,40 @@ fn relays_and_dynamic_bootp_keys() {
     let long = format!("{MINIMAL}dynamic-bootp = true\ndynamic-bootp-lease-length = \"2d\"\n");
     assert!(err_at(&long, 4, 30).contains("exceeds the maximum lease time 1d"));
 }
+
+#[test]
+fn http_section() {
+    let off = ok("[tftp]\n");
+    assert!(!off.http.enabled, "no [http]: not served");
+    let on = ok("[http]\n");
+    assert!(on.http.enabled);
+    assert_eq!(
+        (
+            on.http.port,
+            on.http.max_connections_per_client,
+            on.http.max_connections
+        ),
+        (80, 32, 16_384)
+    );
+    assert_eq!(
+        (
+            on.http.header_timeout,
+            on.http.idle_timeout,
+            on.http.max_request_size
+        ),
+        (Duration::from_secs(10), Duration::from_secs(60), 8192)
+    );
+    let c = ok(
+        "[http]\nenabled = false\nport = 8080\nmax-connections-per-client = 4\nmax-connections = 10\nheader-timeout = \"2s\"\nidle-timeout = \"5s\"\nmax-request-size = 2048\n",
+    );
+    assert!(!c.http.enabled);
+    assert_eq!((c.http.port, c.http.max_connections_per_client), (8080, 4));
+    assert_eq!(c.http.header_timeout, Duration::from_secs(2));
+    assert!(err_at("[http]\nport = 0\n", 2, 8).contains("http.port: must be a port number"));
+    let over = "[http]\nmax-connections = 2\nmax-connections-per-client = 3\n";
+    assert!(err_at(over, 3, 30).contains("is more than http.max-connections (2)"));
+    assert!(err_at("[http]\nmax-request-size = 10\n", 2, 20).contains("http.max-request-size"));
+    assert!(err_at("[http]\nheader-timeout = \"0s\"\n", 2, 18).contains("http.header-timeout"));
+    let unknown = parse("[http]\nportt = 1\n", "t.toml", Path::new("/")).expect_err("unknown key");
+    assert!(unknown.to_string().contains("portt"), "{unknown}");
+}

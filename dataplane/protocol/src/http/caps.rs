@@ -37,14 +37,14 @@ impl ConnectionCaps {
     /// Counts a new connection from `client`, or says why it is refused
     /// (then nothing is counted).
     pub fn admit(&mut self, client: IpAddr) -> Result<(), Refusal> {
+        let held = self.by_client.get(&client).copied().unwrap_or(0);
+        if held >= self.per_client {
+            return Err(Refusal::PerClient);
+        }
         if self.open >= self.total {
             return Err(Refusal::Total);
         }
-        let held = self.by_client.entry(client).or_insert(0);
-        if *held >= self.per_client {
-            return Err(Refusal::PerClient);
-        }
-        *held += 1;
+        self.by_client.insert(client, held + 1);
         self.open += 1;
         Ok(())
     }

@@ -63,7 +63,9 @@ pub fn parse_range(value: &[u8], size: u64) -> ByteRange {
         // `A-`: from A to the end.
         (Some(start), None) if last.is_empty() => from(start, size - size.min(1), size),
         // `A-B`.
-        (Some(start), Some(end)) if start <= end => from(start, end.min(size.saturating_sub(1)), size),
+        (Some(start), Some(end)) if start <= end => {
+            from(start, end.min(size.saturating_sub(1)), size)
+        }
         _ => ByteRange::Full,
     }
 }
@@ -98,13 +100,37 @@ mod tests {
     #[test]
     fn single_ranges() {
         assert_eq!(r("bytes=0-99", 1000), Partial { start: 0, end: 99 });
-        assert_eq!(r("bytes=500-", 1000), Partial { start: 500, end: 999 });
-        assert_eq!(r("bytes=-100", 1000), Partial { start: 900, end: 999 });
+        assert_eq!(
+            r("bytes=500-", 1000),
+            Partial {
+                start: 500,
+                end: 999
+            }
+        );
+        assert_eq!(
+            r("bytes=-100", 1000),
+            Partial {
+                start: 900,
+                end: 999
+            }
+        );
         assert_eq!(r("bytes=-5000", 1000), Partial { start: 0, end: 999 });
-        assert_eq!(r("bytes=900-5000", 1000), Partial { start: 900, end: 999 });
+        assert_eq!(
+            r("bytes=900-5000", 1000),
+            Partial {
+                start: 900,
+                end: 999
+            }
+        );
         assert_eq!(r("Bytes = 1-1", 10), Full, "space inside the unit token");
         assert_eq!(r("BYTES=1-1", 10), Partial { start: 1, end: 1 });
-        assert_eq!(r("bytes=999-999", 1000), Partial { start: 999, end: 999 });
+        assert_eq!(
+            r("bytes=999-999", 1000),
+            Partial {
+                start: 999,
+                end: 999
+            }
+        );
         assert_eq!(
             r("bytes=0-99999999999999999999999", 10),
             Partial { start: 0, end: 9 }
@@ -126,8 +152,17 @@ mod tests {
     #[test]
     fn ignored_headers_mean_the_whole_file() {
         for value in [
-            "", "bytes", "bytes=", "bytes=-", "bytes=5-1", "bytes=0-1,3-4", "items=0-1",
-            "bytes=a-b", "bytes=1-2-3", "bytes=+1-2", "bytes=0x1-2",
+            "",
+            "bytes",
+            "bytes=",
+            "bytes=-",
+            "bytes=5-1",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=1-2-3",
+            "bytes=+1-2",
+            "bytes=0x1-2",
         ] {
             assert_eq!(r(value, 100), Full, "{value:?}");
         }

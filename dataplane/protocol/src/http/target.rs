@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn decodes_plain_escaped_and_absolute_form_targets() {
         assert_eq!(decode("/ipxe.efi").as_deref(), Ok("ipxe.efi"));
-        assert_eq!(decode("/efi/refind_x64.efi?x=1#f").as_deref(), Ok("efi/refind_x64.efi"));
+        assert_eq!(
+            decode("/efi/refind_x64.efi?x=1#f").as_deref(),
+            Ok("efi/refind_x64.efi")
+        );
         assert_eq!(decode("/a%20b/%C3%BC").as_deref(), Ok("a b/ü"));
         assert_eq!(decode("http://10.0.0.1:8080/x/y").as_deref(), Ok("x/y"));
         assert_eq!(decode("HTTP://h/z").as_deref(), Ok("z"));
@@ -138,8 +141,14 @@ mod tests {
     #[test]
     fn refuses_path_attacks() {
         assert_eq!(decode("/../etc/passwd"), Err(PathError::ParentDir.into()));
-        assert_eq!(decode("/%2e%2e/etc/passwd"), Err(PathError::ParentDir.into()));
-        assert_eq!(decode("/a/%2E%2E/%2e%2e/x"), Err(PathError::ParentDir.into()));
+        assert_eq!(
+            decode("/%2e%2e/etc/passwd"),
+            Err(PathError::ParentDir.into())
+        );
+        assert_eq!(
+            decode("/a/%2E%2E/%2e%2e/x"),
+            Err(PathError::ParentDir.into())
+        );
         assert_eq!(decode("/..%2fetc"), Err(TargetError::EncodedSeparator));
         assert_eq!(decode("/..%5Cetc"), Err(TargetError::EncodedSeparator));
         assert_eq!(decode("/a%00.efi"), Err(TargetError::EncodedNul));

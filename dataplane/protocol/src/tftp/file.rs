@@ -23,6 +23,22 @@ pub trait FileData: Send + Sync + std::fmt::Debug {
     fn netascii_len(&self) -> u64 {
         super::netascii::converted_len(self.bytes())
     }
+
+    /// The version of the source this was loaded from, for HTTP's `ETag`
+    /// and `Last-Modified`; `None` for generated content.
+    fn version(&self) -> Option<FileVersion> {
+        None
+    }
+}
+
+/// The version of a file as the store loaded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileVersion {
+    /// The source file's modification time.
+    pub modified: std::time::SystemTime,
+    /// A value that differs between versions of one name (a hash of the
+    /// source's device, inode, size and times).
+    pub tag: u64,
 }
 
 impl FileData for Vec<u8> {

@@ -118,7 +118,7 @@ pub use counters::TftpCounters;
 pub use events::{
     DEFAULT_EVENT_CAPACITY, TransferEnded, TransferEvent, TransferOutcome, TransferStarted,
 };
-pub use file::{FileData, MacLookup, ResolveRequest, Resolved, Resolver};
+pub use file::{FileData, FileVersion, MacLookup, ResolveRequest, Resolved, Resolver};
 pub use netascii::{NetasciiData, converted_len as netascii_len};
 pub use options::{DEFAULT_BLKSIZE, MAX_BLKSIZE, MIN_BLKSIZE, MTU_OVERHEAD};
 pub use path::{DEFAULT_MAX_PATH_LEN, PathError, normalize as normalize_path};

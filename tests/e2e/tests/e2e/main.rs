@@ -13,6 +13,7 @@ mod dhcp_clients;
 mod dhcp_lease;
 mod firmware_flow;
 mod harness;
+mod http_boot;
 mod journal_upkeep;
 mod log_flood;
 mod perfdhcp_relay;

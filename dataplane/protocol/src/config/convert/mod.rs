@@ -64,7 +64,10 @@ impl TryFrom<FileConfig> for Config {
             interfaces,
             dhcp,
             tftp: tftp(&file.tftp)?,
-            http: file.http.as_ref().map_or_else(|| Ok(HttpSettings::default()), http)?,
+            http: file
+                .http
+                .as_ref()
+                .map_or_else(|| Ok(HttpSettings::default()), http)?,
             journal: journal(&file.journal)?,
             ipv6: ipv6(&file.ipv6)?,
             subnets,

@@ -1,0 +1,474 @@
+//! The HTTP boot-file server: one thread with its own epoll set (mio),
+//! off the shards, so a slow or hostile HTTP client never delays a DHCP
+//! reply or a TFTP window.
+//!
+//! The decisions are the sans-IO core's ([`bootwave_protocol::http`]):
+//! parsing a head, the response head, ranges, the connection caps and the
+//! deadlines. This driver accepts, reads into a buffer bounded by
+//! `max-request-size`, and writes the head and the file slice with one
+//! `writev` from the sealed mapping (one copy, into the socket buffer; the
+//! file `Arc` is held until the last byte is taken, so a reload mid-download
+//! never changes what a client receives). Listeners are bound to each served
+//! interface and to loopback (`SO_BINDTODEVICE`), the rule TFTP follows.
+//! Deadlines are checked every 250 ms.
+
+mod stats;
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read as _, Write as _};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use bootwave_protocol::config::{HttpSettings, format_mac};
+use bootwave_protocol::http::{
+    Body, Client, ConnectionCaps, Parse, Refusal, Status, deadline, error_response, parse_request,
+    respond,
+};
+use bootwave_protocol::tftp::{DEFAULT_MAX_PATH_LEN, MacLookup, Resolver};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+pub use stats::HttpStats;
+
+/// How often deadlines are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Token of the waker; listeners take the next ones, connections the rest.
+const WAKER: Token = Token(0);
+/// Listen backlog per listener.
+const BACKLOG: i32 = 1024;
+
+/// A running HTTP server; dropping it stops and joins the thread (open
+/// connections are closed).
+#[derive(Debug)]
+pub struct HttpServer {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+    /// Addresses listened on, one per device.
+    pub listening: Vec<(String, SocketAddr)>,
+}
+
+impl HttpServer {
+    /// Listens on `port` of every device in `devices` and serves from
+    /// `resolver`, identifying clients with `macs`.
+    pub fn start<R, M>(
+        settings: &HttpSettings,
+        devices: &[String],
+        resolver: R,
+        macs: M,
+        stats: Arc<HttpStats>,
+    ) -> io::Result<Self>
+    where
+        R: Resolver + Send + 'static,
+        M: MacLookup + 'static,
+    {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listeners = Vec::new();
+        let mut listening = Vec::new();
+        for (i, device) in devices.iter().enumerate() {
+            let mut listener = listen(device, settings.port)
+                .map_err(|e| io::Error::new(e.kind(), format!("http: listen on {device}: {e}")))?;
+            poll.registry()
+                .register(&mut listener, Token(1 + i), Interest::READABLE)?;
+            listening.push((device.clone(), listener.local_addr()?));
+            listeners.push(listener);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut server = Server {
+            poll,
+            listeners,
+            conns: HashMap::new(),
+            next_token: 1 + devices.len(),
+            caps: ConnectionCaps::new(
+                settings.max_connections_per_client,
+                settings.max_connections,
+            ),
+            settings: settings.clone(),
+            resolver,
+            macs,
+            stats,
+            refusals_logged: None,
+        };
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("http".to_owned())
+            .spawn(move || server.run(&flag))?;
+        Ok(Self {
+            stop,
+            waker,
+            thread: Some(thread),
+            listening,
+        })
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A TCP listener on `0.0.0.0:port` that takes connections of `device`
+/// only.
+fn listen(device: &str, port: u16) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind_device(Some(device.as_bytes()))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::V4(SocketAddrV4::new([0, 0, 0, 0].into(), port)).into())?;
+    socket.listen(BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+struct Server<R, M> {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    caps: ConnectionCaps,
+    settings: HttpSettings,
+    resolver: R,
+    macs: M,
+    stats: Arc<HttpStats>,
+    /// When refusals were last logged, and those since.
+    refusals_logged: Option<Instant>,
+}
+
+/// One client connection.
+struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Received bytes not yet consumed (bounded by `max-request-size`).
+    buf: Vec<u8>,
+    /// Response head still to send, from `head_sent`.
+    head: Vec<u8>,
+    head_sent: usize,
+    /// File bytes still to send.
+    body: Option<Body>,
+    body_sent: u64,
+    keep_alive: bool,
+    /// When the first byte of the request head in `buf` arrived.
+    head_since: Option<Instant>,
+    /// The last read or write that moved bytes.
+    progress: Instant,
+}
+
+/// What driving a connection ended with.
+enum Next {
+    /// Waiting for the socket.
+    Wait,
+    /// Close it.
+    Close,
+}
+
+impl<R: Resolver, M: MacLookup> Server<R, M> {
+    fn run(&mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(1024);
+        let mut last_sweep = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(error) = self.poll.poll(&mut events, Some(SWEEP_EVERY))
+                && error.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!(%error, "http: poll failed; server stopped");
+                return;
+            }
+            for event in &events {
+                match event.token() {
+                    WAKER => {}
+                    Token(i) if i <= self.listeners.len() => self.accept(i - 1),
+                    token => self.drive(token),
+                }
+            }
+            let now = Instant::now();
+            if now.duration_since(last_sweep) >= SWEEP_EVERY {
+                last_sweep = now;
+                self.sweep(now);
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: usize) {
+        loop {
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
+            let (mut stream, peer) = match l.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    // EMFILE and the like: count, and try again on the
+                    // next readiness event or sweep.
+                    self.stats.refused(stats::Refused::Accept);
+                    self.log_refusal(format_args!("accept failed: {error}"));
+                    return;
+                }
+            };
+            if let Err(refusal) = self.caps.admit(peer.ip()) {
+                self.stats.refused(match refusal {
+                    Refusal::PerClient => stats::Refused::PerClient,
+                    Refusal::Total => stats::Refused::Total,
+                });
+                self.log_refusal(format_args!("connection from {peer} refused: {refusal:?}"));
+                continue;
+            }
+            let token = Token(self.next_token);
+            self.next_token += 1;
+            if let Err(error) = self.poll.registry().register(
+                &mut stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::warn!(%error, "http: cannot register a connection");
+                self.caps.release(peer.ip());
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            self.stats.opened();
+            self.conns.insert(
+                token,
+                Conn {
+                    stream,
+                    peer,
+                    buf: Vec::new(),
+                    head: Vec::new(),
+                    head_sent: 0,
+                    body: None,
+                    body_sent: 0,
+                    keep_alive: true,
+                    head_since: None,
+                    progress: Instant::now(),
+                },
+            );
+            self.drive(token);
+        }
+    }
+
+    /// Refusals are counted always and logged at most once a second.
+    fn log_refusal(&mut self, what: std::fmt::Arguments<'_>) {
+        let now = Instant::now();
+        if self
+            .refusals_logged
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.refusals_logged = Some(now);
+            tracing::warn!("http: {what} (at most one such line a second)");
+        }
+    }
+
+    fn drive(&mut self, token: Token) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        match self.step(&mut conn) {
+            Next::Wait => {
+                self.conns.insert(token, conn);
+            }
+            Next::Close => self.close(conn),
+        }
+    }
+
+    fn close(&mut self, mut conn: Conn) {
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        self.caps.release(conn.peer.ip());
+        self.stats.closed();
+    }
+
+    /// Moves a connection on as far as its socket allows.
+    fn step(&mut self, conn: &mut Conn) -> Next {
+        let max = self.settings.max_request_size as usize;
+        loop {
+            if conn.head_sent < conn.head.len() || conn.body.is_some() {
+                match send(conn, &self.stats) {
+                    Ok(true) => {}
+                    Ok(false) => return Next::Wait,
+                    Err(_) => return Next::Close,
+                }
+                if !conn.keep_alive {
+                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                    return Next::Close;
+                }
+                continue;
+            }
+            match parse_request(&conn.buf, max) {
+                Parse::Request(request) => {
+                    let mac = self.macs.mac_of(conn.peer.ip());
+                    let client = Client {
+                        addr: conn.peer,
+                        mac,
+                    };
+                    let now = (SystemTime::now(), DEFAULT_MAX_PATH_LEN);
+                    let response = respond(&request, client, &self.resolver, now, &mut conn.head);
+                    let consumed = request.head_len;
+                    tracing::debug!(
+                        client = %conn.peer,
+                        mac = mac.as_ref().map(format_mac).unwrap_or_default(),
+                        target = request.target,
+                        status = response.status.code(),
+                        bytes = response.body.as_ref().map_or(0, |b| b.len),
+                        "http: request"
+                    );
+                    self.stats.request(response.status);
+                    conn.buf.drain(..consumed);
+                    conn.head_since = (!conn.buf.is_empty()).then(Instant::now);
+                    conn.head_sent = 0;
+                    conn.body = response.body;
+                    conn.body_sent = 0;
+                    conn.keep_alive = response.keep_alive;
+                }
+                Parse::Error(status) => {
+                    self.stats.request(status);
+                    tracing::debug!(client = %conn.peer, status = status.code(), "http: bad request");
+                    error_response(status, false, SystemTime::now(), &mut conn.head);
+                    conn.head_sent = 0;
+                    conn.body = None;
+                    conn.keep_alive = false;
+                    conn.buf.clear();
+                }
+                Parse::Partial => match receive(conn, max) {
+                    Ok(true) => {}
+                    Ok(false) => return Next::Wait,
+                    Err(_) => return Next::Close,
+                },
+            }
+        }
+    }
+
+    /// Closes every connection past its deadline.
+    fn sweep(&mut self, now: Instant) {
+        let timeouts = (self.settings.header_timeout, self.settings.idle_timeout);
+        let late: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| deadline(c.head_since, c.progress, timeouts) <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in late {
+            if let Some(conn) = self.conns.remove(&token) {
+                let reason = if conn.head_since.is_some() {
+                    stats::Refused::HeaderTimeout
+                } else {
+                    stats::Refused::IdleTimeout
+                };
+                self.stats.refused(reason);
+                tracing::debug!(client = %conn.peer, ?reason, "http: connection timed out");
+                self.close(conn);
+            }
+        }
+    }
+}
+
+/// Reads what the socket holds into the buffer, up to `max` bytes.
+/// `Ok(true)`: new bytes; `Ok(false)`: nothing now; `Err`: closed or
+/// failed.
+fn receive(conn: &mut Conn, max: usize) -> io::Result<bool> {
+    let room = max.saturating_sub(conn.buf.len());
+    if room == 0 {
+        // parse_request refuses a full buffer, so this is not reached.
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let start = conn.buf.len();
+    conn.buf.resize(start + room.min(4096), 0);
+    let read = conn.stream.read(&mut conn.buf[start..]);
+    match read {
+        Ok(0) => {
+            conn.buf.truncate(start);
+            Err(io::ErrorKind::UnexpectedEof.into())
+        }
+        Ok(n) => {
+            conn.buf.truncate(start + n);
+            conn.progress = Instant::now();
+            if start == 0 {
+                conn.head_since = Some(conn.progress);
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            conn.buf.truncate(start);
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            conn.buf.truncate(start);
+            Ok(true)
+        }
+        Err(e) => {
+            conn.buf.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+/// Writes the rest of the head and the file slice. `Ok(true)`: all sent;
+/// `Ok(false)`: the socket is full.
+fn send(conn: &mut Conn, stats: &HttpStats) -> io::Result<bool> {
+    loop {
+        let head = conn.head.get(conn.head_sent..).unwrap_or_default();
+        let body = match &conn.body {
+            Some(body) => {
+                let bytes = body.file.bytes();
+                let from = usize::try_from(body.offset + conn.body_sent).unwrap_or(usize::MAX);
+                let to = usize::try_from(body.offset + body.len).unwrap_or(usize::MAX);
+                bytes.get(from..to.min(bytes.len())).unwrap_or_default()
+            }
+            None => &[],
+        };
+        if head.is_empty() && body.is_empty() {
+            conn.body = None;
+            return Ok(true);
+        }
+        match conn
+            .stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+        {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                let from_head = n.min(head.len());
+                conn.head_sent += from_head;
+                let from_body = (n - from_head) as u64;
+                conn.body_sent += from_body;
+                stats.sent(from_body);
+                conn.progress = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The status counters' label.
+pub fn status_label(status: Status) -> &'static str {
+    match status.code() {
+        200 => "200",
+        206 => "206",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        414 => "414",
+        416 => "416",
+        _ => "431",
+    }
+}
+
+/// The client's MAC from its reservation or, failing that, its lease.
+pub fn mac_lookup(
+    snapshot: bootwave_protocol::dhcp::SharedSnapshot,
+    mirrors: Vec<Arc<crate::events::LeaseMirror>>,
+) -> impl MacLookup + 'static {
+    move |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => snapshot
+            .load()
+            .reserved_for(v4)
+            .or_else(|| mirrors.iter().find_map(|m| m.mac_of(v4))),
+        IpAddr::V6(_) => None,
+    }
+}
