@@ -905,3 +905,36 @@ fn a_swapped_snapshot_applies_to_the_next_packet() {
     assert_eq!(file(&m), "snponly.efi");
     assert_eq!(m.siaddr(), Ipv4Addr::new(192, 168, 1, 9));
 }
+
+#[test]
+fn uefi_http_boot_clients_get_httpclient_and_their_url() {
+    // A rule for arch 16 whose file is a URL, as UEFI HTTP boot needs.
+    let mut cfg = lab_config();
+    let url = "http://192.168.1.1/ipxe.efi";
+    cfg.subnets[0].boot_rules.insert(0, rule(16, None, url));
+    let mut s = server(cfg);
+    let d = discover([2, 0, 0, 0, 0, 31])
+        .opt(93, &[0, 16])
+        .opt(60, b"HTTPClient:Arch:00016:UNDI:003001")
+        .build();
+    let step = run(&mut s, t(0), &bcast(), &d);
+    let m = step.decoded();
+    assert_eq!(m.opts().msg_type(), Some(Mt::Offer));
+    assert_eq!(
+        opt(&m, OptionCode::ClassIdentifier),
+        Some(&DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()))
+    );
+    // No PXE menu options for HTTP boot firmware.
+    assert_eq!(opt(&m, OptionCode::VendorExtensions), None);
+    assert_eq!(file(&m), url);
+    // A PXE client of the same subnet still gets PXEClient.
+    let d = discover([2, 0, 0, 0, 0, 32])
+        .opt(93, &[0, 7])
+        .opt(60, b"PXEClient:Arch:00007:UNDI:003000")
+        .build();
+    let m = run(&mut s, t(0), &bcast(), &d).decoded();
+    assert_eq!(
+        opt(&m, OptionCode::ClassIdentifier),
+        Some(&DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+    );
+}

@@ -11,6 +11,11 @@
 use std::net::Ipv4Addr;
 
 use crate::config::ClientArch;
+
+/// The HTTP boot architectures of option 93 (RFC 4578's registry):
+/// 15 `efi-ia32-http` through 20 `bios-http`.
+const HTTP_ARCH_FIRST: u16 = 15;
+const HTTP_ARCH_LAST: u16 = 20;
 use crate::dhcp::wire::{Packet, ParseError, field};
 
 /// Option codes used by the server.
@@ -345,6 +350,19 @@ impl<'a> ClientOptions<'a> {
     pub fn is_pxe(&self) -> bool {
         self.vendor_class
             .is_some_and(|v| v.starts_with(b"PXEClient"))
+    }
+
+    /// Whether the client is HTTP boot firmware: its vendor class starts
+    /// with `HTTPClient`, or its option 93 is one of the HTTP boot
+    /// architectures (15–20: `efi-ia32-http` … `bios-http`). Such a client
+    /// takes only a reply that says `HTTPClient` in option 60, with a URL
+    /// as its boot file.
+    pub fn is_http_client(&self) -> bool {
+        self.vendor_class
+            .is_some_and(|v| v.starts_with(b"HTTPClient"))
+            || self
+                .client_arch
+                .is_some_and(|a| (HTTP_ARCH_FIRST..=HTTP_ARCH_LAST).contains(&a.0))
     }
 
     /// Whether the client is iPXE: it sent iPXE's encapsulated options

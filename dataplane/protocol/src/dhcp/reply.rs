@@ -22,6 +22,8 @@ pub const PXE_VENDOR_OPTIONS: [u8; 4] = [6, 1, 8, 255];
 pub const IPXE_NO_PXEDHCP: [u8; 3] = [176, 1, 1];
 /// Option 60 sent back to PXE clients.
 pub const PXE_CLIENT: &[u8] = b"PXEClient";
+/// Option 60 sent back to UEFI HTTP boot clients.
+pub(crate) const HTTP_CLIENT: &[u8] = b"HTTPClient";
 /// Option 51 value of a permanent binding.
 pub const INFINITE_LEASE: u32 = u32::MAX;
 
@@ -230,7 +232,10 @@ fn fill(
     if let Some(name) = host_name.filter(|_| opts.wants(code::HOST_NAME)) {
         w.option(code::HOST_NAME, name.as_bytes());
     }
-    if opts.is_pxe() {
+    if opts.is_http_client() {
+        // No PXE vendor options: HTTP boot firmware has no PXE menu.
+        w.option(code::VENDOR_CLASS, HTTP_CLIENT);
+    } else if opts.is_pxe() {
         w.option(code::VENDOR_CLASS, PXE_CLIENT);
         w.option(code::VENDOR_SPECIFIC, &PXE_VENDOR_OPTIONS);
     }
