@@ -540,11 +540,12 @@ fn reload(
             if new.interfaces != file.interfaces
                 || new.dhcp.port != file.dhcp.port
                 || new.tftp != file.tftp
+                || new.http != file.http
                 || new.journal != file.journal
                 || new.ipv6 != file.ipv6
             {
                 tracing::warn!(
-                    "reload: interfaces, ports, [tftp], [journal] and [ipv6] stay as they were at start; restart to change them"
+                    "reload: interfaces, ports, [tftp], [http], [journal] and [ipv6] stay as they were at start; restart to change them"
                 );
             }
             let owner = owner

@@ -14,7 +14,7 @@ use super::{ConvertError, State};
 
 impl State {
     /// Builds the state into a data-plane configuration with default
-    /// `interfaces`, `[tftp]` and `[journal]` sections, refusing what the
+    /// `interfaces`, `[tftp]`, `[http]` and `[journal]` sections, refusing what the
     /// data plane would refuse.
     pub fn to_config(&self) -> Result<Config, ConvertError> {
         self.check_references()?;
@@ -40,13 +40,14 @@ impl State {
     }
 
     /// As [`to_config`](Self::to_config), with the machine-local settings
-    /// (`interfaces`, the DHCP port, `[tftp]`, `[journal]`, `[ipv6]`) taken
+    /// (`interfaces`, the DHCP port, `[tftp]`, `[http]`, `[journal]`, `[ipv6]`) taken
     /// from `local`.
     pub fn to_config_with(&self, local: &Config) -> Result<Config, ConvertError> {
         let mut config = self.to_config()?;
         config.interfaces.clone_from(&local.interfaces);
         config.dhcp.port = local.dhcp.port;
         config.tftp = local.tftp.clone();
+        config.http = local.http.clone();
         config.journal = local.journal.clone();
         config.ipv6 = local.ipv6;
         Ok(config)
