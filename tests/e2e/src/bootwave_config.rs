@@ -68,6 +68,10 @@ next-server = "{server}"
             a.max_transfers_per_client, a.new_transfers_per_second, a.new_transfers_burst
         )),
     );
+    toml.push_str(&spec.subnet_toml);
+    if !toml.ends_with('\n') {
+        toml.push('\n');
+    }
     for rule in &spec.boot_rules {
         toml.push_str("\n[[subnets.boot-rules]]\n");
         if !rule.arch.is_empty() {
@@ -166,6 +170,9 @@ mod tests {
             tftp_admission: None,
             ping_timeout: None,
             extra_toml: String::new(),
+            subnet_toml: String::new(),
+            shards: None,
+            metrics: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! its socket stays in that namespace and the probe may then be used from
 //! any thread.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,21 @@ pub struct Reply {
     /// Option 12.
     pub hostname: Option<String>,
     /// Option 51, seconds.
+    pub lease_secs: Option<u32>,
+}
+
+/// A BOOTREPLY as a BOOTP client sees it (no option 53 needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootReply {
+    /// Transaction id.
+    pub xid: u32,
+    /// Client hardware address.
+    pub chaddr: [u8; 6],
+    /// `yiaddr`.
+    pub yiaddr: Ipv4Addr,
+    /// Option 53, which a reply to BOOTP must not carry.
+    pub dhcp_kind: Option<MessageType>,
+    /// Option 51, which a reply to BOOTP must not carry either.
     pub lease_secs: Option<u32>,
 }
 
@@ -94,6 +110,79 @@ impl DhcpProbe {
     /// Receives the next server reply (BOOTREPLY that decodes) within
     /// `limit`; `None` when nothing came.
     pub fn recv(&self, limit: Duration) -> Result<Option<Reply>> {
+        self.recv_with(limit, parse_reply)
+    }
+
+    /// [`DhcpProbe::ask`] with `limit`, once more when nothing came (a
+    /// datagram lost on a loaded machine).
+    pub fn ask_twice(&self, msg: &Message, limit: Duration) -> Result<Option<Reply>> {
+        match self.ask(msg, limit)? {
+            Some(reply) => Ok(Some(reply)),
+            None => self.ask(msg, limit),
+        }
+    }
+
+    /// Sends the BOOTP request `msg` and waits up to `limit` for a
+    /// BOOTREPLY with its xid (DHCP replies count too: the caller sees
+    /// their option 53).
+    pub fn ask_bootp(&self, msg: &Message, limit: Duration) -> Result<Option<BootReply>> {
+        self.send(msg)?;
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.recv_with(left, parse_boot_reply)? {
+                Some(reply) if reply.xid == msg.xid() => return Ok(Some(reply)),
+                Some(_) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Replies of `kind` to the transactions `xids`, until all came or the
+    /// line went quiet for `quiet`.
+    pub fn collect(
+        &self,
+        xids: &[u32],
+        kind: MessageType,
+        quiet: Duration,
+    ) -> Result<BTreeMap<u32, Reply>> {
+        let mut got = BTreeMap::new();
+        while got.len() < xids.len() {
+            let Some(reply) = self.recv(quiet)? else {
+                break;
+            };
+            if reply.kind == kind && xids.contains(&reply.xid) {
+                got.insert(reply.xid, reply);
+            }
+        }
+        Ok(got)
+    }
+
+    /// DORA for a batch of clients at once (`(xid, mac)`, DISCOVERs sent
+    /// back to back, then the REQUESTs): the ACKs by xid. A client whose
+    /// OFFER or ACK does not come while the line is busy (gaps below
+    /// `quiet`) is missing from the result.
+    pub fn dora_batch(
+        &self,
+        clients: &[(u32, [u8; 6])],
+        quiet: Duration,
+    ) -> Result<BTreeMap<u32, Reply>> {
+        for &(xid, mac) in clients {
+            self.send(&discover(mac, xid))?;
+        }
+        let xids: Vec<u32> = clients.iter().map(|&(xid, _)| xid).collect();
+        let offers = self.collect(&xids, MessageType::Offer, quiet)?;
+        for &(xid, mac) in clients {
+            if let Some(offer) = offers.get(&xid) {
+                let server = offer.server_id.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                self.send(&request_selecting(mac, xid, offer.yiaddr, server))?;
+            }
+        }
+        let wanted: Vec<u32> = offers.keys().copied().collect();
+        self.collect(&wanted, MessageType::Ack, quiet)
+    }
+
+    fn recv_with<T>(&self, limit: Duration, parse: fn(&[u8]) -> Option<T>) -> Result<Option<T>> {
         let deadline = Instant::now() + limit;
         let mut buf = [0u8; 1500];
         loop {
@@ -106,7 +195,7 @@ impl DhcpProbe {
                 .map_err(|e| io_error("setting a read timeout", e))?;
             match self.socket.recv_from(&mut buf) {
                 Ok((len, _)) => {
-                    if let Some(reply) = parse_reply(&buf[..len]) {
+                    if let Some(reply) = parse(&buf[..len]) {
                         return Ok(Some(reply));
                     }
                 }
@@ -187,6 +276,39 @@ pub fn request_init_reboot(mac: [u8; 6], xid: u32, ip: Ipv4Addr) -> Message {
     msg
 }
 
+/// A REQUEST in RENEWING state: `ciaddr` set, no option 50 or 54.
+pub fn request_renewing(mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Message {
+    let mut msg = base(mac, xid);
+    msg.set_ciaddr(ciaddr).set_flags(Flags::default());
+    msg.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Request));
+    msg
+}
+
+/// A RELEASE of `ciaddr` to `server`.
+pub fn release(mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr, server: Ipv4Addr) -> Message {
+    let mut msg = base(mac, xid);
+    msg.set_ciaddr(ciaddr).set_flags(Flags::default());
+    let opts = msg.opts_mut();
+    opts.insert(DhcpOption::MessageType(MessageType::Release));
+    opts.insert(DhcpOption::ServerIdentifier(server));
+    msg
+}
+
+/// An INFORM from `ciaddr`.
+pub fn inform(mac: [u8; 6], xid: u32, ciaddr: Ipv4Addr) -> Message {
+    let mut msg = base(mac, xid);
+    msg.set_ciaddr(ciaddr);
+    msg.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Inform));
+    msg
+}
+
+/// A BOOTP request (RFC 951): no option 53, broadcast flag set.
+pub fn bootp_request(mac: [u8; 6], xid: u32) -> Message {
+    base(mac, xid)
+}
+
 /// A DECLINE of `ip` (found in use) to `server`.
 pub fn decline(mac: [u8; 6], xid: u32, ip: Ipv4Addr, server: Ipv4Addr) -> Message {
     let mut msg = base(mac, xid);
@@ -248,6 +370,28 @@ pub fn parse_reply(bytes: &[u8]) -> Option<Reply> {
         server_id: addr(OptionCode::ServerIdentifier),
         hostname: match opts.get(OptionCode::Hostname) {
             Some(DhcpOption::Hostname(name)) => Some(name.clone()),
+            _ => None,
+        },
+        lease_secs: match opts.get(OptionCode::AddressLeaseTime) {
+            Some(DhcpOption::AddressLeaseTime(secs)) => Some(*secs),
+            _ => None,
+        },
+    })
+}
+
+/// Decodes any BOOTREPLY; anything else is `None`.
+pub fn parse_boot_reply(bytes: &[u8]) -> Option<BootReply> {
+    let msg = Message::decode(&mut Decoder::new(bytes)).ok()?;
+    if msg.opcode() != Opcode::BootReply {
+        return None;
+    }
+    let opts = msg.opts();
+    Some(BootReply {
+        xid: msg.xid(),
+        chaddr: msg.chaddr().get(..6)?.try_into().ok()?,
+        yiaddr: msg.yiaddr(),
+        dhcp_kind: match opts.get(OptionCode::MessageType) {
+            Some(DhcpOption::MessageType(kind)) => Some(*kind),
             _ => None,
         },
         lease_secs: match opts.get(OptionCode::AddressLeaseTime) {

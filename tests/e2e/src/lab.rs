@@ -11,6 +11,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use crate::dhcp_probe::DhcpProbe;
 use crate::error::Result;
 use crate::link::{Bridge, VethPair};
 use crate::netns::Netns;
@@ -107,6 +108,27 @@ impl Lab {
         self.prefix
     }
 
+    /// A broadcast [`DhcpProbe`] on the first client's interface.
+    pub fn broadcast_probe(&self) -> Result<DhcpProbe> {
+        let client = &self.clients[0];
+        client
+            .ns
+            .run_inside(|| DhcpProbe::broadcast(&client.ifname))?
+    }
+
+    /// A relay-style [`DhcpProbe`] in the first client's namespace, which
+    /// then holds [`RELAY_ADDR`] (broadcasts from it leave with that
+    /// source address).
+    pub fn relay_probe(&self) -> Result<DhcpProbe> {
+        let client = &self.clients[0];
+        client
+            .ns
+            .add_addr(&client.ifname, RELAY_ADDR, self.prefix)?;
+        client
+            .ns
+            .run_inside(|| DhcpProbe::relay(RELAY_ADDR, SERVER_ADDR))?
+    }
+
     /// The serving parameters that fit this layout.
     pub fn spec(&self, tftp_root: Option<PathBuf>, boot_file: Option<&str>) -> ServeSpec {
         ServeSpec {
@@ -128,6 +150,9 @@ impl Lab {
             tftp_admission: None,
             ping_timeout: None,
             extra_toml: String::new(),
+            subnet_toml: String::new(),
+            shards: None,
+            metrics: None,
         }
     }
 }

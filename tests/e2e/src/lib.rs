@@ -32,6 +32,7 @@ mod dhcp_probe;
 mod error;
 mod lab;
 mod link;
+mod metrics;
 mod naming;
 mod netns;
 mod perfdhcp;
@@ -43,7 +44,8 @@ pub use bootwave_config::{bootwave_toml, check_bootwave_toml};
 pub use child::ChildGuard;
 pub use clients::{Dhclient, DhclientLease, Lease, TftpClient, udhcpc_lease};
 pub use dhcp_probe::{
-    DhcpProbe, Reply, capture_payload, decline, discover, parse_reply, request_init_reboot,
+    BootReply, DhcpProbe, Reply, bootp_request, capture_payload, decline, discover, inform,
+    parse_boot_reply, parse_reply, release, request_init_reboot, request_renewing,
     request_selecting, test_mac,
 };
 pub use error::{HarnessError, Result};
@@ -52,6 +54,7 @@ pub use lab::{
     SERVER_IF, WIDE_POOL, WIDE_PREFIX,
 };
 pub use link::{Bridge, VethPair};
+pub use metrics::{Metrics, scrape_metrics};
 pub use naming::{PREFIX, sweep_stale};
 pub use netns::Netns;
 pub use perfdhcp::{ExchangeStats, PerfdhcpReport, PerfdhcpRun, run_relay};

@@ -2,13 +2,14 @@
 //! backend, behind one [`Server`] enum so every end-to-end test runs
 //! against each.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::bootwave_config::{bootwave_toml, check_bootwave_toml};
 use crate::child::ChildGuard;
 use crate::error::{HarnessError, Result};
+use crate::metrics::{Metrics, scrape_metrics};
 use crate::netns::Netns;
 use crate::tools::find_tool;
 use crate::wait::wait_udp_bound;
@@ -51,6 +52,15 @@ pub struct ServeSpec {
     /// TOML appended to the generated `bootwave.toml` as it is (bootwave
     /// only): `[http]`, `[[profiles]]`, hosts with profiles.
     pub extra_toml: String,
+    /// Keys added to the `[[subnets]]` table as they are (bootwave only):
+    /// `dynamic-bootp = true`, `unknown-clients = "deny"`.
+    pub subnet_toml: String,
+    /// Shard threads, each answering DHCP (`--shards N --dhcp-shards N`;
+    /// bootwave only); `None` keeps the data plane's own choice.
+    pub shards: Option<usize>,
+    /// Where to serve Prometheus metrics inside the server namespace
+    /// (`--metrics`; bootwave only), read with [`RunningServer::metrics`].
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One boot rule: the first whose conditions hold gives the file.
@@ -140,6 +150,7 @@ impl Backend {
 pub struct RunningServer {
     /// The server process.
     pub child: ChildGuard,
+    metrics: Option<SocketAddr>,
     _config_dir: tempfile::TempDir,
 }
 
@@ -170,22 +181,12 @@ impl Server {
                 })?;
                 check_bootwave_toml(&text, config_dir.path())?;
                 write_file(&config, &text)?;
-                let config = config.to_string_lossy().into_owned();
-                ns.spawn(
-                    bootwave_binary()?,
-                    &[
-                        "--config",
-                        config.as_str(),
-                        "--backend",
-                        backend.arg(),
-                        "--log-format",
-                        "human",
-                    ],
-                )?
+                ns.spawn(bootwave_binary()?, &bootwave_args(spec, &config, backend))?
             }
         };
         let mut server = RunningServer {
             child,
+            metrics: spec.metrics.filter(|_| self != Self::Dnsmasq),
             _config_dir: config_dir,
         };
         server.wait_bound(ns, 67)?;
@@ -197,6 +198,16 @@ impl Server {
 }
 
 impl RunningServer {
+    /// The server's metrics now, scraped inside `ns` (its namespace);
+    /// an error unless it was started with [`ServeSpec::metrics`].
+    pub fn metrics(&self, ns: &Netns) -> Result<Metrics> {
+        let addr = self.metrics.ok_or_else(|| HarnessError::Io {
+            what: "metrics of a server started without ServeSpec::metrics".to_owned(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+        scrape_metrics(ns, addr)
+    }
+
     /// Kills the server with SIGKILL (no chance to flush or clean up) and
     /// reaps it; returns its exit status.
     pub fn kill9(&mut self) -> Option<std::process::ExitStatus> {
@@ -220,6 +231,27 @@ impl RunningServer {
             }
         })
     }
+}
+
+/// `bootwave-dataplane`'s command line for `spec` with its configuration
+/// file at `config`.
+fn bootwave_args(spec: &ServeSpec, config: &Path, backend: Backend) -> Vec<String> {
+    let mut args = vec![
+        "--config".to_owned(),
+        config.to_string_lossy().into_owned(),
+        "--backend".to_owned(),
+        backend.arg().to_owned(),
+        "--log-format".to_owned(),
+        "human".to_owned(),
+    ];
+    if let Some(n) = spec.shards {
+        args.extend(["--shards".to_owned(), n.to_string()]);
+        args.extend(["--dhcp-shards".to_owned(), n.to_string()]);
+    }
+    if let Some(addr) = spec.metrics {
+        args.extend(["--metrics".to_owned(), addr.to_string()]);
+    }
+    args
 }
 
 /// dnsmasq's command line for `spec`: DHCP only on `spec.interface`, DNS off,
@@ -324,6 +356,9 @@ mod tests {
             tftp_admission: None,
             ping_timeout: None,
             extra_toml: String::new(),
+            subnet_toml: String::new(),
+            shards: None,
+            metrics: None,
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bootwave_e2e::{
     DhcpProbe, Lab, RELAY_ADDR, SERVER_ADDR, Server, WIDE_POOL, discover, request_init_reboot,
-    request_selecting, require_root_and_tools, test_mac,
+    require_root_and_tools, test_mac,
 };
 use dhcproto::v4::MessageType;
 
@@ -81,7 +81,7 @@ fn acknowledged_leases_survive_sigkill_and_restart(server: Server) -> anyhow::Re
     let mut lost = Vec::new();
     for (i, (&mac, &ip)) in acked.iter().enumerate() {
         let xid = 0x4000_0000 | i as u32;
-        let reply = ask_twice(&probe, &request_init_reboot(mac, xid, ip))?;
+        let reply = probe.ask_twice(&request_init_reboot(mac, xid, ip), Duration::from_secs(1))?;
         match reply {
             Some(r) if r.kind == MessageType::Ack && r.yiaddr == ip => {}
             other => lost.push((mac, ip, other.map(|r| (r.kind, r.yiaddr)))),
@@ -99,7 +99,10 @@ fn acknowledged_leases_survive_sigkill_and_restart(server: Server) -> anyhow::Re
     );
     // DISCOVER from a sample of the same clients offers the same address.
     for (i, (&mac, &ip)) in acked.iter().step_by(25).enumerate() {
-        let offer = ask_twice(&probe, &discover(mac, 0x5000_0000 | i as u32))?;
+        let offer = probe.ask_twice(
+            &discover(mac, 0x5000_0000 | i as u32),
+            Duration::from_secs(1),
+        )?;
         let offered = offer.as_ref().map(|o| (o.kind, o.yiaddr));
         assert_eq!(
             offered,
@@ -111,7 +114,9 @@ fn acknowledged_leases_survive_sigkill_and_restart(server: Server) -> anyhow::Re
     // New clients never get an address that is bound to someone else.
     for n in 0..100 {
         let mac = test_mac(0xee, n);
-        if let Some(offer) = ask_twice(&probe, &discover(mac, 0x6000_0000 | n))? {
+        if let Some(offer) =
+            probe.ask_twice(&discover(mac, 0x6000_0000 | n), Duration::from_secs(1))?
+        {
             assert!(
                 !distinct.contains(&offer.yiaddr),
                 "{}",
@@ -138,17 +143,10 @@ fn relay_leases(
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let batch: Vec<u32> = (first..(first + BATCH).min(LEASES)).collect();
-        for &i in &batch {
-            probe.send(&discover(mac_of(i), i))?;
-        }
-        let offers = collect(probe, &batch, MessageType::Offer)?;
-        for (&xid, offer) in &offers {
-            let server = offer.server_id.unwrap_or(SERVER_ADDR);
-            probe.send(&request_selecting(mac_of(xid), xid, offer.yiaddr, server))?;
-        }
-        let wanted: Vec<u32> = offers.keys().copied().collect();
-        for (xid, ack) in collect(probe, &wanted, MessageType::Ack)? {
+        let batch: Vec<(u32, [u8; 6])> = (first..(first + BATCH).min(LEASES))
+            .map(|i| (i, mac_of(i)))
+            .collect();
+        for (xid, ack) in probe.dora_batch(&batch, REPLY_WAIT)? {
             let ip = ack.yiaddr;
             assert!(
                 (u32::from(WIDE_POOL.0)..=u32::from(WIDE_POOL.1)).contains(&u32::from(ip)),
@@ -163,35 +161,4 @@ fn relay_leases(
         }
     }
     Ok(())
-}
-
-/// Replies of `kind` to the transactions `xids`, until all came or the
-/// line went quiet for [`REPLY_WAIT`].
-fn collect(
-    probe: &DhcpProbe,
-    xids: &[u32],
-    kind: MessageType,
-) -> anyhow::Result<BTreeMap<u32, bootwave_e2e::Reply>> {
-    let mut got = BTreeMap::new();
-    while got.len() < xids.len() {
-        let Some(reply) = probe.recv(REPLY_WAIT)? else {
-            break;
-        };
-        if reply.kind == kind && xids.contains(&reply.xid) {
-            got.insert(reply.xid, reply);
-        }
-    }
-    Ok(got)
-}
-
-fn ask_twice(
-    probe: &DhcpProbe,
-    msg: &dhcproto::v4::Message,
-) -> anyhow::Result<Option<bootwave_e2e::Reply>> {
-    for _ in 0..2 {
-        if let Some(reply) = probe.ask(msg, Duration::from_secs(1))? {
-            return Ok(Some(reply));
-        }
-    }
-    Ok(None)
 }

@@ -9,9 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bootwave_e2e::{
-    Backend, ChildGuard, DhcpProbe, JournalSync, Lab, RELAY_ADDR, SERVER_ADDR, Server,
-    bootwave_binary, bootwave_toml, discover, request_init_reboot, require_root_and_tools,
-    test_mac, wait_udp_bound,
+    DhcpProbe, JournalSync, Lab, RunningServer, Server, discover, request_init_reboot,
+    require_root_and_tools, test_mac,
 };
 use dhcproto::v4::MessageType;
 
@@ -42,7 +41,7 @@ fn renewals_keep_the_journal_small(server: Server) -> anyhow::Result<()> {
     spec.state_dir = Some(journal.clone());
     spec.journal_sync = JournalSync::Never;
     let running = server.start(&lab.server, &spec)?;
-    let probe = relay_probe(&lab)?;
+    let probe = lab.relay_probe()?;
     let leases = bind(&probe, CLIENTS)?;
     let started = Instant::now();
     let (mut acked, mut largest) = (0u32, 0u64);
@@ -104,9 +103,7 @@ fn renewals_keep_the_journal_small(server: Server) -> anyhow::Result<()> {
 on_each_backend!(a_full_journal_disk_stops_acks_until_space_returns);
 fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow::Result<()> {
     require_root_and_tools(&["ip", "ss", "mount", "umount"]);
-    let Server::Bootwave(backend) = server else {
-        anyhow::bail!("bootwave only");
-    };
+    anyhow::ensure!(matches!(server, Server::Bootwave(_)), "bootwave only");
     let state = tempfile::tempdir()?;
     let mount = Tmpfs::mount(&state.path().join("disk"), TMPFS_SIZE)?;
     let journal = mount.path.join("journal");
@@ -114,12 +111,12 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
     let mut spec = lab.spec(None, None);
     spec.state_dir = Some(journal);
     spec.journal_sync = JournalSync::Never;
-    let config = tempfile::tempdir()?;
-    let running = start_with_metrics(&lab, &spec, config.path(), backend)?;
-    let context = |what: String| format!("{server:?}: {what}\n{}", running.tail());
-    let probe = relay_probe(&lab)?;
+    spec.metrics = Some(METRICS.parse()?);
+    let running = server.start(&lab.server, &spec)?;
+    let context = |what: String| format!("{server:?}: {what}\n{}", running.child.tail());
+    let probe = lab.relay_probe()?;
     let leases = bind(&probe, 4)?;
-    let gauge = || journal_failed(&lab);
+    let gauge = || journal_failed(&running, &lab);
     assert_eq!(gauge()?, 0, "{}", context("healthy journal".into()));
     let (mac, ip) = leases[0];
 
@@ -161,7 +158,7 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
             context("an OFFER while the disk is full".into())
         );
     }
-    let log = running.stderr();
+    let log = running.child.stderr();
     assert!(
         log.contains("lease journal failed"),
         "{}",
@@ -193,7 +190,7 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
             "no ACK within {RESUME_LIMIT:?} of freeing the disk"
         )))
     })?;
-    let log = running.stderr();
+    let log = running.child.stderr();
     assert!(
         log.contains("lease journal writable again"),
         "{}",
@@ -224,60 +221,15 @@ fn a_full_journal_disk_stops_acks_until_space_returns(server: Server) -> anyhow:
     Ok(())
 }
 
-/// Starts the data plane in the lab's server namespace with `--metrics`.
-fn start_with_metrics(
-    lab: &Lab,
-    spec: &bootwave_e2e::ServeSpec,
-    dir: &Path,
-    backend: Backend,
-) -> anyhow::Result<ChildGuard> {
-    std::fs::create_dir_all(dir.join("tftp"))?;
-    let config = dir.join("bootwave.toml");
-    std::fs::write(&config, bootwave_toml(spec, dir))?;
-    let config = config.to_string_lossy().into_owned();
-    let args = [
-        "--config",
-        config.as_str(),
-        "--backend",
-        backend.arg(),
-        "--log-format",
-        "human",
-        "--metrics",
-        METRICS,
-    ];
-    let child = lab.server.spawn(bootwave_binary()?, &args)?;
-    wait_udp_bound(&lab.server, 67, Duration::from_secs(20))
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", child.tail()))?;
-    Ok(child)
-}
-
-/// `bootwave_journal_failed` of shard 0, scraped inside the server
-/// namespace.
-fn journal_failed(lab: &Lab) -> anyhow::Result<u64> {
-    let text = lab.server.run_inside(|| -> std::io::Result<String> {
-        use std::io::Read as _;
-        let mut conn = std::net::TcpStream::connect(METRICS)?;
-        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-        let mut text = String::new();
-        conn.read_to_string(&mut text)?;
-        Ok(text)
-    })??;
-    text.lines()
-        .find_map(|l| l.strip_prefix("bootwave_journal_failed{shard=\"0\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no bootwave_journal_failed in\n{text}"))
-}
-
-/// A relay-style probe from the lab's only client.
-fn relay_probe(lab: &Lab) -> anyhow::Result<DhcpProbe> {
-    let client = &lab.clients[0];
-    client
-        .ns
-        .add_addr(&client.ifname, RELAY_ADDR, lab.prefix())?;
-    Ok(client
-        .ns
-        .run_inside(|| DhcpProbe::relay(RELAY_ADDR, SERVER_ADDR))??)
+/// `bootwave_journal_failed` of shard 0.
+fn journal_failed(running: &RunningServer, lab: &Lab) -> anyhow::Result<u64> {
+    let metrics = running.metrics(&lab.server)?;
+    anyhow::ensure!(
+        metrics.text.contains("bootwave_journal_failed{"),
+        "no bootwave_journal_failed in\n{}",
+        metrics.text
+    );
+    Ok(metrics.sum("bootwave_journal_failed", &[("shard", "0")]))
 }
 
 /// DORA for `n` clients; their MACs and addresses.

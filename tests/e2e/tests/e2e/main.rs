@@ -11,6 +11,7 @@ mod control;
 mod crash_restart;
 mod dhcp_clients;
 mod dhcp_lease;
+mod dhcp_rules;
 mod firmware_flow;
 mod harness;
 mod http_boot;
