@@ -273,6 +273,97 @@ async fn changes_reach_the_data_plane_and_a_restarted_one_is_resynced() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_bootp_and_relays_reach_the_data_plane_and_survive_a_restart() {
+    let (dir, state, socket) = temp();
+    let dp_socket = dir.path().join("dp.sock");
+    let (dp, applied) = fake_dataplane(&dp_socket);
+    let endpoint = format!("unix:{}", dp_socket.display());
+    let agent = start_agent(&state, &socket, vec![endpoint.clone()]).await;
+    let mut c = client(&agent.endpoint).await;
+    let mut bootp = subnet();
+    bootp.dynamic_bootp = true;
+    bootp.dynamic_bootp_lease_length_s = 1800;
+    let wire = v1::DesiredState {
+        dhcp: Some(v1::DhcpSettings {
+            relays: vec!["10.1.0.0/16".into(), "192.0.2.7".into()],
+            ..Default::default()
+        }),
+        subnets: vec![bootp.clone()],
+        ..Default::default()
+    };
+    let r = c
+        .apply_state(v1::ApplyStateRequest {
+            state: Some(wire),
+            expected_generation: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.lagging.is_empty(), "{:?}", r.lagging);
+    let relays = |config: &bootwave_protocol::config::Config| -> Vec<String> {
+        config.dhcp.relays.iter().map(ToString::to_string).collect()
+    };
+    {
+        let applied = applied.lock().unwrap();
+        let (config, _) = applied.last().unwrap();
+        assert_eq!(relays(config), ["10.1.0.0/16", "192.0.2.7/32"]);
+        assert!(config.subnets[0].dynamic_bootp);
+        assert_eq!(
+            config.subnets[0].dynamic_bootp_lease_length,
+            Some(Duration::from_secs(1800))
+        );
+    }
+    // A delta that changes the subnet only keeps the relays in force.
+    bootp.dynamic_bootp_lease_length_s = 900;
+    c.put_subnet(v1::PutSubnetRequest {
+        subnet: Some(bootp),
+    })
+    .await
+    .unwrap();
+    {
+        let applied = applied.lock().unwrap();
+        let (config, generation) = applied.last().unwrap();
+        assert_eq!(*generation, 2);
+        assert_eq!(relays(config).len(), 2);
+        assert_eq!(
+            config.subnets[0].dynamic_bootp_lease_length,
+            Some(Duration::from_secs(900))
+        );
+    }
+    // A refused value names its field and changes nothing.
+    let refused = c
+        .apply_state(v1::ApplyStateRequest {
+            state: Some(v1::DesiredState {
+                dhcp: Some(v1::DhcpSettings {
+                    relays: vec!["not-a-relay".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            expected_generation: 2,
+        })
+        .await
+        .unwrap_err();
+    assert!(refused.message().contains("dhcp.relays[0]"), "{refused:?}");
+    // The store keeps them across an agent restart.
+    agent.stop().await;
+    let agent = start_agent(&state, &socket, vec![endpoint]).await;
+    let mut c = client(&agent.endpoint).await;
+    let kept = c
+        .get_state(v1::GetStateRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kept.generation, 2);
+    let kept = kept.state.unwrap();
+    assert_eq!(kept.dhcp.unwrap().relays, ["10.1.0.0/16", "192.0.2.7/32"]);
+    assert!(kept.subnets[0].dynamic_bootp);
+    assert_eq!(kept.subnets[0].dynamic_bootp_lease_length_s, 900);
+    drop(dp);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_follows_profiles_and_subnet_rules() {
     let (_dir, state, socket) = temp();
     let agent = start_agent(&state, &socket, vec![]).await;

@@ -163,6 +163,90 @@ fn host_commands_json_and_exit_codes() {
     );
 }
 
+const BOOTP_FILE: &str = r#"
+[dhcp]
+relays = ["10.1.0.0/16", "192.0.2.7"]
+
+[[subnets]]
+network = "10.0.0.0/24"
+ranges = ["10.0.0.100-10.0.0.200"]
+dynamic-bootp = true
+dynamic-bootp-lease-length = "30m"
+"#;
+
+#[test]
+fn apply_round_trips_dynamic_bootp_and_relays() {
+    let (_dir, state, socket) = temp();
+    let mut agent = spawn_agent(&state, &socket);
+    let cli = Cli {
+        agent: format!("unix:{}", socket.display()),
+    };
+    let applied = cli.apply_stdin(BOOTP_FILE, false);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let show = cli.json(&["subnet", "show", "10.0.0.0/24"]);
+    assert_eq!(show["dynamic_bootp"], true, "{show}");
+    assert_eq!(show["dynamic_bootp_lease_length_s"], 1800, "{show}");
+    // The stored state is the file: applying it again changes nothing,
+    // also after the agent restarts on its database.
+    for round in 0..2 {
+        let again = cli.apply_stdin(BOOTP_FILE, true);
+        let text = String::from_utf8(again.stdout).unwrap();
+        assert!(text.contains("no changes"), "round {round}: {text}");
+        agent.kill();
+        let _ = std::fs::remove_file(&socket);
+        agent = spawn_agent(&state, &socket);
+    }
+    let other = BOOTP_FILE.replace("\"192.0.2.7\"", "\"192.0.2.8\"");
+    let diff = cli.apply_stdin(&other, true);
+    let text = String::from_utf8(diff.stdout).unwrap();
+    assert_eq!(text.trim(), "~ dhcp settings", "{text}");
+    let no_bootp = BOOTP_FILE.replace(
+        "dynamic-bootp = true\ndynamic-bootp-lease-length = \"30m\"\n",
+        "",
+    );
+    let diff = cli.apply_stdin(&no_bootp, true);
+    let text = String::from_utf8(diff.stdout).unwrap();
+    assert_eq!(text.trim(), "~ subnet 10.0.0.0/24", "{text}");
+    cli.ok(&[
+        "subnet",
+        "add",
+        "--network",
+        "10.2.0.0/24",
+        "--range",
+        "10.2.0.10-10.2.0.20",
+        "--dynamic-bootp",
+        "--dynamic-bootp-lease-length",
+        "600",
+    ]);
+    let show = cli.json(&["subnet", "show", "10.2.0.0/24"]);
+    assert_eq!(
+        (
+            &show["dynamic_bootp"],
+            &show["dynamic_bootp_lease_length_s"]
+        ),
+        (&serde_json::json!(true), &serde_json::json!(600)),
+        "{show}"
+    );
+    let refused = cli.run(&[
+        "subnet",
+        "add",
+        "--network",
+        "10.3.0.0/24",
+        "--dynamic-bootp-lease-length",
+        "600",
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a length needs --dynamic-bootp"
+    );
+}
+
 #[test]
 fn completions_are_printed() {
     let out = Command::new(env!("CARGO_BIN_EXE_bootwave"))

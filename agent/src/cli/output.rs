@@ -95,6 +95,9 @@ pub(super) fn subnet_json(s: &v1::Subnet) -> Value {
         "ntp": s.ntp,
         "domain": s.domain,
         "next_server": s.next_server,
+        "dynamic_bootp": s.dynamic_bootp,
+        "dynamic_bootp_lease_length_s": (s.dynamic_bootp_lease_length_s != 0)
+            .then_some(s.dynamic_bootp_lease_length_s),
         "boot_rules": s.boot_rules.iter().map(rule_json).collect::<Vec<_>>(),
     })
 }

@@ -90,6 +90,12 @@ pub struct SubnetArgs {
     /// Maximum lease time in seconds.
     #[arg(long, value_name = "S")]
     max_lease_time: Option<u32>,
+    /// BOOTP clients without a fixed address get a pool address.
+    #[arg(long)]
+    dynamic_bootp: bool,
+    /// How long such a binding lasts in seconds (default: the lease time).
+    #[arg(long, value_name = "S", requires = "dynamic_bootp")]
+    dynamic_bootp_lease_length: Option<u32>,
     /// A boot rule of this subnet (see `profile add --rule`); repeatable.
     #[arg(long = "rule", value_name = "RULE", value_parser = parse_rule)]
     rules: Vec<v1::BootRule>,
@@ -253,6 +259,8 @@ impl SubnetArgs {
             boot_rules: self.rules,
             broadcast: String::new(),
             time_offset: None,
+            dynamic_bootp: self.dynamic_bootp,
+            dynamic_bootp_lease_length_s: self.dynamic_bootp_lease_length.unwrap_or(0),
         }
     }
 }

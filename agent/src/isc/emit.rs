@@ -103,6 +103,9 @@ fn emit_subnet(out: &mut String, s: &SubnetDraft, name: &dyn Fn(super::Pos) -> S
     }
     if s.dynamic_bootp {
         out.push_str("dynamic-bootp = true\n");
+        if let Some((secs, _)) = p.bootp_lease {
+            let _ = writeln!(out, "dynamic-bootp-lease-length = {secs}");
+        }
     }
     if let Some((routers, _)) = &p.routers {
         let _ = writeln!(out, "routers = {}", ips(routers));

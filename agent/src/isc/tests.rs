@@ -409,3 +409,51 @@ fn range_dynamic_bootp_becomes_the_subnets_dynamic_bootp() {
         done.diagnostics
     );
 }
+
+#[test]
+fn dynamic_bootp_lease_length_and_permits_are_converted_and_bounded() {
+    let text = "default-lease-time 3600;\nmax-lease-time 7200;\n\
+        dynamic-bootp-lease-length 1800;\n\
+        subnet 10.0.0.0 netmask 255.255.255.0 {\n  range dynamic-bootp 10.0.0.10 10.0.0.20;\n}\n\
+        subnet 10.0.1.0 netmask 255.255.255.0 {\n  pool {\n    allow dynamic bootp clients;\n    dynamic-bootp-lease-length 0;\n    range 10.0.1.10 10.0.1.20;\n  }\n}\n\
+        subnet 10.0.2.0 netmask 255.255.255.0 {\n  range dynamic-bootp 10.0.2.10 10.0.2.20;\n  dynamic-bootp-lease-length 99999;\n}\n\
+        subnet 10.0.3.0 netmask 255.255.255.0 {\n  range 10.0.3.10 10.0.3.20;\n  deny dynamic bootp clients;\n}\n\
+        dynamic-bootp-lease-cutoff 5 2030/01/01 00:00:00;\n\
+        stash-agent-options true;\n";
+    let done = run(text).expect("imports");
+    let config = bootwave_protocol::config::parse(&done.toml, "t", Path::new("/"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", done.toml));
+    let got: Vec<_> = config
+        .subnets
+        .iter()
+        .map(|s| {
+            (
+                s.dynamic_bootp,
+                s.dynamic_bootp_lease_length.map(|d| d.as_secs()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (true, Some(1800)),
+            (true, None),
+            (true, Some(7200)),
+            (false, None)
+        ],
+        "{}",
+        done.toml
+    );
+    let said = |what: &str| done.diagnostics.iter().any(|d| d.message.contains(what));
+    for what in [
+        "allow dynamic bootp clients: subnet 10.0.1.0/24 gets dynamic-bootp = true",
+        "dynamic-bootp-lease-length 0 (no end)",
+        "dynamic-bootp-lease-length 99999 in subnet 10.0.2.0/24 is above the maximum lease time",
+        "ignored: no effect: dynamic-bootp-lease-length in subnet 10.0.3.0/24",
+        "ignored: no effect: deny dynamic bootp clients",
+        "not converted: `dynamic-bootp-lease-cutoff",
+        "[dhcp] relays",
+    ] {
+        assert!(said(what), "{what}: {:?}", done.diagnostics);
+    }
+}

@@ -1,5 +1,6 @@
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bootwave_proto::v1::{self, dataplane_control_client::DataplaneControlClient};
 use bootwave_protocol::config::{self, Config};
@@ -94,6 +95,63 @@ fn apply_hands_the_validated_config_to_the_callback() {
         "local sections kept"
     );
     assert_eq!(config.journal.dir, Path::new("/var/lib/bw"));
+}
+
+#[test]
+fn a_pushed_state_keeps_dynamic_bootp_and_relays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let (_handle, seen) = start(&path);
+    let mut full = state("10.0.0.5");
+    full.subnets[0].dynamic_bootp = true;
+    full.subnets[0].dynamic_bootp_lease_length_s = 600;
+    full.dhcp = Some(v1::DhcpSettings {
+        relays: vec!["10.1.0.0/16".into()],
+        ..Default::default()
+    });
+    let mut subnet = full.subnets[0].clone();
+    subnet.dynamic_bootp_lease_length_s = 300;
+    block_on(async {
+        let mut c = client(&path).await;
+        let request = v1::ApplyRequest {
+            generation: 1,
+            full: Some(full),
+            ..Default::default()
+        };
+        c.apply(request).await.unwrap();
+        let request = v1::ApplyRequest {
+            generation: 2,
+            base_generation: 1,
+            delta: Some(v1::StateDelta {
+                put_subnets: vec![subnet],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        c.apply(request).await.unwrap();
+    });
+    let seen = seen.lock().unwrap();
+    let lengths: Vec<_> = seen
+        .iter()
+        .map(|(config, generation)| {
+            let relays: Vec<String> = config.dhcp.relays.iter().map(ToString::to_string).collect();
+            let s = &config.subnets[0];
+            (
+                *generation,
+                relays,
+                s.dynamic_bootp,
+                s.dynamic_bootp_lease_length,
+            )
+        })
+        .collect();
+    let relays = vec!["10.1.0.0/16".to_owned()];
+    assert_eq!(
+        lengths,
+        [
+            (1, relays.clone(), true, Some(Duration::from_secs(600))),
+            (2, relays, true, Some(Duration::from_secs(300))),
+        ]
+    );
 }
 
 #[test]

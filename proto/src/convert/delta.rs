@@ -185,7 +185,10 @@ impl TryFrom<v1::StateDelta> for Delta {
             delete_subnets,
             put_profiles,
             delete_profiles: w.delete_profiles,
-            dhcp: w.dhcp.map(|d| DhcpSpec::from(Some(d))),
+            dhcp: w
+                .dhcp
+                .map(|d| DhcpSpec::try_from(Some(d)).map_err(|e| e.within("dhcp")))
+                .transpose()?,
         })
     }
 }

@@ -47,6 +47,8 @@ pub struct DhcpSpec {
     pub ping_timeout: Duration,
     /// Default policy of subnets for unknown clients (`None`: allow).
     pub unknown_clients: Option<UnknownClients>,
+    /// Relay agents whose relayed requests are answered (empty: any).
+    pub relays: Vec<Ipv4Net>,
 }
 
 impl Default for DhcpSpec {
@@ -63,6 +65,7 @@ impl Default for DhcpSpec {
             ping_check: false,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             unknown_clients: None,
+            relays: Vec::new(),
         }
     }
 }
@@ -94,6 +97,10 @@ pub struct SubnetSpec {
     pub next_server: Option<Ipv4Addr>,
     /// Policy for unknown clients (`None`: the global one).
     pub unknown_clients: Option<UnknownClients>,
+    /// BOOTP clients without a fixed address get a pool address.
+    pub dynamic_bootp: bool,
+    /// How long such a binding lasts (`None`: the default lease time).
+    pub dynamic_bootp_lease_length: Option<Duration>,
     /// The subnet's own rules, tried after every profile's.
     pub boot_rules: Vec<BootRule>,
 }

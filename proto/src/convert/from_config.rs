@@ -23,6 +23,7 @@ impl From<&Config> for State {
             ping_check: d.ping_check,
             ping_timeout: d.ping_timeout,
             unknown_clients: None,
+            relays: d.relays.clone(),
         };
         let subnets = c
             .subnets
@@ -41,6 +42,8 @@ impl From<&Config> for State {
                     max_lease_time: s.max_lease_time,
                     next_server: s.next_server,
                     unknown_clients: Some(s.unknown_clients),
+                    dynamic_bootp: s.dynamic_bootp,
+                    dynamic_bootp_lease_length: s.dynamic_bootp_lease_length,
                     boot_rules: s.boot_rules.clone(),
                 };
                 (s.net, spec)

@@ -81,6 +81,7 @@ impl State {
                 ping_check: self.dhcp.ping_check,
                 ping_timeout: millis(self.dhcp.ping_timeout),
                 unknown_clients: self.dhcp.unknown_clients.map(policy),
+                relays: self.dhcp.relays.iter().map(ToString::to_string).collect(),
             },
             subnets: self.subnets.values().map(|s| self.file_subnet(s)).collect(),
             hosts: self
@@ -127,6 +128,8 @@ impl State {
             default_lease_time: s.default_lease_time.map(|d| d.as_secs()),
             max_lease_time: s.max_lease_time.map(|d| d.as_secs()),
             unknown_clients: s.unknown_clients.map(policy),
+            dynamic_bootp: s.dynamic_bootp.then_some(true),
+            dynamic_bootp_lease_length: s.dynamic_bootp_lease_length.map(|d| d.as_secs()),
             boot_rules: self
                 .effective_rules(s)
                 .iter()
@@ -262,6 +265,8 @@ struct FileDhcp {
     ping_timeout: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     unknown_clients: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    relays: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -286,6 +291,10 @@ struct FileSubnet {
     max_lease_time: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unknown_clients: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamic_bootp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dynamic_bootp_lease_length: Option<u64>,
     boot_rules: Vec<FileRule>,
 }
 

@@ -197,3 +197,116 @@ fn script_errors_name_the_profile_or_the_host() {
     assert_eq!(e.field, "host 02:00:00:00:00:01: labels");
     assert!(e.reason.contains("{{label:rack}}"), "{e}");
 }
+
+/// A state with `dynamic-bootp`, its lease length and trusted relays.
+fn bootp_and_relays() -> v1::DesiredState {
+    let mut wire = state(Vec::new());
+    wire.subnets[0].dynamic_bootp = true;
+    wire.subnets[0].dynamic_bootp_lease_length_s = 1800;
+    wire.dhcp = Some(v1::DhcpSettings {
+        relays: vec!["10.1.0.0/16".into(), "192.0.2.7".into()],
+        ..Default::default()
+    });
+    wire
+}
+
+#[test]
+fn dynamic_bootp_and_relays_survive_wire_config_and_file() {
+    let domain = State::try_from(bootp_and_relays()).unwrap();
+    let subnet = &domain.subnets.values().next().unwrap();
+    assert!(subnet.dynamic_bootp);
+    assert_eq!(
+        subnet.dynamic_bootp_lease_length,
+        Some(std::time::Duration::from_secs(1800))
+    );
+    let relays = vec![
+        config::Ipv4Net::new(Ipv4Addr::new(10, 1, 0, 0), 16).unwrap(),
+        config::Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 7), 32).unwrap(),
+    ];
+    assert_eq!(domain.dhcp.relays, relays);
+    // Wire → domain → wire → domain.
+    let back = State::try_from(v1::DesiredState::from(&domain)).unwrap();
+    assert_eq!(back, domain);
+    // The data plane's config carries them…
+    let config = domain.to_config().unwrap();
+    assert!(config.subnets[0].dynamic_bootp);
+    assert_eq!(
+        config.subnets[0].dynamic_bootp_lease_length,
+        Some(std::time::Duration::from_secs(1800))
+    );
+    assert_eq!(config.dhcp.relays, relays);
+    // …and so does the file rendered from the state, read back.
+    let text = domain.render().unwrap();
+    let parsed = config::parse(&text, "rendered", Path::new("/")).unwrap();
+    let reread = State::from(&parsed);
+    assert_eq!(reread.dhcp.relays, relays, "{text}");
+    assert_eq!(
+        (
+            reread.subnets[&subnet.net].dynamic_bootp,
+            reread.subnets[&subnet.net].dynamic_bootp_lease_length
+        ),
+        (true, subnet.dynamic_bootp_lease_length),
+        "{text}"
+    );
+    // Without them, the file says nothing about them.
+    let plain = State::try_from(state(Vec::new()))
+        .unwrap()
+        .render()
+        .unwrap();
+    assert!(
+        !plain.contains("dynamic-bootp") && !plain.contains("relays"),
+        "{plain}"
+    );
+}
+
+#[test]
+fn bad_relays_and_bootp_lengths_are_refused() {
+    let mut wire = bootp_and_relays();
+    wire.dhcp
+        .as_mut()
+        .unwrap()
+        .relays
+        .push("10.1.0.0/16".into());
+    let e = State::try_from(wire).unwrap_err();
+    assert_eq!(e.field, "dhcp.relays[2]", "{e}");
+    assert!(e.reason.contains("listed twice"), "{e}");
+    let mut wire = bootp_and_relays();
+    wire.dhcp.as_mut().unwrap().relays[0] = "10.1.0.1/16".into();
+    let e = State::try_from(wire).unwrap_err();
+    assert_eq!(e.field, "dhcp.relays[0]", "{e}");
+    // The data plane's own checks: a length needs dynamic-bootp and stays
+    // within the maximum lease time.
+    let mut wire = bootp_and_relays();
+    wire.subnets[0].dynamic_bootp = false;
+    let e = State::try_from(wire).unwrap().to_config().unwrap_err();
+    assert_eq!(
+        e.field, "subnet 10.0.0.0/24: dynamic-bootp-lease-length",
+        "{e}"
+    );
+    let mut wire = bootp_and_relays();
+    wire.subnets[0].dynamic_bootp_lease_length_s = 10 * 86_400;
+    let e = State::try_from(wire).unwrap().to_config().unwrap_err();
+    assert!(e.reason.contains("exceeds the maximum lease time"), "{e}");
+}
+
+#[test]
+fn a_delta_carries_relays_and_refuses_bad_ones() {
+    let delta = v1::StateDelta {
+        dhcp: Some(v1::DhcpSettings {
+            relays: vec!["192.0.2.7".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let d = Delta::try_from(delta).unwrap();
+    assert_eq!(d.dhcp.map(|d| d.relays.len()), Some(1));
+    let bad = v1::StateDelta {
+        dhcp: Some(v1::DhcpSettings {
+            relays: vec!["relay-1".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let e = Delta::try_from(bad).unwrap_err();
+    assert_eq!(e.field, "dhcp.relays[0]", "{e}");
+}

@@ -90,6 +90,8 @@ impl TryFrom<v1::Subnet> for SubnetSpec {
             max_lease_time: secs(s.max_lease_time_s),
             next_server: opt_ip("next_server", &s.next_server)?,
             unknown_clients: unknown_from_wire(s.unknown_clients),
+            dynamic_bootp: s.dynamic_bootp,
+            dynamic_bootp_lease_length: secs(s.dynamic_bootp_lease_length_s),
             boot_rules,
         })
     }
@@ -118,6 +120,8 @@ impl From<&SubnetSpec> for v1::Subnet {
             boot_rules: s.boot_rules.iter().map(rule_to_wire).collect(),
             broadcast: text(s.broadcast),
             time_offset: s.time_offset,
+            dynamic_bootp: s.dynamic_bootp,
+            dynamic_bootp_lease_length_s: s.dynamic_bootp_lease_length.map_or(0, saturating_secs),
         }
     }
 }
@@ -162,13 +166,15 @@ impl From<&ProfileSpec> for v1::Profile {
     }
 }
 
-impl From<Option<v1::DhcpSettings>> for DhcpSpec {
-    fn from(d: Option<v1::DhcpSettings>) -> Self {
+impl TryFrom<Option<v1::DhcpSettings>> for DhcpSpec {
+    type Error = ConvertError;
+
+    fn try_from(d: Option<v1::DhcpSettings>) -> Result<Self, ConvertError> {
         let base = Self::default();
-        let Some(d) = d else { return base };
+        let Some(d) = d else { return Ok(base) };
         let s = |v: Option<u32>, def: Duration| v.map_or(def, |v| Duration::from_secs(v.into()));
         let ms = |v: Option<u32>, def: Duration| v.map_or(def, |v| Duration::from_millis(v.into()));
-        Self {
+        Ok(Self {
             default_lease_time: s(d.default_lease_time_s, base.default_lease_time),
             max_lease_time: s(d.max_lease_time_s, base.max_lease_time),
             min_lease_time: s(d.min_lease_time_s, base.min_lease_time),
@@ -180,7 +186,8 @@ impl From<Option<v1::DhcpSettings>> for DhcpSpec {
             ping_check: d.ping_check.unwrap_or(base.ping_check),
             ping_timeout: ms(d.ping_timeout_ms, base.ping_timeout),
             unknown_clients: unknown_from_wire(d.unknown_clients),
-        }
+            relays: relays("relays", &d.relays)?,
+        })
     }
 }
 
@@ -199,6 +206,7 @@ impl From<&DhcpSpec> for v1::DhcpSettings {
             ping_check: Some(d.ping_check),
             ping_timeout_ms: Some(ms(d.ping_timeout)),
             unknown_clients: unknown_to_wire(d.unknown_clients) as i32,
+            relays: d.relays.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -208,7 +216,7 @@ impl TryFrom<v1::DesiredState> for State {
 
     fn try_from(s: v1::DesiredState) -> Result<Self, ConvertError> {
         let mut state = State {
-            dhcp: DhcpSpec::from(s.dhcp),
+            dhcp: DhcpSpec::try_from(s.dhcp).map_err(|e| e.within("dhcp"))?,
             ..State::default()
         };
         for (i, w) in s.subnets.into_iter().enumerate() {
@@ -352,6 +360,26 @@ pub fn net_field(field: &str, text: &str) -> Result<Ipv4Net, ConvertError> {
     let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
     let len: u8 = len.parse().map_err(|_| bad())?;
     Ipv4Net::new(addr, len).ok_or_else(bad)
+}
+
+/// Relay networks or single addresses (`/32`), none listed twice.
+fn relays(field: &str, list: &[String]) -> Result<Vec<Ipv4Net>, ConvertError> {
+    let mut out: Vec<Ipv4Net> = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        let net = if text.contains('/') {
+            net_field(&field, text)?
+        } else {
+            let addr = ip(&field, text)?;
+            Ipv4Net::new(addr, 32)
+                .ok_or_else(|| ConvertError::new(&field, format!("{text:?} is not an address")))?
+        };
+        if out.contains(&net) {
+            return Err(ConvertError::new(field, format!("{net} is listed twice")));
+        }
+        out.push(net);
+    }
+    Ok(out)
 }
 
 fn opt_net(field: &str, text: &str) -> Result<Option<Ipv4Net>, ConvertError> {

@@ -12,6 +12,8 @@ mod statement;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use bootwave_protocol::config::DEFAULT_MAX_LEASE_TIME;
+
 use super::cond::{Matchers, OptionNames};
 use super::lexer::{Tok, Token};
 use super::parser::Stmt;
@@ -125,6 +127,7 @@ pub(crate) fn convert(stmts: &[Stmt], options: &Options) -> (Draft, Vec<Note>) {
         },
     );
     c.place_profiles();
+    c.dynamic_bootp();
     c.split_ranges();
     (c.draft, c.notes)
 }
@@ -419,6 +422,12 @@ impl Converter {
         if let Some(allowed) = own.unknown_clients {
             subnet.params.unknown_clients = Some(allowed);
         }
+        if let Some(permit) = own.dynamic_bootp_clients {
+            subnet.params.dynamic_bootp_clients = Some(permit);
+        }
+        if let Some(length) = own.bootp_lease {
+            subnet.params.bootp_lease = Some(length);
+        }
         self.draft.subnets[index] = subnet;
         self.children(body, ctx);
     }
@@ -548,6 +557,44 @@ impl Converter {
 
     /// Cuts fixed addresses out of dynamic ranges (dhcpd tolerates the
     /// overlap; bootwave refuses it).
+    /// Settles each subnet's `dynamic-bootp` (from `range dynamic-bootp`
+    /// or an `allow dynamic bootp clients` permit) and its lease length,
+    /// which bootwave bounds: never zero (ISC: no end), at most the maximum
+    /// lease time.
+    fn dynamic_bootp(&mut self) {
+        let global_max = self
+            .draft
+            .dhcp
+            .max_lease
+            .unwrap_or(DEFAULT_MAX_LEASE_TIME.as_secs());
+        for s in &mut self.draft.subnets {
+            let net = format!("{}/{}", s.addr, s.prefix);
+            match s.params.dynamic_bootp_clients {
+                Some((true, at)) if !s.dynamic_bootp => {
+                    s.dynamic_bootp = true;
+                    self.notes.push(Note::info(at, format!("allow dynamic bootp clients: subnet {net} gets dynamic-bootp = true (for all of its ranges)")));
+                }
+                Some((false, at)) if s.dynamic_bootp => self.notes.push(Note::warn(at, format!("approximate: deny dynamic bootp clients in subnet {net}, which has a `range dynamic-bootp`: bootwave keeps dynamic-bootp = true for the whole subnet"))),
+                Some((false, at)) => self.notes.push(Note::info(at, "ignored: no effect: deny dynamic bootp clients (bootwave gives BOOTP clients no pool address unless the subnet says dynamic-bootp)")),
+                _ => {}
+            }
+            let Some((secs, at)) = s.params.bootp_lease else {
+                continue;
+            };
+            let max = s.params.max_lease.unwrap_or(global_max);
+            if !s.dynamic_bootp {
+                s.params.bootp_lease = None;
+                self.notes.push(Note::info(at, format!("ignored: no effect: dynamic-bootp-lease-length in subnet {net}, which has no dynamic BOOTP")));
+            } else if secs == 0 {
+                s.params.bootp_lease = None;
+                self.notes.push(Note::warn(at, format!("approximate: dynamic-bootp-lease-length 0 (no end) in subnet {net}: bootwave never binds for ever; BOOTP bindings last the subnet's default lease time")));
+            } else if secs > max {
+                s.params.bootp_lease = Some((max, at));
+                self.notes.push(Note::warn(at, format!("approximate: dynamic-bootp-lease-length {secs} in subnet {net} is above the maximum lease time; bootwave binds BOOTP clients for {max} s")));
+            }
+        }
+    }
+
     fn split_ranges(&mut self) {
         let fixed: Vec<(Ipv4Addr, Pos, String)> = self
             .draft

@@ -41,6 +41,10 @@ pub(crate) struct Params {
     pub(crate) default_lease: Option<u64>,
     pub(crate) max_lease: Option<u64>,
     pub(crate) unknown_clients: Option<bool>,
+    /// `dynamic-bootp-lease-length`, seconds.
+    pub(crate) bootp_lease: Option<(u64, Pos)>,
+    /// `allow`/`deny dynamic bootp clients`.
+    pub(crate) dynamic_bootp_clients: Option<(bool, Pos)>,
 }
 
 impl Params {
@@ -58,6 +62,8 @@ impl Params {
             default_lease: self.default_lease.or(outer.default_lease),
             max_lease: self.max_lease.or(outer.max_lease),
             unknown_clients: self.unknown_clients.or(outer.unknown_clients),
+            bootp_lease: self.bootp_lease.or(outer.bootp_lease),
+            dynamic_bootp_clients: self.dynamic_bootp_clients.or(outer.dynamic_bootp_clients),
         }
     }
 }
@@ -150,6 +156,18 @@ impl Converter {
                 _ => params.next_server = Some(ip),
             }),
             "range" => self.range(args, pos, kind, ranges),
+            "dynamic-bootp-lease-length" => number(args).map(|n| match kind {
+                ScopeKind::Host | ScopeKind::Group => self.unsupported_here(pos, "dynamic-bootp-lease-length", kind),
+                ScopeKind::Pool => {
+                    self.notes.push(Note::warn(pos, "approximate: a pool's dynamic-bootp-lease-length applies to its whole subnet"));
+                    params.bootp_lease = Some((n, pos));
+                }
+                _ => params.bootp_lease = Some((n, pos)),
+            }),
+            "dynamic-bootp-lease-cutoff" => Err("bootwave ends a dynamic BOOTP binding after dynamic-bootp-lease-length only, not at a fixed date".to_owned()),
+            "stash-agent-options" => flag(args).map(|_| {
+                self.notes.push(Note::info(pos, "ignored: no effect: stash-agent-options (bootwave keeps no relay agent options; to answer only known relays, list them in [dhcp] relays)"));
+            }),
             "authoritative" if args.is_empty() => {
                 self.global_setting(pos, kind, "authoritative");
                 self.draft.dhcp.authoritative = Some(true);
@@ -338,6 +356,22 @@ impl Converter {
         kind: ScopeKind,
         params: &mut Params,
     ) -> Result<(), String> {
+        if let [Tok::Word(d), Tok::Word(b), Tok::Word(c)] = args
+            && d == "dynamic"
+            && b == "bootp"
+            && c == "clients"
+        {
+            return match kind {
+                ScopeKind::Subnet | ScopeKind::Pool => {
+                    params.dynamic_bootp_clients = Some((allow, pos));
+                    Ok(())
+                }
+                _ => Err(
+                    "bootwave sets dynamic BOOTP per subnet (inside a subnet or its pool)"
+                        .to_owned(),
+                ),
+            };
+        }
         let [Tok::Word(what)] = args else {
             return Err("not supported".to_owned());
         };
