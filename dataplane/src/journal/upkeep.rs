@@ -96,6 +96,9 @@ pub struct ShardJournal {
     appended: bool,
     failure: Option<Failure>,
     gauges: JournalGauges,
+    /// How long the shard spent on the running compaction so far (the
+    /// capture of the live set), for the log line at its end.
+    stalled: Duration,
 }
 
 impl ShardJournal {
@@ -111,6 +114,7 @@ impl ShardJournal {
             appended: false,
             failure: None,
             gauges: JournalGauges::default(),
+            stalled: Duration::ZERO,
         }
     }
 
@@ -252,15 +256,19 @@ impl ShardJournal {
         L: AsRef<[u8]>,
         F: FnOnce() -> Vec<L>,
     {
+        let started = Instant::now();
         let live = live();
         let records = live.iter().map(AsRef::as_ref);
-        let job = match self.journal.begin_compaction(records) {
+        let begun = self.journal.begin_compaction(records);
+        self.stalled = started.elapsed();
+        let job = match begun {
             Ok(Some(job)) => job,
             Ok(None) => {
+                let switch = Instant::now();
                 let result = self.journal.compact(live.iter().map(AsRef::as_ref));
-                return self.compacted(result.map(|_| ()), now);
+                return self.compacted(result.map(|_| ()), now, switch.elapsed());
             }
-            Err(err) => return self.compacted(Err(err), now),
+            Err(err) => return self.compacted(Err(err), now, Duration::ZERO),
         };
         let spawned = std::thread::Builder::new()
             .name(format!("compact-{}", self.name))
@@ -282,8 +290,9 @@ impl ShardJournal {
         };
         match handle.join() {
             Ok(outcome) => {
+                let switch = Instant::now();
                 let result = self.journal.finish_compaction(outcome);
-                self.compacted(result.map(|_| ()), now)
+                self.compacted(result.map(|_| ()), now, switch.elapsed())
             }
             Err(_) => {
                 tracing::error!(journal = %self.name, "journal snapshot thread panicked");
@@ -296,14 +305,24 @@ impl ShardJournal {
 
     /// Books the result of a compaction. A failure that poisoned the
     /// journal is a journal failure (returned); any other leaves the
-    /// journal on its old log and is tried again later.
-    fn compacted(&mut self, result: Result<()>, now: Instant) -> Result<()> {
+    /// journal on its old log and is tried again later. `switch` is how
+    /// long the shard spent moving to the fresh log; with the capture
+    /// before it, the time the compaction kept the shard from its traffic.
+    fn compacted(&mut self, result: Result<()>, now: Instant, switch: Duration) -> Result<()> {
+        let capture = std::mem::take(&mut self.stalled);
         match result {
             Ok(()) => {
                 self.gauges.compactions += 1;
                 self.last_compaction = now;
                 self.appended = false;
-                tracing::debug!(journal = %self.name, log = self.journal.log_bytes(), snapshot = self.journal.snapshot_bytes(), "journal compacted");
+                tracing::debug!(
+                    journal = %self.name,
+                    log = self.journal.log_bytes(),
+                    snapshot = self.journal.snapshot_bytes(),
+                    capture_us = capture.as_micros() as u64,
+                    switch_us = switch.as_micros() as u64,
+                    "journal compacted"
+                );
                 Ok(())
             }
             Err(err) if self.journal.is_poisoned() => {
