@@ -104,6 +104,27 @@ pub struct LeaseTable {
     next_deadline: Option<UnixTime>,
     /// Last address handed out: the next search starts after it.
     cursor: u32,
+    /// Leases removed from the address map so far: only a removal can make
+    /// an address of the slice unused again.
+    removals: u64,
+    /// The subnet (network and ranges) whose slice had no unused address
+    /// at `removals`: until the next removal a search there skips the walk
+    /// for one, which would visit the whole slice for every new client once
+    /// each address has had a lease.
+    no_unused: Option<(SubnetKey, u64)>,
+}
+
+/// A subnet's network and a digest of its ranges.
+type SubnetKey = (Ipv4Addr, u8, u64);
+
+fn subnet_key(subnet: &Subnet) -> SubnetKey {
+    // FNV-1a over the range bounds: no allocation on the hot path.
+    let digest = subnet.ranges.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, r| {
+        [u32::from(r.start), u32::from(r.end)]
+            .iter()
+            .fold(h, |h, &v| (h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3))
+    });
+    (subnet.net.addr(), subnet.net.prefix(), digest)
 }
 
 impl LeaseTable {
@@ -117,6 +138,8 @@ impl LeaseTable {
             by_mac: map_with_capacity(capacity),
             next_deadline: None,
             cursor: 0,
+            removals: 0,
+            no_unused: None,
         }
     }
 
@@ -204,6 +227,7 @@ impl LeaseTable {
                 .is_some_and(|l| l.mac == mac && l.state == LeaseState::Offered)
         {
             self.by_addr.remove(&old);
+            self.removals += 1;
         }
     }
 
@@ -244,6 +268,7 @@ impl LeaseTable {
         {
             let addr = l.addr;
             self.by_addr.remove(&addr);
+            self.removals += 1;
             self.by_mac.remove(mac);
         }
     }
@@ -348,7 +373,10 @@ impl LeaseTable {
     /// A free address of this shard's slice of `subnet` for `mac`, never
     /// one `reserved` says is reserved. Addresses never used come first (so
     /// a returning client still finds its old one), searching on from the
-    /// last one handed out.
+    /// last one handed out. Once a search found none unused, later ones
+    /// skip that walk until a lease leaves the table or the ranges change
+    /// (an address freed by a reservation that goes away is found as
+    /// unused after the next removal).
     pub(crate) fn find_free(
         &mut self,
         subnet: &Subnet,
@@ -366,7 +394,18 @@ impl LeaseTable {
                 .flat_map(move |r| pool::slice_addrs(r, shard, shards, lo, hi))
         };
         let order = || after(cursor.saturating_add(1), u32::MAX).chain(after(0, cursor));
-        let found = order().find(unused).or_else(|| order().find(free))?;
+        let key = subnet_key(subnet);
+        let known_full = self.no_unused == Some((key, self.removals));
+        let never_used = if known_full {
+            None
+        } else {
+            order().find(unused)
+        };
+        let found = never_used.or_else(|| order().find(free));
+        if never_used.is_none() && !known_full {
+            self.no_unused = Some((key, self.removals));
+        }
+        let found = found?;
         self.cursor = u32::from(found);
         Some(found)
     }
@@ -428,6 +467,7 @@ impl LeaseTable {
     pub fn sweep(&mut self, now: UnixTime, out: &mut Vec<LeaseRecord>) {
         let (shard, shards) = (self.shard, self.shards);
         let by_mac = &mut self.by_mac;
+        let removals = &mut self.removals;
         let mut next: Option<UnixTime> = None;
         self.by_addr.retain(|addr, l| {
             if l.until > now {
@@ -449,6 +489,7 @@ impl LeaseTable {
                     if by_mac.get(&l.mac) == Some(addr) {
                         by_mac.remove(&l.mac);
                     }
+                    *removals += 1;
                     false
                 }
                 LeaseState::Expired | LeaseState::Released => true,
@@ -618,6 +659,32 @@ mod tests {
             table.find_free(&s, &[7; 6], t(10), reserved),
             Some(ip(1)),
             "expired reused"
+        );
+    }
+
+    #[test]
+    fn a_full_slice_is_walked_once_until_a_lease_leaves() {
+        let s = subnet(1, 4);
+        let mut table = LeaseTable::new(0, 1, 8);
+        for n in 1u8..=4 {
+            bind(&mut table, [n; 6], ip(n), 0, 10);
+            assert!(table.release([n; 6], ip(n), t(1)).is_some());
+        }
+        // Every address had a lease: a released one is handed out, and the
+        // walk for an unused one is remembered as fruitless.
+        let first = table.find_free(&s, &[7; 6], t(2), |_| false);
+        assert_eq!(first, Some(ip(1)));
+        assert_eq!(table.no_unused.map(|(_, removals)| removals), Some(0));
+        // An offer withdrawn leaves its address unused: preferred again.
+        table.hold([7; 6], ip(1), t(30), false, t(2));
+        table.withdraw_offer(&[7; 6]);
+        assert_eq!(table.find_free(&s, &[8; 6], t(2), |_| false), Some(ip(1)));
+        bind(&mut table, [8; 6], ip(1), 2, 10);
+        // Ranges that grow are walked again: their new addresses come first.
+        let wider = subnet(1, 9);
+        assert_eq!(
+            table.find_free(&wider, &[6; 6], t(2), |_| false),
+            Some(ip(5))
         );
     }
 
