@@ -1,6 +1,8 @@
 //! Lease-journal throughput in a temporary directory: records per second for
 //! commit groups of 1, 16 and 256 records under the `Never` and `Always`
-//! sync policies, and replay speed on open.
+//! sync policies, replay speed on open, and the part of a running
+//! compaction that blocks the shard: capturing 32k and 64k leases (each
+//! released, so two records) and encoding them as a snapshot.
 //!
 //! Under `Always` each commit waits for one `fdatasync`, so the figures
 //! measure the disk's sync latency more than the journal.
@@ -10,8 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::net::Ipv4Addr;
+
 use bootwave_dataplane::journal::Journal;
+use bootwave_dataplane::runtime::leases::live_records;
 use bootwave_protocol::config::FsyncPolicy;
+use bootwave_protocol::dhcp::{LeaseRecord, LeaseTable, RecordKind, UnixTime};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// A lease record of a typical size.
@@ -80,5 +86,52 @@ fn replay(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commit_groups, replay);
+/// A shard's table of `leases` released leases, as a pool all touched by
+/// clients that came and went leaves it.
+fn released_table(leases: u32) -> LeaseTable {
+    let mut table = LeaseTable::new(0, 1, leases as usize);
+    for i in 0..leases {
+        let [_, b, c, d] = i.to_be_bytes();
+        let (mac, addr) = ([2, 9, 0, b, c, d], Ipv4Addr::from(0x0a00_0000 + i));
+        for (kind, at, until) in [(RecordKind::Bind, 1, 3600), (RecordKind::Release, 2, 2)] {
+            table.replay(&LeaseRecord {
+                kind,
+                mac,
+                addr,
+                at: UnixTime::from_secs(at),
+                until: UnixTime::from_secs(until),
+            });
+        }
+    }
+    table
+}
+
+fn compaction_capture(c: &mut Criterion) {
+    let mut group = c.benchmark_group("journal_compaction_capture");
+    group.sample_size(20);
+    for leases in [32_768u32, 65_536] {
+        let table = released_table(leases);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (mut journal, _) =
+            Journal::open(dir.path(), "bench", FsyncPolicy::Never).expect("open");
+        for record in live_records(&table, 0, 1) {
+            journal.append(&record).expect("append");
+        }
+        journal.commit(Instant::now()).expect("commit");
+        group.throughput(Throughput::Elements(u64::from(leases)));
+        group.bench_function(BenchmarkId::from_parameter(leases), |b| {
+            b.iter(|| {
+                let live = live_records(&table, 0, 1);
+                let job = journal
+                    .begin_compaction(live.iter().map(|r| &r[..]))
+                    .expect("capture");
+                journal.abandon_compaction();
+                black_box(job)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, commit_groups, replay, compaction_capture);
 criterion_main!(benches);
