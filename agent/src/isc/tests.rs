@@ -457,3 +457,24 @@ fn dynamic_bootp_lease_length_and_permits_are_converted_and_bounded() {
         assert!(said(what), "{what}: {:?}", done.diagnostics);
     }
 }
+
+#[test]
+fn deny_bootp_turns_bootp_off_and_a_subnet_permit_is_set_globally() {
+    let text = format!("{SUBNET}  deny bootp;\n}}\n");
+    let done = run(&text).expect("imports");
+    let config = bootwave_protocol::config::parse(&done.toml, "t", Path::new("/"))
+        .unwrap_or_else(|e| panic!("{e}\n{}", done.toml));
+    assert!(!config.dhcp.allow_bootp, "{}", done.toml);
+    assert!(
+        done.diagnostics.iter().any(|d| d
+            .message
+            .contains("allow/deny bootp applies to every subnet")),
+        "{:?}",
+        done.diagnostics
+    );
+    let allowed =
+        run("allow bootp;\nsubnet 10.0.0.0 netmask 255.255.255.0 {\n}\n").expect("imports");
+    let config =
+        bootwave_protocol::config::parse(&allowed.toml, "t", Path::new("/")).expect("valid");
+    assert!(config.dhcp.allow_bootp);
+}
