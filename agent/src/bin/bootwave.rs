@@ -31,6 +31,10 @@ enum Command {
     /// Commands of the control agent.
     #[command(flatten)]
     Agent(AgentCommand),
+    /// Show the main job on this machine: a private network, a data plane,
+    /// an agent and a simulated fleet rebooting through them (as root;
+    /// touches no real interface; removes everything when done).
+    Demo(cli::demo::DemoArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
             output,
             strict,
         }) => import_isc(&file, tftp_root, output.as_deref(), strict),
+        Command::Demo(args) => cli::demo::run(&args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -7,9 +7,11 @@
 
 mod apply;
 mod commands;
+pub mod demo;
 mod leases;
 mod output;
 mod subnet;
+mod svg;
 mod tls;
 mod wave;
 

@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::output::{json_line, table};
-use super::{Client, EXIT_UNAVAILABLE, EXIT_WAVE_FAILED, Failure};
+use super::{Client, EXIT_ERROR, EXIT_UNAVAILABLE, EXIT_WAVE_FAILED, Failure};
 
 /// Wave commands.
 #[derive(Debug, Subcommand)]
@@ -44,6 +44,10 @@ pub enum WaveCommand {
     Summary {
         /// The wave (default: the latest).
         id: Option<String>,
+        /// Also draw the wave into this SVG file: one row per host, one
+        /// colour per stage over time, failures marked.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
     },
     /// List the waves the agent keeps.
     Ls,
@@ -81,11 +85,20 @@ pub(super) async fn run(
             Ok(())
         }
         WaveCommand::Watch { id } => watch(client, id.unwrap_or_default(), json).await,
-        WaveCommand::Summary { id } => {
-            let request = v1::GetWaveRequest {
-                id: id.unwrap_or_default(),
+        WaveCommand::Summary { id, svg } => {
+            let wave = match svg {
+                Some(path) => {
+                    let wave = with_hosts(client, id.unwrap_or_default()).await?;
+                    write_svg(&path, &wave)?;
+                    wave
+                }
+                None => {
+                    let request = v1::GetWaveRequest {
+                        id: id.unwrap_or_default(),
+                    };
+                    client.get_wave(request).await?.into_inner()
+                }
             };
-            let wave = client.get_wave(request).await?.into_inner();
             if json {
                 json_line(&wave_json(&wave));
             } else {
@@ -125,6 +138,33 @@ pub(super) async fn run(
             Ok(())
         }
     }
+}
+
+/// The wave now with every host's timeline, also while it runs (the
+/// first update of a watch that asks for hosts).
+async fn with_hosts(client: &mut Client, id: String) -> Result<v1::Wave, Failure> {
+    let request = v1::WatchWaveRequest { id, hosts: true };
+    let mut stream = client.watch_wave(request).await?.into_inner();
+    stream.message().await?.ok_or_else(|| Failure {
+        code: EXIT_UNAVAILABLE,
+        message: "the agent ended the watch before sending the wave".into(),
+    })
+}
+
+/// Writes the wave's picture to `path` (through a temporary file beside it).
+fn write_svg(path: &std::path::Path, wave: &v1::Wave) -> Result<(), Failure> {
+    let failure = |e: std::io::Error| Failure {
+        code: EXIT_ERROR,
+        message: format!("writing {}: {e}", path.display()),
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failure)?;
+    std::io::Write::write_all(&mut tmp, super::svg::wave_svg(wave).as_bytes()).map_err(failure)?;
+    tmp.persist(path).map_err(|e| failure(e.error))?;
+    Ok(())
 }
 
 /// Streams the wave's updates: progress bars (on a terminal) or one JSON
