@@ -1,4 +1,5 @@
-//! bootwave control agent and command-line client.
+//! bootwave control agent (the `bootwave` command-line client is the
+//! `bootwave-cli` crate, the ISC importer `bootwave-isc`).
 //!
 //! - [`store`]: the durable desired state (redb), one generation per change.
 //! - [`service`]: the `bootwave.v1.BootwaveService` handlers.
@@ -12,15 +13,11 @@
 //!   health and reflection.
 //! - [`config`]: the agent's configuration file (`--config`).
 //! - [`metrics`]: the Prometheus endpoint (`--metrics`).
-//! - [`cli`]: the `bootwave` command-line client.
-//! - [`isc`]: the ISC dhcpd.conf importer.
 #![forbid(unsafe_code)]
 
-pub mod cli;
 pub mod config;
 pub mod events;
 pub mod explain;
-pub mod isc;
 pub mod metrics;
 pub mod push;
 pub mod server;

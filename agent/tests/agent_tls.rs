@@ -258,7 +258,7 @@ async fn the_cli_speaks_mutual_tls() {
         pki.path("client.key"),
     );
     let run = move |with_identity: bool| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootwave"));
+        let mut cmd = Command::new(agent_support::cli_binary());
         cmd.args(["--json", "status"])
             .env("BOOTWAVE_AGENT", &endpoint)
             .env("BOOTWAVE_CA", &ca)

@@ -150,6 +150,21 @@ pub fn temp() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, state, socket)
 }
 
+/// The `bootwave` binary (crate `bootwave-cli`), beside this test's own
+/// target directory: `cargo test --workspace` builds it; a lone
+/// `cargo test -p bootwave-agent` needs `cargo build -p bootwave-cli` first.
+pub fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let cli = dir.join("bootwave");
+    assert!(
+        cli.is_file(),
+        "{} is missing: build it with `cargo build -p bootwave-cli`",
+        cli.display()
+    );
+    cli
+}
+
 /// The `bootwave` binary against the agent at `agent`.
 pub struct Cli {
     pub agent: String,
@@ -157,7 +172,7 @@ pub struct Cli {
 
 impl Cli {
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bootwave"))
+        Command::new(cli_binary())
             .args(args)
             .env("BOOTWAVE_AGENT", &self.agent)
             .env_remove("BOOTWAVE_TOKEN")

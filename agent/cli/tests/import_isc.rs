@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bootwave_agent::isc::{self, FsLoader, Import, Severity};
+use bootwave_isc::{self as isc, FsLoader, Import, Severity};
 use bootwave_protocol::config::{self, ClientArch, Config, FsyncPolicy, UnknownClients};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../isc/tests/fixtures")
         .join(name)
 }
 

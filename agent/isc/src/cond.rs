@@ -366,7 +366,7 @@ fn hex_bytes(word: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isc::lexer::tokenize;
+    use crate::lexer::tokenize;
 
     fn names() -> OptionNames {
         let mut n = OptionNames::default();

@@ -349,9 +349,9 @@ fn token() -> impl Strategy<Value = &'static str> {
 }
 
 const FIXTURES: [&str; 3] = [
-    include_str!("../../tests/fixtures/uefi-ipxe.conf"),
-    include_str!("../../tests/fixtures/nfs-root.conf"),
-    include_str!("../../tests/fixtures/layered.conf"),
+    include_str!("../tests/fixtures/uefi-ipxe.conf"),
+    include_str!("../tests/fixtures/nfs-root.conf"),
+    include_str!("../tests/fixtures/layered.conf"),
 ];
 
 fn no_panic(bytes: &[u8]) {

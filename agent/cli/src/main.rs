@@ -2,15 +2,15 @@
 //!
 //! Exit status: 0 success, 1 error, 2 usage error, 3 not found, 4 agent or
 //! data plane unavailable, 5 a reboot wave ended with hosts not done (see
-//! `bootwave_agent::cli`).
+//! `bootwave_cli`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use bootwave_agent::cli::{self, AgentCommand, Connection};
-use bootwave_agent::isc::{self, FsLoader, Severity};
+use bootwave_cli::{self as cli, AgentCommand, Connection};
+use bootwave_isc::{self as isc, FsLoader, Severity};
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// bootwave command-line client.
