@@ -77,7 +77,7 @@ impl Listener {
 fn bind_unix(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     // Shared with the data plane's control socket: mode 0600 from the first
     // moment, and a socket a live agent still serves is never removed.
-    use bootwave_dataplane::sys::unix_socket::{BindError, bind_private};
+    use bootwave_daemon::unix_socket::{BindError, bind_private};
     let listener = match bind_private(path) {
         Ok(listener) => listener,
         Err(e @ BindError::InUse(_)) => anyhow::bail!(

@@ -21,7 +21,7 @@ pub mod events;
 pub mod http;
 pub mod journal;
 pub mod logs;
-pub mod metrics;
+pub use bootwave_daemon::metrics;
 pub mod neigh;
 pub mod probe;
 pub mod ra;

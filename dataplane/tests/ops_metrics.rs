@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bootwave_dataplane::metrics::{
+use bootwave_daemon::metrics::{
     self, CounterId, CounterVec, Exposition, Histogram, MetricKind, Render,
 };
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bootwave_dataplane::metrics::{Exposition, Histogram};
+use bootwave_daemon::metrics::{Exposition, Histogram};
 
 /// Upper bounds of the push latency buckets, in seconds.
 const BOUNDS: &[f64] = &[

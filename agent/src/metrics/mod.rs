@@ -15,7 +15,7 @@
 //!   from a [`WaveStages`] source.
 //!
 //! The scrape endpoint, the text writer and the histogram are the data
-//! plane's ([`bootwave_dataplane::metrics`]), so both binaries expose the
+//! plane's ([`bootwave_daemon::metrics`]), so both binaries expose the
 //! same way. Values are read when a scrape arrives; nothing here blocks an
 //! RPC or a push.
 
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use bootwave_dataplane::metrics::{self, Exposition, MetricsError, MetricsServer, Render};
+use bootwave_daemon::metrics::{self, Exposition, MetricsError, MetricsServer, Render};
 
 use crate::push::Dataplanes;
 use crate::store::Store;

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bootwave_dataplane::metrics::Exposition;
+use bootwave_daemon::metrics::Exposition;
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 use tonic::codegen::http;
@@ -64,7 +64,7 @@ impl RpcCounts {
         exp.header(
             NAME,
             "Finished RPCs by service, method and status code.",
-            bootwave_dataplane::metrics::MetricKind::Counter,
+            bootwave_daemon::metrics::MetricKind::Counter,
         );
         for ((service, method, code), count) in self.lock().iter() {
             let labels = [

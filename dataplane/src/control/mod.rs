@@ -262,7 +262,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ControlError> {
-    use crate::sys::unix_socket::{self, BindError};
+    use bootwave_daemon::unix_socket::{self, BindError};
     unix_socket::bind_private(path).map_err(|e| match e {
         BindError::NotASocket(p) => ControlError::NotASocket(p),
         // A socket someone still accepts on belongs to a running data

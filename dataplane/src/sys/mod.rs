@@ -4,4 +4,3 @@
 pub mod ifaddrs;
 pub mod limits;
 pub mod signals;
-pub mod unix_socket;

@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use bootwave_dataplane::metrics::{self, Exposition, Histogram};
+//! use bootwave_daemon::metrics::{self, Exposition, Histogram};
 //!
 //! let latency = Arc::new(Histogram::new(&[0.001, 0.01, 0.1]));
 //! let seen = Arc::clone(&latency);

@@ -2,7 +2,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,16 +123,13 @@ fn accept_loop(listener: &TcpListener, render: &Render, stop: &AtomicBool) {
 
 /// Waits up to `timeout_ms` for a connection to accept.
 fn readable(listener: &TcpListener, timeout_ms: i32) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: i64::from(timeout_ms.max(0) / 1000),
+        tv_nsec: i64::from(timeout_ms.max(0) % 1000) * 1_000_000,
     };
-    #[allow(unsafe_code)]
-    // Safety: `pfd` is one valid, initialised pollfd that outlives the call,
-    // and the count passed is 1; the fd stays open while `listener` lives.
-    let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    ready > 0
+    matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0)
 }
 
 /// Reads one request head (bounded in size and time), answers it, closes.

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Why a socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum BindError {
     /// The path exists and is not a socket (never removed).
     #[error("{0}: exists and is not a socket")]
