@@ -17,6 +17,8 @@ pub mod convert;
 #[allow(
     missing_docs,
     unreachable_pub,
+    unused_qualifications,
+    unnameable_types,
     missing_debug_implementations,
     clippy::all,
     clippy::pedantic

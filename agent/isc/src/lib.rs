@@ -1,9 +1,9 @@
 //! Import of ISC dhcpd configurations (`dhcpd.conf`) into bootwave TOML.
 //!
-//! Three stages, each in its own module: [`lexer`] (text to tokens with line
-//! numbers), [`parser`] (tokens to a statement tree, `include` files spliced
-//! in), and [`convert`] (the tree to a bootwave configuration, rendered by
-//! [`emit`]). Whatever the converter cannot express is reported as a
+//! Three stages, each in its own module: `lexer` (text to tokens with line
+//! numbers), `parser` (tokens to a statement tree, `include` files spliced
+//! in), and `convert` (the tree to a bootwave configuration, rendered by
+//! `emit`). Whatever the converter cannot express is reported as a
 //! [`Diagnostic`] with its file and line, never dropped silently.
 //!
 //! Input is bounded: at most [`MAX_TOTAL_BYTES`] across all included files,

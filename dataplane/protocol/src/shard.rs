@@ -2,7 +2,7 @@
 //!
 //! The data plane runs N shards. A DHCP client is owned by exactly one shard,
 //! chosen from its hardware address by [`shard_of`]. The same function is
-//! compiled into a classic BPF program ([`CBPF_PROGRAM`]) that the kernel runs
+//! compiled into a classic BPF program ([`cbpf_program`]) that the kernel runs
 //! on every datagram of the SO_REUSEPORT group, so relayed unicast reaches
 //! the owning shard directly; broadcasts reach every shard and the others
 //! drop them. Keep the two in step: a unit test checks they agree.

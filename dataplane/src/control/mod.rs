@@ -17,7 +17,7 @@
 //! carries the generation.
 //!
 //! `WatchEvents` streams the shards' boot events from the
-//! [`EventBus`](crate::events::EventBus) (one bus subscription per stream,
+//! [`EventBus`] (one bus subscription per stream,
 //! lossy: a slow reader is told how many events it missed) and
 //! `ListLeases` reads the DHCP shards' [`LeaseMirror`]s; both are handed
 //! in as an [`Observe`] by [`serve_with`].

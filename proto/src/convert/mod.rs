@@ -2,7 +2,7 @@
 //! [`Config`](bootwave_protocol::config::Config).
 //!
 //! Every wire message is checked by `TryFrom` into the domain types of
-//! [`domain`]; a refusal is a [`ConvertError`] naming the field
+//! `domain`; a refusal is a [`ConvertError`] naming the field
 //! (`host.mac: "zz" is not a MAC address`). A whole [`State`] is then built
 //! into a `Config` by [`State::to_config`], which renders the configuration
 //! file schema and runs `bootwave_protocol::config::parse` on it: the checks
