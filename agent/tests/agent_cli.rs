@@ -15,7 +15,7 @@ impl Cli {
         if dry_run {
             args.push("--dry-run");
         }
-        let mut child = Command::new(agent_support::cli_binary())
+        let mut child = Command::new(cli_binary())
             .args(&args)
             .env("BOOTWAVE_AGENT", &self.agent)
             .stdin(Stdio::piped())
@@ -249,7 +249,7 @@ fn apply_round_trips_dynamic_bootp_and_relays() {
 
 #[test]
 fn completions_are_printed() {
-    let out = Command::new(agent_support::cli_binary())
+    let out = Command::new(cli_binary())
         .args(["completions", "bash"])
         .output()
         .unwrap();
@@ -268,7 +268,7 @@ fn import_pipes_into_apply() {
         env!("CARGO_MANIFEST_DIR"),
         "/isc/tests/fixtures/uefi-ipxe.conf"
     );
-    let import = Command::new(agent_support::cli_binary())
+    let import = Command::new(cli_binary())
         .args(["import", "isc-dhcpd", fixture])
         .output()
         .unwrap();

@@ -14,7 +14,7 @@ use serde_json::Value;
 use wave_support::*;
 
 fn bootwave(agent: &str, args: &[&str]) -> Output {
-    Command::new(agent_support::cli_binary())
+    Command::new(cli_binary())
         .args(args)
         .env("BOOTWAVE_AGENT", agent)
         .env_remove("BOOTWAVE_TOKEN")

@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 
 pub use commands::run;
 pub use subnet::{NetworkArg, ProfileCommand, SubnetArgs, SubnetCommand};
+pub use wave::WaveCommand;
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -107,7 +108,7 @@ pub enum AgentCommand {
     },
     /// Reboot waves: follow hosts through their network boot.
     #[command(subcommand)]
-    Wave(wave::WaveCommand),
+    Wave(WaveCommand),
 }
 
 /// A MAC address, given as `--mac MAC` or as the first argument.

@@ -25,7 +25,7 @@ pub(crate) enum Stmt {
         /// The words before `{` (may be empty: a bare `{ … }`).
         head: Vec<Token>,
         /// The statements inside.
-        body: Vec<Stmt>,
+        body: Vec<Self>,
         /// Where the statement starts.
         pos: Pos,
     },

@@ -32,7 +32,7 @@ use crate::push::Dataplanes;
 use crate::store::Store;
 
 pub use latency::PushLatency;
-pub use rpc::{RpcCounts, RpcLayer, RpcService};
+pub use rpc::{CountedBody, RpcCounts, RpcLayer, RpcService};
 
 /// Counts of hosts per wave stage, asked for at every scrape.
 pub trait WaveStages: Send + Sync {

@@ -209,7 +209,7 @@ impl crate::metrics::WaveStages for Waves {
     fn stage_counts(&self) -> Vec<(String, u64)> {
         super::STAGES
             .iter()
-            .zip(Waves::stage_counts(self))
+            .zip(Self::stage_counts(self))
             .map(|(stage, n)| (stage.as_str_name().to_owned(), u64::from(n)))
             .collect()
     }

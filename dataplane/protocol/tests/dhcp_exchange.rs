@@ -809,7 +809,7 @@ fn ping_check_probes_dynamic_addresses_first() {
     );
     // Silence: the OFFER goes out.
     let h = s.probe_result(t(2), p2.token, false, &mut out);
-    let step = dhcp_support::Step::from(h, &out);
+    let step = Step::from(h, &out);
     let m = step.decoded();
     assert_eq!(
         (m.opts().msg_type(), m.yiaddr()),

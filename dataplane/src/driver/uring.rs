@@ -107,25 +107,25 @@ enum Tag {
 impl Tag {
     fn encode(self) -> u64 {
         match self {
-            Tag::Recv(sock) => (1 << 56) | ((sock as u64) << 16),
-            Tag::Send { slot, op } => (2 << 56) | ((slot as u64) << 16) | (op as u64 & 0xffff),
-            Tag::Stop => 3 << 56,
-            Tag::Cancel => 4 << 56,
-            Tag::Watch(index) => (5 << 56) | ((index as u64) << 16),
+            Self::Recv(sock) => (1 << 56) | ((sock as u64) << 16),
+            Self::Send { slot, op } => (2 << 56) | ((slot as u64) << 16) | (op as u64 & 0xffff),
+            Self::Stop => 3 << 56,
+            Self::Cancel => 4 << 56,
+            Self::Watch(index) => (5 << 56) | ((index as u64) << 16),
         }
     }
 
     fn decode(data: u64) -> Option<Self> {
         let index = ((data >> 16) & 0xffff_ffff) as usize;
         match data >> 56 {
-            1 => Some(Tag::Recv(index)),
-            2 => Some(Tag::Send {
+            1 => Some(Self::Recv(index)),
+            2 => Some(Self::Send {
                 slot: index,
                 op: (data & 0xffff) as usize,
             }),
-            3 => Some(Tag::Stop),
-            4 => Some(Tag::Cancel),
-            5 => Some(Tag::Watch(index)),
+            3 => Some(Self::Stop),
+            4 => Some(Self::Cancel),
+            5 => Some(Self::Watch(index)),
             _ => None,
         }
     }
@@ -556,7 +556,7 @@ impl UringShard {
     fn close(mut self, tx: &mut Tx) {
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         let clean = self.drain(tx, deadline).unwrap_or(false);
-        let UringShard {
+        let Self {
             ring,
             bufs,
             recv,

@@ -468,7 +468,7 @@ fn serve_control(
 fn serve_http(
     config: &Config,
     served: &Served,
-    machine: &[crate::sys::ifaddrs::Interface],
+    machine: &[ifaddrs::Interface],
     store: &Arc<FileStore>,
     snapshot: &SharedSnapshot,
     observe: &control::Observe,
@@ -616,7 +616,7 @@ fn drain(
     control.draining.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + timeout;
     // Let every shard see the flag and publish its counters once.
-    std::thread::sleep(super::stats::PUBLISH_EVERY + DRAIN_POLL);
+    std::thread::sleep(stats::PUBLISH_EVERY + DRAIN_POLL);
     loop {
         let active: u64 = published.iter().map(|p| p.tftp_active()).sum();
         if active == 0 {

@@ -100,14 +100,14 @@ pub(super) struct Snapshot {
 impl Snapshot {
     /// Scans `root`, reusing versions from `previous` whose source is
     /// unchanged.
-    pub(super) fn scan(root: &RootDir, options: &StoreOptions, previous: &Snapshot) -> Self {
+    pub(super) fn scan(root: &RootDir, options: &StoreOptions, previous: &Self) -> Self {
         let mut scan = Scan {
             root,
             options,
             previous: &previous.by_source,
             started: SystemTime::now(),
             loaded: HashMap::new(),
-            next: Snapshot::default(),
+            next: Self::default(),
             total_bytes: 0,
             ancestors: Vec::new(),
         };

@@ -46,7 +46,7 @@ impl ConvertError {
 
 impl From<ConvertError> for tonic::Status {
     fn from(e: ConvertError) -> Self {
-        tonic::Status::invalid_argument(e.to_string())
+        Self::invalid_argument(e.to_string())
     }
 }
 

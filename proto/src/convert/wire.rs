@@ -215,9 +215,9 @@ impl TryFrom<v1::DesiredState> for State {
     type Error = ConvertError;
 
     fn try_from(s: v1::DesiredState) -> Result<Self, ConvertError> {
-        let mut state = State {
+        let mut state = Self {
             dhcp: DhcpSpec::try_from(s.dhcp).map_err(|e| e.within("dhcp"))?,
-            ..State::default()
+            ..Self::default()
         };
         for (i, w) in s.subnets.into_iter().enumerate() {
             let field = format!("subnets[{i}]");

@@ -48,7 +48,7 @@ pub struct ServeSpec {
     pub tftp_admission: Option<bootwave_protocol::config::TftpAdmission>,
     /// Ping check before offering, waiting this long for an answer
     /// (bootwave only); `None`: no ping check.
-    pub ping_timeout: Option<std::time::Duration>,
+    pub ping_timeout: Option<Duration>,
     /// TOML appended to the generated `bootwave.toml` as it is (bootwave
     /// only): `[http]`, `[[profiles]]`, hosts with profiles.
     pub extra_toml: String,

@@ -796,14 +796,14 @@ mod tests {
     #[test]
     fn records_stay_small() {
         assert!(
-            std::mem::size_of::<Transfer>() <= 128,
+            size_of::<Transfer>() <= 128,
             "Transfer is {} bytes",
-            std::mem::size_of::<Transfer>()
+            size_of::<Transfer>()
         );
         assert!(
-            std::mem::size_of::<Slot>() <= 128,
+            size_of::<Slot>() <= 128,
             "Slot is {} bytes",
-            std::mem::size_of::<Slot>()
+            size_of::<Slot>()
         );
     }
 }
