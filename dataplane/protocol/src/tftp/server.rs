@@ -361,6 +361,26 @@ impl<R: Resolver> TftpServer<R> {
         }
     }
 
+    /// An ICMP destination unreachable (port, host or network) came back
+    /// for a datagram sent from `local_port` to `dest`. The transfer on
+    /// that port ends when `dest` is its own client: a spoofed request
+    /// names a victim whose kernel rejects the OACK or first DATA, and the
+    /// transfer must not be left for blind ACKs to drive. A report about
+    /// any other destination (an ERROR 5 sent to a stranger) changes
+    /// nothing.
+    pub fn handle_unreachable(&mut self, now: Instant, local_port: u16, dest: SocketAddr) {
+        let now = self.ticks(now);
+        let slot = self.index.get(&dest).copied().filter(|&slot| {
+            self.transfer(slot)
+                .is_some_and(|t| t.local_port == local_port)
+        });
+        let Some(slot) = slot else {
+            return;
+        };
+        debug!(client = %dest, "client unreachable");
+        self.finish(now, slot, TransferOutcome::Unreachable);
+    }
+
     /// When [`TftpServer::handle_timeout`] should next be called. A deadline
     /// in the past means "as soon as the queue is flushed".
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -734,7 +754,8 @@ impl<R: Resolver> TftpServer<R> {
             TransferOutcome::OptionsRefused => &mut self.counters.option_refusals,
             TransferOutcome::ClientError { .. }
             | TransferOutcome::Replaced
-            | TransferOutcome::ProtocolViolation => &mut self.counters.transfers_failed,
+            | TransferOutcome::ProtocolViolation
+            | TransferOutcome::Unreachable => &mut self.counters.transfers_failed,
         };
         *counter += 1;
         let Some(meta) = meta else {
