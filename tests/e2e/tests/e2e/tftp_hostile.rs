@@ -4,8 +4,10 @@
 //! DATA.
 
 use std::ffi::OsStr;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bootwave_e2e::{
@@ -13,6 +15,7 @@ use bootwave_e2e::{
     require_root_and_tools, test_mac,
 };
 use dhcproto::v4::MessageType;
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::on_each_backend;
 use crate::tftp_download::pattern;
@@ -24,6 +27,8 @@ const METRICS: &str = "127.0.0.1:9469";
 const HOST_A: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 200);
 /// The second client's address.
 const HOST_B: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 201);
+/// `IPPROTO_RAW`: a raw socket whose datagrams carry their own IP header.
+const IPPROTO_RAW: i32 = 255;
 
 /// A spec with metrics on and the shipped admission defaults.
 fn metered(lab: &Lab, root: &Path) -> anyhow::Result<ServeSpec> {
@@ -372,5 +377,176 @@ fn one_host_opening_thousands_of_transfers_does_not_stop_another(
         (1..=line_bound).contains(&lines),
         "{server:?}: {lines} refusal lines, bound {line_bound}"
     );
+    Ok(())
+}
+
+/// An IPv4 + UDP datagram from `src` to `dst` (checksums left to the
+/// kernel and to nobody: UDP's is optional over IPv4).
+fn spoofed(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut p = Vec::with_capacity(usize::from(total));
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&src.ip().octets());
+    p.extend_from_slice(&dst.ip().octets());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// TFTP opcodes of the UDP datagrams from the server that reached the
+/// victim, as a raw socket in its namespace saw them (every UDP datagram,
+/// whatever its port).
+struct Capture {
+    stop: std::sync::Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u16>>,
+}
+
+impl Capture {
+    fn start(lab: &Lab, victim: usize) -> anyhow::Result<Self> {
+        let socket = lab.clients[victim]
+            .ns
+            .run_inside(|| -> std::io::Result<Socket> {
+                let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP))?;
+                s.set_read_timeout(Some(Duration::from_millis(100)))?;
+                Ok(s)
+            })??;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut socket = socket;
+            let mut opcodes = Vec::new();
+            let mut buf = [0u8; 65536];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok(n) = socket.read(&mut buf) else {
+                    continue;
+                };
+                let packet = &buf[..n];
+                let ihl = usize::from(packet.first().map_or(5, |b| b & 0x0f)) * 4;
+                if n < ihl + 10 || packet[12..16] != SERVER_ADDR.octets() {
+                    continue;
+                }
+                opcodes.push(u16::from_be_bytes([packet[ihl + 8], packet[ihl + 9]]));
+            }
+            opcodes
+        });
+        Ok(Self { stop, thread })
+    }
+
+    fn finish(self) -> Vec<u16> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+on_each_backend!(a_spoofed_windowed_request_and_blind_acks_send_the_victim_no_data);
+fn a_spoofed_windowed_request_and_blind_acks_send_the_victim_no_data(
+    server: Server,
+) -> anyhow::Result<()> {
+    require_root_and_tools(&["ip", "ss", "cat", "tftp"]);
+    let root = tempfile::tempdir()?;
+    std::fs::write(root.path().join("big.bin"), pattern(8 * MIB, 11))?;
+    let lab = Lab::star(2)?;
+    let running = server.start(&lab.server, &metered(&lab, root.path())?)?;
+    let (attacker, victim) = (&lab.clients[0], &lab.clients[1]);
+    attacker.ns.add_addr(&attacker.ifname, HOST_A, 24)?;
+    victim.ns.add_addr(&victim.ifname, HOST_B, 24)?;
+    let range = lab.server.exec(
+        "cat",
+        &["/proc/sys/net/ipv4/ip_local_port_range"],
+        Duration::from_secs(5),
+    )?;
+    let ports: Vec<u16> = range
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    let (low, high) = match ports[..] {
+        [low, high] if low <= high => (low, high),
+        _ => anyhow::bail!("ip_local_port_range: {range:?}"),
+    };
+    let capture = Capture::start(&lab, 1)?;
+    let raw = attacker.ns.run_inside(|| -> std::io::Result<Socket> {
+        // IPPROTO_RAW: the datagrams carry their own IP header, so any
+        // source address.
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_RAW)))
+    })??;
+    let victim_port = SocketAddrV4::new(HOST_B, 40_000);
+    let to = |port: u16| socket2::SockAddr::from(SocketAddrV4::new(SERVER_ADDR, port));
+    let request = rrq(
+        "big.bin",
+        "octet",
+        &[("blksize", "1432"), ("windowsize", "64")],
+    );
+    raw.send_to(
+        &spoofed(victim_port, SocketAddrV4::new(SERVER_ADDR, 69), &request),
+        &to(69),
+    )?;
+    // An off-path attacker sees nothing of the answer; give it time to
+    // reach the victim (and the victim's kernel time to reject it).
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut swept = 0u32;
+    for pass in 0..2 {
+        for port in std::iter::once(69).chain(low..=high) {
+            let ack = spoofed(
+                victim_port,
+                SocketAddrV4::new(SERVER_ADDR, port),
+                &[0, 4, 0, 0],
+            );
+            // A full socket buffer drops a probe; the sweep goes on.
+            let _ = raw.send_to(&ack, &to(port));
+            swept += 1;
+            if swept.is_multiple_of(500) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "sweep {pass} too slow"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let opcodes = capture.finish();
+    let data = opcodes.iter().filter(|&&op| op == 3).count();
+    let oacks = opcodes.iter().filter(|&&op| op == 6).count();
+    println!(
+        "{server:?}: {swept} blind ACKs over ports {low}-{high} and 69 in {:.2} s; the victim got {oacks} OACK(s), {data} DATA, {} datagrams in all",
+        started.elapsed().as_secs_f64(),
+        opcodes.len()
+    );
+    assert!(
+        oacks >= 1,
+        "{server:?}: the spoofed request was not answered: {opcodes:?}\n{}",
+        running.child.tail()
+    );
+    assert_eq!(
+        data,
+        0,
+        "{server:?}: blind ACKs drove DATA at the victim\n{}",
+        running.child.tail()
+    );
+    let log = running.child.stderr();
+    assert!(
+        log.contains("client unreachable"),
+        "{server:?}: the victim's rejection did not end the transfer\n{}",
+        running.child.tail()
+    );
+    // The server still serves the victim's real requests.
+    let out = tempfile::tempdir()?;
+    let dest = out.path().join("big.bin");
+    TftpClient::TftpHpa
+        .get_within(
+            &victim.ns,
+            SERVER_ADDR,
+            "big.bin",
+            &dest,
+            Duration::from_secs(60),
+        )
+        .map_err(|e| anyhow::anyhow!("{server:?}: {e}\n{}", running.child.tail()))?;
+    assert_eq!(std::fs::metadata(&dest)?.len(), 8 * MIB as u64);
     Ok(())
 }
