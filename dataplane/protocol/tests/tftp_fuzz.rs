@@ -4,6 +4,9 @@
 #[path = "tftp_fuzz/ops.rs"]
 mod ops;
 
+#[path = "tftp_fuzz/admission_ops.rs"]
+mod admission_ops;
+
 use bootwave_protocol::tftp::wire::Packet;
 use proptest::prelude::*;
 
@@ -21,6 +24,11 @@ proptest! {
     #[test]
     fn server_survives_operation_sequences(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         ops::run(&bytes);
+    }
+
+    #[test]
+    fn hostile_hosts_keep_to_the_admission_rules(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        admission_ops::run(&bytes);
     }
 }
 
@@ -40,5 +48,26 @@ fn hand_written_sequences() {
     ops::run(&[
         0, 2, 0, 0x02, 0, 0, 0, 0, 0, 0, 1, 0, 6, 0, 0xff, 5, 0, 250, 1, 2, 0, 3, 0, 0, 0, 0, 0, 0,
         0, 1,
+    ]);
+}
+
+/// Admission sequences that reach the rules: a host at its cap and over
+/// its bucket, a transfer never acknowledged, an ICMP report for a live
+/// transfer.
+#[test]
+fn hand_written_admission_sequences() {
+    // One host, eight ports, request after request: cap, then bucket.
+    let mut flood = Vec::new();
+    for port in 0..8u8 {
+        flood.extend_from_slice(&[0, 0, port, 0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    admission_ops::run(&flood);
+    // A request with timeout 255, never acknowledged, then time passes.
+    admission_ops::run(&[
+        0, 1, 1, 0, 255, 0, 0, 0, 0, 0, 0b1000, 5, 0, 0, 255, 5, 0, 0, 255,
+    ]);
+    // A windowed request, the ICMP report for its own port, a blind ACK.
+    admission_ops::run(&[
+        0, 2, 2, 0, 0, 0, 0x05, 0x9c, 0, 64, 0b0011, 4, 2, 2, 0, 2, 2, 2, 0, 0,
     ]);
 }

@@ -169,8 +169,87 @@ impl Ephemeral {
     }
 }
 
+/// Error-queue messages read per [`take_unreachable`] call.
+const MAX_ERRORS_PER_CALL: usize = 16;
+/// `ICMP_DEST_UNREACH`.
+const ICMP_DEST_UNREACH: u8 = 3;
+
+/// Whether a failed receive or send on a run-time socket means that
+/// ICMP reported an error its error queue now holds.
+pub(crate) fn is_icmp_error(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN
+    )
+}
+
+/// Reads the `IP_RECVERR` error queue of `fd` without blocking and
+/// appends the destination of every datagram that ICMP reported
+/// unreachable (port, host or network). Other errors are read and
+/// dropped. Reads at most a few messages, so a flood of forged ICMP
+/// costs a bounded amount per call.
+pub(crate) fn take_unreachable(fd: RawFd, out: &mut Vec<SocketAddrV4>) {
+    for _ in 0..MAX_ERRORS_PER_CALL {
+        // Safety: all-zero is a valid `sockaddr_in`.
+        #[allow(unsafe_code)]
+        let mut name: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut control = [0u64; 16];
+        let mut iov_byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: iov_byte.as_mut_ptr().cast(),
+            iov_len: iov_byte.len(),
+        };
+        // Safety: all-zero is a valid `msghdr` (null pointers, zero lengths).
+        #[allow(unsafe_code)]
+        let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+        hdr.msg_name = (&raw mut name).cast();
+        hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        hdr.msg_iov = &raw mut iov;
+        hdr.msg_iovlen = 1;
+        hdr.msg_control = control.as_mut_ptr().cast();
+        hdr.msg_controllen = size_of_val(&control);
+        // Safety: every pointer in `hdr` points at a live local buffer of
+        // the length given, for the duration of the call.
+        #[allow(unsafe_code)]
+        let rc =
+            unsafe { libc::recvmsg(fd, &raw mut hdr, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if rc < 0 {
+            return;
+        }
+        // Safety: `hdr` was filled by the kernel; the CMSG macros stay
+        // within `msg_control`/`msg_controllen`.
+        #[allow(unsafe_code)]
+        let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&hdr) };
+        while !cmsg.is_null() {
+            // Safety: `cmsg` is non-null and within the control buffer.
+            #[allow(unsafe_code)]
+            let (level, kind) = unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type) };
+            if level == libc::IPPROTO_IP && kind == libc::IP_RECVERR {
+                // Safety: an IP_RECVERR message carries a
+                // `sock_extended_err`; the read tolerates any alignment.
+                #[allow(unsafe_code)]
+                let err: libc::sock_extended_err =
+                    unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+                if err.ee_origin == libc::SO_EE_ORIGIN_ICMP && err.ee_type == ICMP_DEST_UNREACH {
+                    out.push(SocketAddrV4::new(
+                        u32::from_be(name.sin_addr.s_addr).into(),
+                        u16::from_be(name.sin_port),
+                    ));
+                }
+            }
+            // Safety: as for CMSG_FIRSTHDR.
+            #[allow(unsafe_code)]
+            {
+                cmsg = unsafe { libc::CMSG_NXTHDR(&hdr, cmsg) };
+            }
+        }
+    }
+}
+
 /// A non-blocking UDP socket with `IP_PKTINFO`, bound to `spec.addr`.
 /// No `SO_REUSEADDR`: a port the kernel draws is this socket's alone.
+/// `IP_RECVERR` queues the ICMP errors of its sends ([`take_unreachable`]):
+/// a transfer whose client's kernel rejects it can be ended at once.
 fn open_socket(spec: &EphemeralSpec) -> Result<(UdpSocket, SocketAddrV4), OpenError> {
     let fail = |op| move |source| OpenError::Sys { op, source };
     let socket = Socket::new(Domain::IPV4, Type::DGRAM.nonblocking(), Some(Protocol::UDP))
@@ -178,6 +257,8 @@ fn open_socket(spec: &EphemeralSpec) -> Result<(UdpSocket, SocketAddrV4), OpenEr
     let fd = socket.as_raw_fd();
     setsockopt(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, &1 as &libc::c_int)
         .map_err(fail("IP_PKTINFO"))?;
+    setsockopt(fd, libc::IPPROTO_IP, libc::IP_RECVERR, &1 as &libc::c_int)
+        .map_err(fail("IP_RECVERR"))?;
     set_buffer(fd, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, spec.recv_buffer)
         .map_err(fail("SO_RCVBUF"))?;
     set_buffer(fd, libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, spec.send_buffer)
@@ -242,6 +323,34 @@ mod tests {
         e.release(sock);
         // Nothing listens there any more: the port can be bound again.
         UdpSocket::bind(addr).unwrap();
+    }
+
+    #[test]
+    fn an_icmp_port_unreachable_names_the_destination() {
+        let mut e = Ephemeral::new(0, spec(1));
+        let (sock, _) = e.open().unwrap();
+        let (fd, _) = e.socket(sock).unwrap();
+        // A port nobody listens on: the kernel answers with ICMP port
+        // unreachable, queued on the sender's error queue.
+        let gone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dest = match gone.local_addr().unwrap() {
+            std::net::SocketAddr::V4(v4) => v4,
+            std::net::SocketAddr::V6(_) => unreachable!(),
+        };
+        drop(gone);
+        let socket = &e.entries[0].as_ref().unwrap().socket;
+        socket.send_to(b"x", dest).unwrap();
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            take_unreachable(fd, &mut found);
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(found, [dest]);
+        take_unreachable(fd, &mut found);
+        assert_eq!(found.len(), 1, "read once");
     }
 
     #[test]

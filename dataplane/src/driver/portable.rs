@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::DriverError;
+use super::ephemeral::{is_icmp_error, take_unreachable};
 use super::msg::{Aligned, PKTINFO_SPACE, SOCKADDR_IN_LEN, SendPlan, empty_msghdr, recv_meta};
 use super::service::Service;
 use super::shard::{ShardStats, StopSignal, wait_for};
@@ -297,13 +298,22 @@ impl PortableShard {
         let Some((fd, local)) = self.socket(sock) else {
             return;
         };
-        for _ in 0..RECV_ROUNDS {
+        let runtime = sock >= self.fds.len();
+        for round in 0..RECV_ROUNDS {
             let n = match self.recv.recv(fd) {
                 Ok(n) => n,
                 Err(err) => {
-                    if err.raw_os_error() != Some(libc::EAGAIN)
-                        && err.raw_os_error() != Some(libc::EINTR)
-                    {
+                    let errno = err.raw_os_error().unwrap_or(0);
+                    // An ICMP error of a run-time socket, or a readiness
+                    // with nothing to read (its error queue: the pending
+                    // error went to a send): read the queue, or epoll
+                    // would report it again and again.
+                    if runtime && (is_icmp_error(errno) || (errno == libc::EAGAIN && round == 0)) {
+                        self.report_unreachable(sock, fd, local, service, tx, now);
+                        if is_icmp_error(errno) {
+                            continue;
+                        }
+                    } else if errno != libc::EAGAIN && errno != libc::EINTR {
                         tracing::debug!(sock, error = %err, "recvmmsg failed");
                         self.stats.recv_errors += 1;
                     }
@@ -323,6 +333,24 @@ impl PortableShard {
             if n < BATCH {
                 return;
             }
+        }
+    }
+
+    /// Reads the error queue of run-time socket `sock` and tells the
+    /// service which destinations ICMP reported unreachable.
+    fn report_unreachable<S: Service>(
+        &mut self,
+        sock: usize,
+        fd: RawFd,
+        local: SocketAddrV4,
+        service: &mut S,
+        tx: &mut Tx,
+        now: Instant,
+    ) {
+        let mut dests = Vec::new();
+        take_unreachable(fd, &mut dests);
+        for dest in dests {
+            service.on_unreachable(now, sock, local, dest, tx);
         }
     }
 

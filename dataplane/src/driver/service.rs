@@ -48,6 +48,21 @@ pub trait Service {
         let _ = (now, index, tx);
     }
 
+    /// ICMP reported `dest` unreachable for a datagram sent from run-time
+    /// socket `sock` (bound to `local`), read from the socket's error
+    /// queue after a receive or send on it failed. Called in the same
+    /// iteration as the datagrams.
+    fn on_unreachable(
+        &mut self,
+        now: Instant,
+        sock: usize,
+        local: SocketAddrV4,
+        dest: SocketAddrV4,
+        tx: &mut Tx,
+    ) {
+        let _ = (now, sock, local, dest, tx);
+    }
+
     /// Whether the shard should stop after this iteration (drain finished).
     fn should_stop(&self) -> bool {
         false

@@ -11,6 +11,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 
 use super::DriverError;
 use super::bufring::BufRing;
+use super::ephemeral::{is_icmp_error, take_unreachable};
 use super::msg::{PKTINFO_SPACE, SOCKADDR_IN_LEN, SendPlan, empty_msghdr, recv_meta};
 use super::service::Service;
 use super::shard::{ShardStats, StopSignal, wait_for};
@@ -170,6 +171,9 @@ struct UringShard {
     stop_fd: RawFd,
     gso: bool,
     stats: ShardStats,
+    /// Run-time sockets whose receive or send failed with an ICMP error
+    /// this iteration: their error queues are read after the completions.
+    errored: Vec<usize>,
 }
 
 impl UringShard {
@@ -228,6 +232,7 @@ impl UringShard {
             stop_fd,
             gso,
             stats: ShardStats::default(),
+            errored: Vec::new(),
         })
     }
 
@@ -284,6 +289,7 @@ impl UringShard {
                 }
             }
             self.bufs.publish();
+            self.report_unreachable(service, tx, now);
             if service
                 .poll_timeout()
                 .is_some_and(|deadline| deadline <= now)
@@ -352,6 +358,8 @@ impl UringShard {
         if res < 0 {
             if -res == libc::ENOBUFS {
                 self.stats.recv_no_buffers += 1;
+            } else if is_icmp_error(-res) && tx.ephemeral().contains(sock) {
+                self.errored.push(sock);
             } else if -res != libc::ECANCELED {
                 tracing::debug!(sock, errno = -res, "receive failed");
                 self.stats.recv_errors += 1;
@@ -489,6 +497,27 @@ impl UringShard {
         Ok(())
     }
 
+    /// Reads the error queue of every socket that failed with an ICMP
+    /// error and tells the service which destinations were unreachable.
+    fn report_unreachable<S: Service>(&mut self, service: &mut S, tx: &mut Tx, now: Instant) {
+        if self.errored.is_empty() {
+            return;
+        }
+        self.errored.sort_unstable();
+        self.errored.dedup();
+        let mut dests = Vec::new();
+        for sock in std::mem::take(&mut self.errored) {
+            let Some((fd, local)) = tx.ephemeral().socket(sock) else {
+                continue;
+            };
+            dests.clear();
+            take_unreachable(fd, &mut dests);
+            for &dest in &dests {
+                service.on_unreachable(now, sock, local, dest, tx);
+            }
+        }
+    }
+
     /// One send completion.
     fn on_send(&mut self, index: usize, op: usize, res: i32, tx: &mut Tx) {
         let Some(slot) = self.slots.get_mut(index) else {
@@ -499,6 +528,13 @@ impl UringShard {
         };
         if res < 0 {
             self.stats.tx_errors += 1;
+            if let Some(transmit) = &slot.transmit
+                && is_icmp_error(-res)
+            {
+                // The send consumed the socket's pending error; its error
+                // queue still says which destination was unreachable.
+                self.errored.push(transmit.sock);
+            }
             if msg.gso && -res == libc::EIO && self.gso {
                 tracing::warn!(
                     "UDP GSO send failed with EIO, sending windows datagram by datagram"

@@ -2,6 +2,7 @@
 //! only), TFTP on socket 1 and the per-transfer sockets, counters published to the metrics
 //! endpoint.
 
+use std::net::SocketAddrV4;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,6 +107,17 @@ impl Service for ShardService {
             self.tftp
                 .on_datagram(now, meta, data, tx, &mut self.counters);
         }
+    }
+
+    fn on_unreachable(
+        &mut self,
+        now: Instant,
+        _sock: usize,
+        local: SocketAddrV4,
+        dest: SocketAddrV4,
+        tx: &mut Tx,
+    ) {
+        self.tftp.on_unreachable(now, local.port(), dest, tx);
     }
 
     fn watched_fds(&self) -> Vec<RawFd> {

@@ -12,7 +12,7 @@
 //! failure counted here.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,23 @@ impl TftpSide {
         // reported before what led to that reply.
         self.publish();
         self.emit(tx, c);
+        self.close_released(tx);
+    }
+
+    /// ICMP reported `dest` unreachable for a datagram sent from the
+    /// transfer port `local_port`: the core ends that transfer if `dest`
+    /// is its client (the victim of a spoofed request rejects our OACK),
+    /// and its socket is closed.
+    pub fn on_unreachable(
+        &mut self,
+        now: Instant,
+        local_port: u16,
+        dest: SocketAddrV4,
+        tx: &mut Tx,
+    ) {
+        self.server
+            .handle_unreachable(now, local_port, SocketAddr::V4(dest));
+        self.publish();
         self.close_released(tx);
     }
 

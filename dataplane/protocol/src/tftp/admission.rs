@@ -100,10 +100,12 @@ impl Admission {
         }
     }
 
-    /// Charges one read request of `ip` at `now`: `Err` when it would
-    /// start a transfer (`new`) and the client holds its cap of transfers,
-    /// or when the client has no token left. A refused request spends
-    /// nothing.
+    /// Charges one read request of `ip` at `now`: `Err` when the client
+    /// has no token left, or when the request would start a transfer
+    /// (`new`) and the client holds its cap of transfers. Every request
+    /// that gets an answer spends a token, a refusal for the cap included:
+    /// the bucket bounds what a flood of requests (spoofed or not) makes
+    /// the server send, ERRORs too.
     pub(crate) fn check(&mut self, ip: IpAddr, now: u64, new: bool) -> Result<(), Refusal> {
         if !self.clients.contains_key(&ip) {
             self.make_room();
@@ -129,13 +131,13 @@ impl Admission {
             .saturating_add(elapsed.saturating_mul(rate))
             .min(burst);
         client.refilled = client.refilled.max(now);
-        if new && client.active >= cap {
-            return Err(Refusal::PerClientCap);
-        }
         if client.tokens < UNIT {
             return Err(Refusal::Rate);
         }
         client.tokens -= UNIT;
+        if new && client.active >= cap {
+            return Err(Refusal::PerClientCap);
+        }
         Ok(())
     }
 
@@ -283,21 +285,25 @@ mod tests {
     }
 
     #[test]
-    fn refused_requests_spend_no_token() {
-        let mut a = admission(1, 1, 3, 16);
+    fn cap_refusals_spend_a_token_and_rate_refusals_none() {
+        let mut a = admission(1, 1, 4, 16);
         a.check(ip(1), 0, true).expect("first");
         a.started(ip(1));
-        for _ in 0..10 {
+        // Answered with ERROR 0, so charged: the bucket bounds the ERRORs
+        // a flood gets back.
+        for _ in 0..3 {
             assert_eq!(a.check(ip(1), 0, true), Err(Refusal::PerClientCap));
         }
+        for _ in 0..10 {
+            assert_eq!(a.check(ip(1), 0, true), Err(Refusal::Rate));
+        }
         // A repeated request of a held transfer is not held to the cap but
-        // spends a token.
-        assert_eq!(a.check(ip(1), 0, false), Ok(()));
-        a.ended(ip(1));
-        assert_eq!(a.check(ip(1), 0, true), Ok(()), "the third token is left");
-        assert_eq!(a.check(ip(1), 0, true), Err(Refusal::Rate));
+        // spends a token like any answer.
         assert_eq!(a.check(ip(1), 0, false), Err(Refusal::Rate));
         assert_eq!(a.check(ip(1), 1_000_000, false), Ok(()));
+        a.ended(ip(1));
+        assert_eq!(a.check(ip(1), 1_999_999, true), Err(Refusal::Rate));
+        assert_eq!(a.check(ip(1), 2_000_000, true), Ok(()), "refilled");
     }
 
     #[test]

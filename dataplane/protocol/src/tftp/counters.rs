@@ -12,7 +12,8 @@ pub struct TftpCounters {
     /// Transfers whose final block was acknowledged.
     pub transfers_completed: u64,
     /// Transfers ended by a client ERROR (other than an option refusal), a
-    /// protocol violation, or a fresh request from the same client.
+    /// protocol violation, a fresh request from the same client, or an
+    /// ICMP unreachable from the client's address.
     pub transfers_failed: u64,
     /// Transfers dropped after `max_retries` timeouts.
     pub transfers_timed_out: u64,

@@ -82,6 +82,10 @@ pub enum TransferOutcome {
     Replaced,
     /// The client sent a packet that has no place in a read transfer.
     ProtocolViolation,
+    /// An ICMP destination unreachable came back for a packet sent to the
+    /// client: nobody there asked for the transfer (a spoofed request) or
+    /// the client is gone.
+    Unreachable,
 }
 
 impl TransferOutcome {
@@ -101,6 +105,7 @@ impl fmt::Display for TransferOutcome {
             Self::OptionsRefused => f.write_str("options refused"),
             Self::Replaced => f.write_str("replaced by a new request"),
             Self::ProtocolViolation => f.write_str("protocol violation"),
+            Self::Unreachable => f.write_str("client unreachable"),
         }
     }
 }

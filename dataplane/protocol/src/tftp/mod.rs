@@ -92,8 +92,16 @@
 //! - Admission, per client IP: at most `max_transfers_per_client` held
 //!   transfers (else ERROR 0), and a token bucket on read requests (an RRQ
 //!   over the rate is dropped unanswered, so the client retries later and
-//!   nothing is reflected). Refusals are counted by reason and logged at
-//!   most once a second per reason.
+//!   nothing is reflected). Every answer that starts no transfer spends a
+//!   token too — ERROR 0 for the cap, ERROR 4 to a malformed or mail-mode
+//!   request, ERROR 2 to a WRQ, ERROR 5 to a stranger on a transfer port —
+//!   so a flood gets at most the bucket's worth back, whatever it sends.
+//!   Refusals are counted by reason and logged at most once a second per
+//!   reason.
+//! - An ICMP unreachable for a packet sent to a transfer's client
+//!   ([`TftpServer::handle_unreachable`]) ends that transfer: the victim
+//!   of a spoofed request rejects the OACK, and blind ACKs then find no
+//!   transfer to drive.
 //! - File names are normalised by [`normalize_path`] before the resolver
 //!   sees them; `..`, control characters and over-long names are refused.
 

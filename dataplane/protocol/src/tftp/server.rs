@@ -292,22 +292,28 @@ impl<R: Resolver> TftpServer<R> {
             match packet {
                 Ok(Packet::Rrq(request)) => return self.on_request(now, meta, &request, out),
                 Ok(Packet::Wrq(_)) => {
-                    return self.send_error(
-                        out,
-                        meta,
-                        ErrorCode::AccessViolation,
-                        "server is read-only",
-                    );
+                    if self.charge(now, meta, out) {
+                        self.send_error(
+                            out,
+                            meta,
+                            ErrorCode::AccessViolation,
+                            "server is read-only",
+                        );
+                    }
+                    return;
                 }
                 Err(error) => {
                     debug!(src = %meta.src, %error, "malformed TFTP request");
                     self.counters.malformed_dropped += 1;
-                    return self.send_error(
-                        out,
-                        meta,
-                        ErrorCode::IllegalOperation,
-                        "malformed request",
-                    );
+                    if self.charge(now, meta, out) {
+                        self.send_error(
+                            out,
+                            meta,
+                            ErrorCode::IllegalOperation,
+                            "malformed request",
+                        );
+                    }
+                    return;
                 }
                 // A transfer may share the listen port when no data port
                 // was given: look it up below.
@@ -327,7 +333,9 @@ impl<R: Resolver> TftpServer<R> {
                 .is_some_and(|t| t.local_port == meta.local_port)
         });
         let Some(slot) = slot else {
-            if !matches!(packet, Packet::Error { .. }) {
+            // A stranger's datagram is answered like a request: from the
+            // sender's bucket, so a sweep of ports reflects no more.
+            if !matches!(packet, Packet::Error { .. }) && self.charge(now, meta, out) {
                 self.counters.errors_sent[ErrorCode::UnknownTid as usize] += 1;
                 out.push_control(reply_route(meta), |buf| {
                     wire::emit_error(buf, ErrorCode::UnknownTid, "unknown transfer ID");
@@ -359,6 +367,26 @@ impl<R: Resolver> TftpServer<R> {
                 self.finish(now, slot, TransferOutcome::ProtocolViolation);
             }
         }
+    }
+
+    /// An ICMP destination unreachable (port, host or network) came back
+    /// for a datagram sent from `local_port` to `dest`. The transfer on
+    /// that port ends when `dest` is its own client: a spoofed request
+    /// names a victim whose kernel rejects the OACK or first DATA, and the
+    /// transfer must not be left for blind ACKs to drive. A report about
+    /// any other destination (an ERROR 5 sent to a stranger) changes
+    /// nothing.
+    pub fn handle_unreachable(&mut self, now: Instant, local_port: u16, dest: SocketAddr) {
+        let now = self.ticks(now);
+        let slot = self.index.get(&dest).copied().filter(|&slot| {
+            self.transfer(slot)
+                .is_some_and(|t| t.local_port == local_port)
+        });
+        let Some(slot) = slot else {
+            return;
+        };
+        debug!(client = %dest, "client unreachable");
+        self.finish(now, slot, TransferOutcome::Unreachable);
     }
 
     /// When [`TftpServer::handle_timeout`] should next be called. A deadline
@@ -403,6 +431,9 @@ impl<R: Resolver> TftpServer<R> {
 
     fn on_request(&mut self, now: u64, meta: &RecvMeta, request: &Request<'_>, out: &mut TxQueue) {
         let client = meta.src;
+        if (self.draining || request.mode == Mode::Mail) && !self.charge(now, meta, out) {
+            return;
+        }
         if self.draining {
             return self.send_error(out, meta, ErrorCode::NotDefined, "server shutting down");
         }
@@ -603,6 +634,21 @@ impl<R: Resolver> TftpServer<R> {
         }
     }
 
+    /// Spends a token of the sender's bucket for an answer that starts no
+    /// transfer (an ERROR to a request or a stranger); `false`, counted as
+    /// a rate refusal, when the bucket is empty and nothing may be sent.
+    fn charge(&mut self, now: u64, meta: &RecvMeta, out: &mut TxQueue) -> bool {
+        let charged = self.admission.check(meta.src.ip(), now, false);
+        self.counters.clients_evicted = self.admission.evicted();
+        match charged {
+            Ok(()) => true,
+            Err(reason) => {
+                self.refuse(now, meta, reason, out);
+                false
+            }
+        }
+    }
+
     /// Refuses a read request for `reason`: ERROR 0 for a cap, nothing for
     /// the rate (the client retries later; nothing is reflected). Counted,
     /// and logged at most once a second per reason.
@@ -734,7 +780,8 @@ impl<R: Resolver> TftpServer<R> {
             TransferOutcome::OptionsRefused => &mut self.counters.option_refusals,
             TransferOutcome::ClientError { .. }
             | TransferOutcome::Replaced
-            | TransferOutcome::ProtocolViolation => &mut self.counters.transfers_failed,
+            | TransferOutcome::ProtocolViolation
+            | TransferOutcome::Unreachable => &mut self.counters.transfers_failed,
         };
         *counter += 1;
         let Some(meta) = meta else {

@@ -20,6 +20,7 @@ mod log_flood;
 mod perfdhcp_relay;
 mod ping_check;
 mod tftp_download;
+mod tftp_hostile;
 mod tftp_large;
 mod tftp_ports;
 mod tftp_storm;

@@ -637,3 +637,134 @@ fn a_transfer_without_a_first_ack_is_reclaimed_within_max_timeout_times_retries(
     assert!(d.tick(21_001).is_empty());
     assert_eq!(d.server.active_transfers(), 0);
 }
+
+#[test]
+fn every_answer_to_a_flood_spends_the_senders_tokens() {
+    let mut limited = settings();
+    limited.admission = TftpAdmission {
+        max_transfers_per_client: 1,
+        new_transfers_per_second: 10,
+        new_transfers_burst: 6,
+    };
+    let mut d = direct_with(
+        &limited,
+        ServerOptions::default(),
+        &[("f", pattern(100, 33))],
+    );
+    let mut wrq = Vec::new();
+    wire::emit_request(&mut wrq, true, b"f", "octet", &[]);
+    let mut mail = Vec::new();
+    wire::emit_request(&mut mail, false, b"f", "mail", &[]);
+    let attacker = |port| client_addr(9, port);
+    // Six kinds of answerable datagrams, over and over, from one address:
+    // a held transfer, the cap's ERROR 0, a WRQ, a mail-mode request, a
+    // malformed request, and a stranger's ACK on a data port (ERROR 5).
+    let mut answered = 0;
+    for round in 0..50u16 {
+        for (port, local, bytes) in [
+            (1, LISTEN_PORT, rrq(b"f", &[])),
+            (2, LISTEN_PORT, rrq(b"f", &[])),
+            (3, LISTEN_PORT, wrq.clone()),
+            (4, LISTEN_PORT, mail.clone()),
+            (5, LISTEN_PORT, vec![0, 9, 1]),
+            (6, DATA_PORTS[0], wire::ack(round).to_vec()),
+        ] {
+            answered += usize::from(!d.recv(0, attacker(port), local, &bytes).is_empty());
+        }
+    }
+    assert_eq!(answered, 6, "the burst, then silence");
+    assert_eq!(d.server.counters().refusals(Refusal::Rate), 300 - 6);
+    // One token per 100 ms afterwards; other hosts have their own bucket.
+    assert_eq!(d.recv(100, attacker(5), LISTEN_PORT, &[0, 9, 1]).len(), 1);
+    assert!(d.recv(100, attacker(5), LISTEN_PORT, &[0, 9, 1]).is_empty());
+    let other = client_addr(10, 1);
+    assert_eq!(
+        blocks(&d.recv(100, other, LISTEN_PORT, &rrq(b"f", &[]))),
+        [1]
+    );
+}
+
+/// Counts `tftp: read request refused` lines by their `reason` field.
+#[derive(Default)]
+struct RefusalLines(std::sync::Mutex<Vec<String>>);
+
+impl tracing::Subscriber for RefusalLines {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        #[derive(Default)]
+        struct Fields {
+            refused: bool,
+            reason: String,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "reason" {
+                    self.reason = value.to_owned();
+                }
+            }
+
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.refused |= format!("{value:?}").contains("read request refused");
+                }
+            }
+        }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        if fields.refused {
+            self.0.lock().expect("not poisoned").push(fields.reason);
+        }
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn refusals_are_logged_at_most_once_a_second_per_reason() {
+    let mut capped = settings();
+    capped.admission = TftpAdmission {
+        max_transfers_per_client: 1,
+        new_transfers_per_second: 100,
+        new_transfers_burst: 200,
+    };
+    capped.max_transfers = 2;
+    let mut d = direct_with(
+        &capped,
+        ServerOptions::default(),
+        &[("f", pattern(100, 34))],
+    );
+    let lines = std::sync::Arc::new(RefusalLines::default());
+    tracing::subscriber::with_default(lines.clone(), || {
+        // 2.5 s of virtual time, a request every 5 ms from a capped host,
+        // one from an empty bucket, and one to a full table.
+        d.recv(0, client_addr(1, 1), LISTEN_PORT, &rrq(b"f", &[]));
+        d.recv(0, client_addr(2, 1), LISTEN_PORT, &rrq(b"f", &[]));
+        for ms in (0..2500).step_by(5) {
+            let port = 100 + (ms / 5) as u16;
+            d.recv(ms, client_addr(1, port), LISTEN_PORT, &rrq(b"f", &[]));
+            d.recv(ms, client_addr(3, port), LISTEN_PORT, &rrq(b"f", &[]));
+        }
+    });
+    let c = d.server.counters();
+    assert!(c.refusals(Refusal::PerClientCap) > 100);
+    assert!(c.refusals(Refusal::Rate) > 100);
+    assert!(c.refusals(Refusal::TableFull) > 100);
+    let lines = lines.0.lock().expect("not poisoned");
+    for reason in ["per_client_cap", "rate", "table_full"] {
+        let n = lines.iter().filter(|r| *r == reason).count();
+        assert!((1..=3).contains(&n), "{reason}: {n} lines in 2.5 s");
+    }
+}

@@ -4,7 +4,9 @@
 
 use super::support::{Direct, LISTEN_PORT, MemResolver, Sent, client_addr, pattern, settings};
 use crate::tftp::wire::{self, Packet};
-use crate::tftp::{ErrorCode, MAX_SPARE_PORTS, Refusal, ServerOptions, TftpServer};
+use crate::tftp::{
+    ErrorCode, MAX_SPARE_PORTS, Refusal, ServerOptions, TftpServer, TransferEvent, TransferOutcome,
+};
 
 fn per_transfer(files: &[(&str, Vec<u8>)]) -> Direct<MemResolver> {
     let options = ServerOptions {
@@ -163,4 +165,46 @@ fn a_draining_server_wants_no_port() {
     assert!(d.server.wants_transfer_port());
     d.server.drain();
     assert!(!d.server.wants_transfer_port());
+}
+
+#[test]
+fn an_unreachable_client_ends_its_transfer_and_blind_acks_find_nothing() {
+    let mut d = per_transfer(&[("f", pattern(1468 * 200, 1))]);
+    d.server.add_transfer_port(46_000);
+    // A spoofed request names the victim; its kernel rejects the OACK.
+    let victim = client_addr(7, 4000);
+    let sent = d.recv(
+        0,
+        victim,
+        LISTEN_PORT,
+        &rrq(b"f", &[("blksize", "1432"), ("windowsize", "64")]),
+    );
+    assert!(matches!(Packet::parse(&sent[0].bytes), Ok(Packet::Oack(_))));
+    // Reports about another destination or another port change nothing:
+    // an ERROR 5 to a stranger can bounce too.
+    let at = d.at(1);
+    d.server
+        .handle_unreachable(at, 46_000, client_addr(7, 4001));
+    d.server.handle_unreachable(at, 46_001, victim);
+    assert_eq!(d.server.active_transfers(), 1);
+    d.server.handle_unreachable(d.at(2), 46_000, victim);
+    assert_eq!(d.server.active_transfers(), 0);
+    assert_eq!(d.server.poll_released_port(), Some(46_000));
+    assert_eq!(d.server.counters().transfers_failed, 1);
+    let outcomes: Vec<_> = std::iter::from_fn(|| d.server.poll_event())
+        .filter_map(|e| match e {
+            TransferEvent::Ended(end) => Some(end.outcome),
+            TransferEvent::Started(_) => None,
+        })
+        .collect();
+    assert_eq!(outcomes, [TransferOutcome::Unreachable]);
+    // The attacker's blind ACK, from the victim's address, reaches no
+    // transfer: no DATA, only ERROR 5 (which the driver cannot even send
+    // once the port is closed).
+    let sent = d.recv(3, victim, 46_000, &wire::ack(0));
+    assert_eq!(data_blocks(&sent), 0);
+    assert_eq!(error_code(&sent), Some(ErrorCode::UnknownTid as u16));
+    // Idempotent, and harmless once the transfer is gone.
+    d.server.handle_unreachable(d.at(4), 46_000, victim);
+    assert_eq!(d.server.poll_released_port(), None);
 }
