@@ -96,11 +96,16 @@ fn main() -> anyhow::Result<ExitCode> {
     // thread inherits the mask, so SIGTERM, SIGINT and SIGHUP only ever
     // reach the main loop's wait and never end the process by default.
     bootwave_dataplane::sys::signals::block().context("block signals")?;
+    // Also before any thread starts: each thread inherits its creator's
+    // capabilities, so no thread ever holds more than the three it needs.
+    let caps = bootwave_dataplane::sys::caps::restrict(bootwave_dataplane::sys::caps::KEPT)
+        .context("dropping capabilities")?;
     // Lives until main returns: dropping it flushes the buffered lines.
     let _log_guard = logs::init(match cli.log_format {
         LogFormat::Human => logs::Format::Human,
         LogFormat::Json => logs::Format::Json,
     });
+    log_capabilities(&caps);
     // One socket per TFTP transfer: allow as many descriptors as the hard
     // limit does (running out is counted and refused, never fatal).
     if let Err(error) = bootwave_dataplane::sys::limits::raise_nofile() {
@@ -129,6 +134,17 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(anyhow::Error::new(e).context("bootwave-dataplane")),
     }
+}
+
+/// Says which capabilities the process kept and how many it gave up.
+fn log_capabilities(caps: &bootwave_dataplane::sys::caps::Restricted) {
+    use bootwave_dataplane::sys::caps::Names;
+    tracing::info!(
+        kept = %Names(caps.now.effective),
+        dropped = caps.dropped.count_ones(),
+        bounding_set_shrunk = caps.bounding_shrunk,
+        "capabilities"
+    );
 }
 
 /// `check`: validate and print the summary.

@@ -63,6 +63,7 @@ fn ipxe_offer(mac: [u8; 6]) -> Event {
         boot_file: ShortBytes::new(b"refind.pxe"),
         addr: Some(Ipv4Addr::new(10, 0, 0, 5)),
         verdict: Verdict::Offered,
+        lease_secs: None,
     }
 }
 

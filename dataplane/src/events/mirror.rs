@@ -16,11 +16,18 @@ pub const MAX_DEFERRED: usize = 65_536;
 /// The shard's own table also remembers other shards' bindings inside its
 /// slice (so that a change of shard count never gives an address twice);
 /// those are left out here, so every lease appears on exactly one shard.
+///
+/// Reserved hosts (a fixed address) have no lease in the shard's table:
+/// the address is theirs, nothing is journalled. The shard notes each ACK
+/// it gives one ([`LeaseMirror::update_fixed`]), so they are listed too,
+/// from their first ACK after the data plane started.
 #[derive(Debug)]
 pub struct LeaseMirror {
     shard: u32,
     shards: u32,
     leases: Mutex<HashMap<Ipv4Addr, Lease>>,
+    /// Bindings of reserved hosts, by MAC (one address per host).
+    fixed: Mutex<HashMap<[u8; 6], Lease>>,
     /// How full the shard's pool slices were when last counted.
     pools: Mutex<Vec<PoolUsage>>,
 }
@@ -32,6 +39,7 @@ impl LeaseMirror {
             shard,
             shards: shards.max(1),
             leases: Mutex::new(HashMap::new()),
+            fixed: Mutex::new(HashMap::new()),
             pools: Mutex::new(Vec::new()),
         }
     }
@@ -74,18 +82,60 @@ impl LeaseMirror {
         true
     }
 
+    /// Records the bindings of reserved hosts in `pending` (a `Bound`
+    /// lease for an ACK, a `Released` one for a release) and empties it,
+    /// with the same policy as [`LeaseMirror::update`] towards a reader.
+    pub fn update_fixed(&self, pending: &mut Vec<Lease>) -> bool {
+        if pending.is_empty() {
+            return true;
+        }
+        let mut fixed = match self.fixed.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if pending.len() < MAX_DEFERRED => {
+                return false;
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                self.fixed.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        };
+        for lease in pending.drain(..) {
+            match lease.state {
+                LeaseState::Released => {
+                    fixed.remove(&lease.mac);
+                }
+                _ => {
+                    fixed.insert(lease.mac, lease);
+                }
+            }
+        }
+        true
+    }
+
     /// The leases held at `now`: offers, quarantines and abandoned
     /// addresses whose time is over are left out (the shard's next sweep
-    /// drops them without a record).
+    /// drops them without a record). Reserved hosts' bindings follow, as
+    /// `Expired` once their lease time has passed.
     pub fn leases(&self, now: UnixTime) -> Vec<Lease> {
-        self.lock()
+        let mut leases: Vec<Lease> = self
+            .lock()
             .values()
             .filter(|l| match l.state {
                 LeaseState::Offered | LeaseState::Declined | LeaseState::Abandoned => l.until > now,
                 LeaseState::Bound | LeaseState::Expired | LeaseState::Released => true,
             })
             .copied()
-            .collect()
+            .collect();
+        let fixed = self.fixed.lock().unwrap_or_else(PoisonError::into_inner);
+        leases.extend(fixed.values().map(|l| Lease {
+            state: if l.until > now {
+                LeaseState::Bound
+            } else {
+                LeaseState::Expired
+            },
+            ..*l
+        }));
+        leases
     }
 
     /// The MAC bound to `addr` on this shard, if any (HTTP's client
@@ -178,6 +228,44 @@ mod tests {
         mirror.update(&table, &mut touched);
         let leases = mirror.leases(UnixTime::from_secs(20));
         assert_eq!(leases[0].state, LeaseState::Released);
+    }
+
+    #[test]
+    fn reserved_hosts_are_listed_from_their_ack_until_released() {
+        let mac = mac_of_shard(0, 5);
+        let mirror = LeaseMirror::new(0, 1);
+        let fixed = |last: u8, state: LeaseState| Lease {
+            mac,
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            state,
+            until: UnixTime::from_secs(100),
+            updated: UnixTime::from_secs(10),
+            probing: false,
+        };
+        let mut pending = vec![fixed(40, LeaseState::Bound)];
+        {
+            let _reader = mirror.fixed.lock().unwrap();
+            assert!(!mirror.update_fixed(&mut pending), "deferred");
+        }
+        assert!(mirror.update_fixed(&mut pending));
+        assert!(pending.is_empty());
+        assert_eq!(
+            mirror.leases(UnixTime::from_secs(20)),
+            [fixed(40, LeaseState::Bound)]
+        );
+        // A new address for the host replaces the old one.
+        mirror.update_fixed(&mut vec![fixed(41, LeaseState::Bound)]);
+        assert_eq!(
+            mirror.leases(UnixTime::from_secs(20)),
+            [fixed(41, LeaseState::Bound)]
+        );
+        assert_eq!(
+            mirror.leases(UnixTime::from_secs(100)),
+            [fixed(41, LeaseState::Expired)],
+            "past its lease time"
+        );
+        mirror.update_fixed(&mut vec![fixed(41, LeaseState::Released)]);
+        assert!(mirror.leases(UnixTime::from_secs(20)).is_empty());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bootwave_protocol::config::format_mac;
 use bootwave_protocol::dhcp::{
-    Action, Destination, DhcpServer, Event, Handled, LeaseRecord, MAX_MESSAGE_LEN, PoolUsage,
-    Probe, ProbeCounters, ProbeMethod, Transmit, UnixTime, Verdict,
+    Action, Destination, DhcpServer, DropReason, Event, Handled, Lease, LeaseRecord, LeaseState,
+    MAX_MESSAGE_LEN, PoolUsage, Probe, ProbeCounters, ProbeMethod, Transmit, UnixTime, Verdict,
 };
 use bootwave_protocol::net::RecvMeta;
 
@@ -118,6 +118,8 @@ pub struct DhcpSide {
     observed: Observed,
     /// Addresses whose lease changed since the mirror was last updated.
     touched: Vec<Ipv4Addr>,
+    /// Reserved hosts' ACKs and releases not yet in the mirror.
+    fixed: Vec<Lease>,
     /// Bounds the per-message log lines at the default level.
     log_budget: LogBudget,
     /// The core's ping-check counters as last copied into the shard's.
@@ -193,6 +195,7 @@ impl DhcpSide {
             answers: Vec::with_capacity(MAX_ANSWERS),
             observed,
             touched: Vec::with_capacity(TOUCHED_CAPACITY),
+            fixed: Vec::new(),
             log_budget: LogBudget::default(),
             probes_seen: ProbeCounters::default(),
             neigh_warning: NeighWarning::default(),
@@ -259,6 +262,37 @@ impl DhcpSide {
         if let (Some(addr), false) = (event.addr, matches!(event.verdict, Verdict::Dropped(_))) {
             self.touched.push(addr);
         }
+        self.note_fixed(event);
+    }
+
+    /// Notes an ACK to a reserved host (the table holds no lease for it)
+    /// or its release (the core drops it: nothing is held), for the mirror.
+    fn note_fixed(&mut self, event: &Event) {
+        let Some(addr) = event.addr else {
+            return;
+        };
+        let state = match event.verdict {
+            Verdict::Acked => LeaseState::Bound,
+            Verdict::Dropped(DropReason::NotHeld) => LeaseState::Released,
+            _ => return,
+        };
+        let in_table = self
+            .server
+            .leases()
+            .get(addr)
+            .is_some_and(|l| l.mac == event.mac);
+        if in_table {
+            return;
+        }
+        let now = unix_now();
+        self.fixed.push(Lease {
+            mac: event.mac,
+            addr,
+            state,
+            until: now.add_secs(event.lease_secs.unwrap_or(0)),
+            updated: now,
+            probing: false,
+        });
     }
 
     /// Sends the probe the core asked for: an ARP probe for an on-link
@@ -461,6 +495,7 @@ impl DhcpSide {
         self.observed
             .mirror
             .update(self.server.leases(), &mut self.touched);
+        self.observed.mirror.update_fixed(&mut self.fixed);
         log_summary(&mut self.log_budget, self.observed.shard, now);
     }
 

@@ -265,6 +265,8 @@ pub struct Event {
     pub addr: Option<Ipv4Addr>,
     /// What the server did.
     pub verdict: Verdict,
+    /// The lease time an ACK granted, in seconds.
+    pub lease_secs: Option<u32>,
 }
 
 impl Event {
@@ -293,6 +295,7 @@ impl Default for Event {
             boot_file: ShortBytes::default(),
             addr: None,
             verdict: Verdict::Dropped(DropReason::Truncated),
+            lease_secs: None,
         }
     }
 }

@@ -280,6 +280,7 @@ impl Core {
         let secs = lease_secs(&snap.config().dhcp, subnet, req.opts.lease_time);
         let tx = reply::write(snap, req, ReplyKind::Ack, addr, Some(secs), out, event)?;
         event.verdict = Verdict::Acked;
+        event.lease_secs = Some(secs);
         if let Grant::Fixed = grant {
             return Ok(Action::Send(tx));
         }

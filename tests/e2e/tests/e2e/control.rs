@@ -82,6 +82,32 @@ fn host_added_through_the_agent_is_served_without_restart(server: Server) -> any
     Ok(())
 }
 
+on_each_backend!(a_reserved_host_is_listed_by_bootwave_leases);
+fn a_reserved_host_is_listed_by_bootwave_leases(server: Server) -> anyhow::Result<()> {
+    let rig = Rig::start(server)?;
+    rig.agent
+        .cli(&["apply", "-f", path_str(rig.dataplane.config_path())?])?;
+    rig.add_host(FIXED, "n1")?;
+    let lease = rig.udhcpc()?;
+    assert_eq!(lease.ip, FIXED, "{}", rig.context("reserved address"));
+    // No pool client ever came: the reserved host's binding alone.
+    let mac = mac_text(HOST_MAC);
+    let json = rig.agent.cli(&["--json", "leases"])?;
+    let listed: serde_json::Value = serde_json::from_str(&json)?;
+    let leases = listed["leases"].as_array().cloned().unwrap_or_default();
+    assert_eq!(leases.len(), 1, "{json}\n{}", rig.context("leases"));
+    assert_eq!(leases[0]["mac"], mac.as_str(), "{json}");
+    assert_eq!(leases[0]["address"], FIXED.to_string().as_str(), "{json}");
+    assert_eq!(leases[0]["state"], "bound", "{json}");
+    let table = rig.agent.cli(&["leases", "--mac", &mac])?;
+    let row = table.lines().find(|l| l.contains(&mac)).unwrap_or_default();
+    assert!(
+        row.contains(&FIXED.to_string()) && row.contains("bound") && row.contains("in "),
+        "{table}"
+    );
+    Ok(())
+}
+
 on_each_backend!(agent_restart_keeps_hosts_and_resyncs_a_restarted_dataplane);
 fn agent_restart_keeps_hosts_and_resyncs_a_restarted_dataplane(
     server: Server,

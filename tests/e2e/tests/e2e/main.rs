@@ -19,6 +19,7 @@ mod journal_upkeep;
 mod log_flood;
 mod perfdhcp_relay;
 mod ping_check;
+mod service;
 mod tftp_download;
 mod tftp_hostile;
 mod tftp_large;
