@@ -9,6 +9,7 @@
 
 mod control;
 mod crash_restart;
+mod demo;
 mod dhcp_clients;
 mod dhcp_lease;
 mod dhcp_rules;
