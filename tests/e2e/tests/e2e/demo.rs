@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use bootwave_e2e::agent::workspace_binary;
 use bootwave_e2e::{Server, require_root_and_tools};
 
+use crate::on_each_backend;
+
 /// Machines in the demo's wave (its default).
 const NODES: u32 = 200;
 /// Longest the whole demo may take here (its wave is bounded by
@@ -51,12 +53,19 @@ fn the_demo_boots_every_machine_and_cleans_up(server: Server) -> anyhow::Result<
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let ctx = || format!("{server:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    eprintln!("{server:?}: demo of {NODES} machines took {:?}", started.elapsed());
+    eprintln!(
+        "{server:?}: demo of {NODES} machines took {:?}",
+        started.elapsed()
+    );
 
     anyhow::ensure!(status.success(), "demo exited {status}\n{}", ctx());
     let sim_line = format!("wave: nodes {NODES} done {NODES} failed 0 time ");
     anyhow::ensure!(stdout.contains(&sim_line), "no `{sim_line}`\n{}", ctx());
-    anyhow::ensure!(stdout.contains("bootwave explain 02:b0:00:00:00:00"), "{}", ctx());
+    anyhow::ensure!(
+        stdout.contains("bootwave explain 02:b0:00:00:00:00"),
+        "{}",
+        ctx()
+    );
 
     // The agent saw every machine reach DONE.
     let summary: serde_json::Value =
