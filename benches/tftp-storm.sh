@@ -1,18 +1,17 @@
 #!/usr/bin/env bash
 # Lock-step TFTP storm on loopback: N concurrent 1 MiB downloads (blksize
 # 1432, one ACK per block, as iPXE fetches) against the data plane on each
-# backend and against tftpd-hpa, one after the other, in a private network
-# namespace. Prints one JSON line per server (aggregate MB/s, server CPU
+# backend, one after the other, in a private network namespace. Prints one JSON line per server (aggregate MB/s, server CPU
 # per transfer, RSS per concurrent transfer). See BENCHMARKS.md.
 # Usage: sudo benches/tftp-storm.sh [TRANSFERS] [CONCURRENCY] [SERVERS...]
-#        SERVERS: uring portable tftpd-hpa (default: all three)
+#        SERVERS: uring portable (default: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 transfers=${1:-1000}
 concurrency=${2:-1000}
 shift $(( $# > 2 ? 2 : $# ))
 servers=("$@")
-[ ${#servers[@]} -eq 0 ] && servers=(uring portable tftpd-hpa)
+[ ${#servers[@]} -eq 0 ] && servers=(uring portable)
 size=$((1 << 20))
 
 cargo build --release --bin bootwave-dataplane --example tftp_storm >&2
@@ -46,12 +45,8 @@ TOML
 for server in "${servers[@]}"; do
     case $server in
         uring|portable)
-            ip netns exec "$ns" prlimit --nofile=65536 "$bin/bootwave-dataplane" \
+            ip netns exec "$ns" prlimit --nofile=8192 "$bin/bootwave-dataplane" \
                 --config "$work/bootwave.toml" --backend "$server" --log-format human \
-                >"$work/$server.log" 2>&1 &
-            ;;
-        tftpd-hpa)
-            ip netns exec "$ns" in.tftpd -L -a 127.0.0.1:69 -s "$work/root" -u root \
                 >"$work/$server.log" 2>&1 &
             ;;
         *) echo "unknown server $server" >&2; exit 2 ;;
@@ -62,7 +57,7 @@ for server in "${servers[@]}"; do
         sleep 0.1
     done
     printf '%s %s ' "$server" "$(ip netns exec "$ns" cat /proc/loadavg | cut -d' ' -f1-3)"
-    ip netns exec "$ns" prlimit --nofile=65536 "$bin/examples/tftp_storm" 127.0.0.1:69 ipxe.efi \
+    ip netns exec "$ns" prlimit --nofile=8192 "$bin/examples/tftp_storm" 127.0.0.1:69 ipxe.efi \
         --size "$size" --transfers "$transfers" --concurrency "$concurrency" --blksize 1432 \
         --pid "$server_pid" --deadline 300 || true
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true

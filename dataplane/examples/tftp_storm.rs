@@ -14,7 +14,7 @@
 //! One thread, one socket per transfer on a mio poll. A transfer resends
 //! its last packet after 1 s without an answer and fails after 5 resends.
 //! Prints one JSON object. `benches/tftp-storm.sh` runs it against the
-//! data plane and tftpd-hpa in a network namespace.
+//! data plane on each backend in a network namespace.
 
 use std::collections::VecDeque;
 use std::io;
