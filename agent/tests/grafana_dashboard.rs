@@ -237,7 +237,9 @@ fn refs(expr: &str) -> Refs {
                 i += 1;
             }
             ')' => {
-                stack.pop().unwrap_or_else(|| panic!("unbalanced ) in {expr}"));
+                stack
+                    .pop()
+                    .unwrap_or_else(|| panic!("unbalanced ) in {expr}"));
                 i += 1;
             }
             c if c.is_ascii_digit() || c == '.' => {
@@ -329,7 +331,11 @@ fn check(expr: &str, exposed: &Exposed) -> Vec<String> {
         }
         let kind = exposed.kind(&metric.name);
         let counting = matches!(kind, "counter" | "histogram");
-        if matches!(metric.inside.as_deref(), Some("rate" | "irate" | "increase")) && !counting {
+        if matches!(
+            metric.inside.as_deref(),
+            Some("rate" | "irate" | "increase")
+        ) && !counting
+        {
             problems.push(format!("rate of the {kind} {}", metric.name));
         }
     }
@@ -522,8 +528,14 @@ bootwave_h_seconds_count 0
         assert_eq!(check(expr, &exposed), Vec::<String>::new(), "{expr}");
     }
     let bad = [
-        ("rate(bootwave_y_total[5m])", "bootwave_y_total is not exposed"),
-        ("rate(bootwave_h_seconds[5m])", "bootwave_h_seconds is not exposed"),
+        (
+            "rate(bootwave_y_total[5m])",
+            "bootwave_y_total is not exposed",
+        ),
+        (
+            "rate(bootwave_h_seconds[5m])",
+            "bootwave_h_seconds is not exposed",
+        ),
         ("bootwave_g{stat=\"free\"}", "bootwave_g has no label stat"),
         ("sum by (code) (bootwave_g)", "grouping by code"),
         ("rate(bootwave_g[5m])", "rate of the gauge bootwave_g"),
