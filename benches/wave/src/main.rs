@@ -1,0 +1,417 @@
+//! `bootwave-wave`: a reboot wave of N simulated machines through the whole
+//! network boot, against a server or against its own reflector.
+//!
+//! Every machine is a small state machine ([`node::Node`]); one event loop
+//! drives them all over two sockets. The last line printed is
+//! `wave: nodes N done D failed F time S s`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use clap::Parser;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use bootwave_wave::node::{Node, Out, Plan};
+use bootwave_wave::report::DriverStats;
+use bootwave_wave::{dhcp, net, reflector, report};
+
+/// Simulates a reboot wave: N machines through firmware DHCP, the TFTP
+/// download of the first file, iPXE DHCP, its script and the files the
+/// script names, each machine fetching from its own leased address.
+///
+/// In relay mode the leased addresses must be local to this host (e.g.
+/// `ip route add local 10.201.0.0/16 dev lo` inside the simulator's
+/// namespace, with the server routing them back through the relay).
+#[derive(Debug, Parser)]
+#[command(name = "bootwave-wave", version)]
+struct Args {
+    /// Simulated machines.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    nodes: u32,
+    /// The boot server (DHCP and, unless a reply names another, TFTP).
+    /// With --reflector: where the reflector listens (default 127.0.0.2).
+    #[arg(long)]
+    server: Option<Ipv4Addr>,
+    /// Relay address (giaddr): DHCP goes out from ADDR:67 and the server
+    /// answers there. With --reflector: default 127.0.0.3.
+    #[arg(long, conflicts_with = "iface")]
+    relay: Option<Ipv4Addr>,
+    /// On-link mode over one interface (one MAC per machine).
+    #[arg(long)]
+    iface: Option<String>,
+    /// Machines powered on per second (0: all at once).
+    #[arg(long, default_value_t = 0)]
+    rate: u32,
+    /// Measure the simulator's own ceiling against its built-in reflector
+    /// (on loopback).
+    #[arg(long)]
+    reflector: bool,
+    /// Directory holding the files the machines fetch: each download is
+    /// checked against it (size and CRC-32). Without it, sizes are checked
+    /// against the server's `tsize`. The reflector serves these files.
+    #[arg(long, value_name = "DIR")]
+    files: Option<PathBuf>,
+    /// Per-machine timelines, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Whole wave's time limit, in seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u32,
+    /// MAC of machine 0; machine i adds i to its low 24 bits.
+    #[arg(long, default_value = "02:b0:00:00:00:00")]
+    mac_base: String,
+    /// Wait between OFFER and REQUEST, in milliseconds (OVMF waits about
+    /// 4,000 for more offers).
+    #[arg(long, default_value_t = 0)]
+    offer_wait: u64,
+    /// First DHCP retransmission timeout in milliseconds (doubling).
+    #[arg(long, default_value_t = 1000)]
+    dhcp_timeout: u64,
+    /// TFTP retransmission timeout in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    tftp_timeout: u64,
+    /// Sends per packet before a stage fails.
+    #[arg(long, default_value_t = 6)]
+    tries: u32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("bootwave-wave: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_mac(text: &str) -> anyhow::Result<[u8; 6]> {
+    let parts: Vec<_> = text.split(':').collect();
+    ensure!(parts.len() == 6, "--mac-base {text}: not a MAC address");
+    let mut mac = [0; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).with_context(|| format!("--mac-base {text}"))?;
+    }
+    Ok(mac)
+}
+
+fn node_mac(base: [u8; 6], i: u32) -> [u8; 6] {
+    let low = u32::from_be_bytes([0, base[3], base[4], base[5]]).wrapping_add(i) & 0xff_ffff;
+    let b = low.to_be_bytes();
+    [base[0], base[1], base[2], b[1], b[2], b[3]]
+}
+
+/// Files the reflector serves when no directory is given.
+fn stand_ins() -> HashMap<String, Arc<[u8]>> {
+    let blob = |size: usize, seed: u64| -> Arc<[u8]> {
+        let mut s = seed | 1;
+        (0..size)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s.to_le_bytes()[0]
+            })
+            .collect()
+    };
+    let script = "#!ipxe\nimgfetch --name refind.conf tftp://${next-server}/refind.conf || goto retry\nimgfetch --name refind_x64.efi tftp://${next-server}/refind_x64.efi || goto retry\nchain refind_x64.efi\n";
+    HashMap::from([
+        ("ipxe.efi".to_owned(), blob(1 << 20, 1)),
+        ("refind.pxe".to_owned(), Arc::from(script.as_bytes())),
+        ("refind.conf".to_owned(), blob(2_000, 3)),
+        ("refind_x64.efi".to_owned(), blob(270 * 1024, 4)),
+    ])
+}
+
+fn load_files(dir: &std::path::Path) -> anyhow::Result<HashMap<String, Arc<[u8]>>> {
+    let mut files = HashMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path())
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        files.insert(name, Arc::from(bytes));
+    }
+    Ok(files)
+}
+
+/// `recvmmsg` batches read per round of the event loop.
+const MAX_BATCHES: usize = 16;
+
+const DHCP: Token = Token(0);
+const TFTP: Token = Token(1);
+
+fn run(args: &Args) -> anyhow::Result<bool> {
+    if let Some(iface) = &args.iface {
+        bail!(
+            "--iface {iface}: on-link mode is not available in this version; run behind a relay address with --relay"
+        );
+    }
+    let (server, relay) = match (args.reflector, args.server, args.relay) {
+        (true, s, r) => (
+            s.unwrap_or(Ipv4Addr::new(127, 0, 0, 2)),
+            r.unwrap_or(Ipv4Addr::new(127, 0, 0, 3)),
+        ),
+        (false, Some(s), Some(r)) => (s, r),
+        (false, None, _) => bail!("--server ADDR is needed (or --reflector)"),
+        (false, Some(_), None) => bail!("--relay ADDR is needed (or --reflector)"),
+    };
+    let base = parse_mac(&args.mac_base)?;
+    let contents = match &args.files {
+        Some(dir) => load_files(dir)?,
+        None if args.reflector => stand_ins(),
+        None => HashMap::new(),
+    };
+    let plan = Plan {
+        relay,
+        server,
+        files: contents
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.len() as u64, crc32fast::hash(v))))
+            .collect(),
+        offer_wait: Duration::from_millis(args.offer_wait),
+        dhcp_timeout: Duration::from_millis(args.dhcp_timeout.max(1)),
+        tftp_timeout: Duration::from_millis(args.tftp_timeout.max(1)),
+        tries: args.tries.max(1),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reflector = if args.reflector {
+        let stop = stop.clone();
+        let files = contents.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("reflector".into())
+            .spawn(move || {
+                let _ = ready_tx.send(());
+                reflector::run(server, files, &stop)
+            })?;
+        let _ = ready_rx.recv();
+        // Let it bind before the first DISCOVER.
+        std::thread::sleep(Duration::from_millis(50));
+        Some(handle)
+    } else {
+        None
+    };
+
+    let result = wave(args, &plan, base);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = reflector {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.context("reflector")),
+            Err(_) => bail!("the reflector thread panicked"),
+        }
+    }
+    let (nodes, stats, elapsed) = result?;
+    let summary = report::Summary::new(&nodes, elapsed, &stats);
+    print!("{}", summary.table(args.reflector));
+    if let Some(path) = &args.json {
+        report::write_json(path, &nodes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{}", summary.last_line());
+    Ok(summary.failed == 0)
+}
+
+fn wave(
+    args: &Args,
+    plan: &Plan,
+    base: [u8; 6],
+) -> anyhow::Result<(Vec<Node>, DriverStats, Duration)> {
+    let dhcp_sock = net::udp(SocketAddrV4::new(plan.relay, 67), false)
+        .context("the relay's DHCP socket (is --relay an address of this host?)")?;
+    let tftp_sock = net::udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), true)?;
+    let mut poll = Poll::new()?;
+    poll.registry().register(
+        &mut SourceFd(&dhcp_sock.as_raw_fd()),
+        DHCP,
+        Interest::READABLE,
+    )?;
+    poll.registry().register(
+        &mut SourceFd(&tftp_sock.as_raw_fd()),
+        TFTP,
+        Interest::READABLE,
+    )?;
+    let mut events = Events::with_capacity(16);
+
+    let mut nodes: Vec<Node> = (0..args.nodes)
+        .map(|i| Node::new(i, node_mac(base, i)))
+        .collect();
+    let by_mac: HashMap<[u8; 6], u32> = nodes.iter().map(|n| (n.mac, n.index)).collect();
+    let mut by_addr: HashMap<Ipv4Addr, u32> = HashMap::with_capacity(nodes.len());
+    let mut timers: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
+    let mut stats = DriverStats::default();
+    let mut out = Vec::new();
+    let mut rx = net::Receiver::new();
+    let mut grams = Vec::with_capacity(net::BATCH);
+    let mut dhcp_buf = vec![0u8; 2048];
+
+    let wave = Instant::now();
+    let limit = wave + Duration::from_secs(u64::from(args.timeout));
+    let mut started = 0u32;
+    let mut over = 0u32;
+    let mut more = false;
+
+    // Sends what a node produced and re-arms its timer.
+    let flush = |n: &mut Node,
+                 out: &mut Vec<Out>,
+                 timers: &mut BinaryHeap<Reverse<(Instant, u32)>>,
+                 by_addr: &mut HashMap<Ipv4Addr, u32>,
+                 stats: &mut DriverStats| {
+        if let Some(a) = n.addr {
+            by_addr.entry(a).or_insert(n.index);
+        }
+        for o in out.drain(..) {
+            let res = match &o {
+                Out::Dhcp(bytes) => dhcp_sock
+                    .send_to(bytes, SocketAddrV4::new(plan.server, 67))
+                    .map(drop),
+                Out::Tftp { src, dst, bytes } => net::send_from(&tftp_sock, *src, *dst, bytes),
+            };
+            match res {
+                Ok(()) => stats.sent += 1,
+                // A full buffer or a refused port: the retransmission
+                // timers recover, as on a real link.
+                Err(_) => stats.send_errors += 1,
+            }
+        }
+        if let Some(d) = n.poll_timeout() {
+            timers.push(Reverse((d, n.index)));
+        }
+    };
+
+    while over < args.nodes {
+        let now = Instant::now();
+        if now >= limit {
+            for n in &mut nodes {
+                n.give_up(now, wave);
+            }
+            break;
+        }
+        // Power machines on, all at once or paced.
+        let due = if args.rate == 0 {
+            args.nodes
+        } else {
+            let secs = now.duration_since(wave).as_secs_f64();
+            ((secs * f64::from(args.rate)) as u32 + 1).min(args.nodes)
+        };
+        while started < due {
+            let n = &mut nodes[started as usize];
+            n.start(plan, now, wave, &mut out);
+            flush(n, &mut out, &mut timers, &mut by_addr, &mut stats);
+            started += 1;
+        }
+        // Timers due.
+        while let Some(&Reverse((at, i))) = timers.peek() {
+            if at > now {
+                break;
+            }
+            timers.pop();
+            let n = &mut nodes[i as usize];
+            if n.poll_timeout() != Some(at) {
+                continue; // re-armed since
+            }
+            let was_over = n.is_over();
+            n.on_timeout(plan, now, wave, &mut out);
+            flush(n, &mut out, &mut timers, &mut by_addr, &mut stats);
+            if !was_over && n.is_over() {
+                over += 1;
+            }
+        }
+        if over >= args.nodes {
+            break;
+        }
+        let mut wait = timers
+            .peek()
+            .map_or(Duration::from_millis(50), |Reverse((at, _))| {
+                at.saturating_duration_since(now)
+            })
+            .min(Duration::from_millis(50))
+            .min(limit.saturating_duration_since(now));
+        if started < args.nodes && args.rate > 0 {
+            wait = wait.min(Duration::from_millis(1));
+        }
+        if more {
+            wait = Duration::ZERO;
+        }
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+        more = false;
+        let now = Instant::now();
+        // DHCP replies, by MAC.
+        loop {
+            let n = match dhcp_sock.recv_from(&mut dhcp_buf) {
+                Ok((n, _)) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e).context("DHCP receive"),
+            };
+            stats.received += 1;
+            let Some(reply) = dhcp::parse_reply(&dhcp_buf[..n]) else {
+                stats.stray += 1;
+                continue;
+            };
+            let Some(&i) = by_mac.get(&reply.chaddr) else {
+                stats.stray += 1;
+                continue;
+            };
+            let node = &mut nodes[i as usize];
+            let was_over = node.is_over();
+            node.on_dhcp(&reply, plan, now, wave, &mut out);
+            flush(node, &mut out, &mut timers, &mut by_addr, &mut stats);
+            if !was_over && node.is_over() {
+                over += 1;
+            }
+        }
+        // TFTP, by the address each datagram was sent to; a bounded number
+        // of batches per round, so that timers and DHCP get their turn.
+        for round in 0.. {
+            if round == MAX_BATCHES {
+                more = true;
+                break;
+            }
+            match rx.recv(&tftp_sock, &mut grams) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(e).context("TFTP receive"),
+            }
+            if grams.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            for g in &grams {
+                stats.received += 1;
+                let Some(&i) = by_addr.get(&g.to) else {
+                    stats.stray += 1;
+                    continue;
+                };
+                let node = &mut nodes[i as usize];
+                let was_over = node.is_over();
+                node.on_tftp(g.from, &rx.bufs[g.slot][..g.len], plan, now, wave, &mut out);
+                flush(node, &mut out, &mut timers, &mut by_addr, &mut stats);
+                if !was_over && node.is_over() {
+                    over += 1;
+                }
+            }
+        }
+    }
+    Ok((nodes, stats, wave.elapsed()))
+}
