@@ -778,15 +778,12 @@ port = 80
 dir = "{journal}"
 fsync = "batch"
 
+# One subnet holds the relay's address (the DHCP server picks the subnet
+# by giaddr) and the fleet's addresses behind it.
 [[subnets]]
-network = "10.200.0.0/24"
-ranges = []
-next-server = "{SERVER}"
-
-[[subnets]]
-network = "10.201.0.0/16"
+network = "10.200.0.0/15"
 ranges = ["10.201.100.0-10.201.255.250"]
-routers = ["10.201.0.1"]
+routers = ["{RELAY}"]
 next-server = "{SERVER}"
 
 [[subnets.boot-rules]]

@@ -153,8 +153,11 @@ fn load_files(dir: &std::path::Path) -> anyhow::Result<HashMap<String, Arc<[u8]>
 /// `recvmmsg` batches read per round of the event loop.
 const MAX_BATCHES: usize = 16;
 
+/// Client ports for TFTP, used in turn (transfer k of a machine uses
+/// port k mod this), all shared by every machine.
+const TFTP_PORTS: usize = 4;
+
 const DHCP: Token = Token(0);
-const TFTP: Token = Token(1);
 
 fn run(args: &Args) -> anyhow::Result<bool> {
     if let Some(iface) = &args.iface {
@@ -235,18 +238,22 @@ fn wave(
 ) -> anyhow::Result<(Vec<Node>, DriverStats, Duration)> {
     let dhcp_sock = net::udp(SocketAddrV4::new(plan.relay, 67), false)
         .context("the relay's DHCP socket (is --relay an address of this host?)")?;
-    let tftp_sock = net::udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), true)?;
+    let tftp_socks = (0..TFTP_PORTS)
+        .map(|_| net::udp(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), true))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut poll = Poll::new()?;
     poll.registry().register(
         &mut SourceFd(&dhcp_sock.as_raw_fd()),
         DHCP,
         Interest::READABLE,
     )?;
-    poll.registry().register(
-        &mut SourceFd(&tftp_sock.as_raw_fd()),
-        TFTP,
-        Interest::READABLE,
-    )?;
+    for (k, s) in tftp_socks.iter().enumerate() {
+        poll.registry().register(
+            &mut SourceFd(&s.as_raw_fd()),
+            Token(1 + k),
+            Interest::READABLE,
+        )?;
+    }
     let mut events = Events::with_capacity(16);
 
     let mut nodes: Vec<Node> = (0..args.nodes)
@@ -281,7 +288,17 @@ fn wave(
                 Out::Dhcp(bytes) => dhcp_sock
                     .send_to(bytes, SocketAddrV4::new(plan.server, 67))
                     .map(drop),
-                Out::Tftp { src, dst, bytes } => net::send_from(&tftp_sock, *src, *dst, bytes),
+                Out::Tftp {
+                    port,
+                    src,
+                    dst,
+                    bytes,
+                } => net::send_from(
+                    &tftp_socks[*port as usize % tftp_socks.len()],
+                    *src,
+                    *dst,
+                    bytes,
+                ),
             };
             match res {
                 Ok(()) => stats.sent += 1,
@@ -355,6 +372,7 @@ fn wave(
             Err(e) => return Err(e.into()),
         }
         more = false;
+        let mut drained = vec![false; tftp_socks.len()];
         let now = Instant::now();
         // DHCP replies, by MAC.
         loop {
@@ -383,18 +401,26 @@ fn wave(
         }
         // TFTP, by the address each datagram was sent to; a bounded number
         // of batches per round, so that timers and DHCP get their turn.
-        for round in 0.. {
-            if round == MAX_BATCHES {
+        for round in 0..MAX_BATCHES * tftp_socks.len() + 1 {
+            if round == MAX_BATCHES * tftp_socks.len() {
                 more = true;
                 break;
             }
-            match rx.recv(&tftp_sock, &mut grams) {
+            let sock = &tftp_socks[round % tftp_socks.len()];
+            if drained[round % tftp_socks.len()] {
+                if drained.iter().all(|&d| d) {
+                    break;
+                }
+                continue;
+            }
+            match rx.recv(sock, &mut grams) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(e).context("TFTP receive"),
             }
             if grams.is_empty() {
-                break;
+                drained[round % tftp_socks.len()] = true;
+                continue;
             }
             let now = Instant::now();
             for g in &grams {

@@ -64,6 +64,9 @@ pub enum Out {
     Dhcp(Vec<u8>),
     /// A TFTP packet from the machine's leased address.
     Tftp {
+        /// Which of the client's ports: each transfer takes the next one,
+        /// as firmware opens a new port per transfer.
+        port: u32,
         src: Ipv4Addr,
         dst: SocketAddrV4,
         bytes: Vec<u8>,
@@ -102,6 +105,8 @@ pub struct Node {
     script_file: Option<String>,
     /// The firmware's size probe is behind it.
     probed: bool,
+    /// Transfers started.
+    transfers: u32,
     /// Stage starts, as offsets from the wave's start.
     pub marks: Vec<(Stage, Duration)>,
     pub finished: Option<Duration>,
@@ -127,6 +132,7 @@ impl Node {
             firmware_file: None,
             script_file: None,
             probed: false,
+            transfers: 0,
             marks: Vec::new(),
             finished: None,
             cause: None,
@@ -319,7 +325,9 @@ impl Node {
         );
         self.deadline = Some(t.deadline());
         self.phase = Phase::Tftp(Box::new(t));
+        self.transfers += 1;
         out.push(Out::Tftp {
+            port: self.transfers,
             src,
             dst: SocketAddrV4::new(self.next_server, 69),
             bytes: rrq,
@@ -353,7 +361,12 @@ impl Node {
         out: &mut Vec<Out>,
     ) {
         if let (Some((bytes, dst)), Some(src)) = (step.send, self.addr) {
-            out.push(Out::Tftp { src, dst, bytes });
+            out.push(Out::Tftp {
+                port: self.transfers,
+                src,
+                dst,
+                bytes,
+            });
         }
         let Some(end) = step.end else {
             return;

@@ -12,13 +12,25 @@ use bootwave_e2e::{Server, require_root_and_tools};
 use crate::on_each_backend;
 
 /// Machines in the demo's wave (its default).
-const NODES: u32 = 200;
+const DEFAULT_NODES: u32 = 200;
+/// The wave CI runs on both backends beside the default one.
+const WAVE_NODES: u32 = 1000;
 /// Longest the whole demo may take here (its wave is bounded by
 /// `--timeout`, well below this).
 const LIMIT: Duration = Duration::from_secs(240);
 
 on_each_backend!(the_demo_boots_every_machine_and_cleans_up);
 fn the_demo_boots_every_machine_and_cleans_up(server: Server) -> anyhow::Result<()> {
+    demo(server, DEFAULT_NODES)
+}
+
+on_each_backend!(a_thousand_machine_wave_completes_with_no_failure);
+fn a_thousand_machine_wave_completes_with_no_failure(server: Server) -> anyhow::Result<()> {
+    demo(server, WAVE_NODES)
+}
+
+/// Runs `bootwave demo --nodes N` and checks everything it leaves.
+fn demo(server: Server, nodes: u32) -> anyhow::Result<()> {
     require_root_and_tools(&["ip"]);
     let Server::Bootwave(backend) = server else {
         anyhow::bail!("the demo is bootwave's");
@@ -27,7 +39,7 @@ fn the_demo_boots_every_machine_and_cleans_up(server: Server) -> anyhow::Result<
     let cli = workspace_binary("bootwave", "BOOTWAVE_CLI_BINARY")?;
     let started = Instant::now();
     let mut child = Command::new(&cli)
-        .args(["demo", "--nodes", &NODES.to_string(), "--timeout", "120"])
+        .args(["demo", "--nodes", &nodes.to_string(), "--timeout", "120"])
         .arg("--backend")
         .arg(backend.arg())
         .arg("--out")
@@ -54,12 +66,12 @@ fn the_demo_boots_every_machine_and_cleans_up(server: Server) -> anyhow::Result<
     let stderr = String::from_utf8_lossy(&output.stderr);
     let ctx = || format!("{server:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     eprintln!(
-        "{server:?}: demo of {NODES} machines took {:?}",
+        "{server:?}: demo of {nodes} machines took {:?}",
         started.elapsed()
     );
 
     anyhow::ensure!(status.success(), "demo exited {status}\n{}", ctx());
-    let sim_line = format!("wave: nodes {NODES} done {NODES} failed 0 time ");
+    let sim_line = format!("wave: nodes {nodes} done {nodes} failed 0 time ");
     anyhow::ensure!(stdout.contains(&sim_line), "no `{sim_line}`\n{}", ctx());
     anyhow::ensure!(
         stdout.contains("bootwave explain 02:b0:00:00:00:00"),
@@ -71,15 +83,20 @@ fn the_demo_boots_every_machine_and_cleans_up(server: Server) -> anyhow::Result<
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("wave.json"))?)?;
     assert_eq!(summary["finished"], true, "{}", ctx());
-    assert_eq!(summary["counts"]["DONE"], u64::from(NODES), "{summary}");
+    assert_eq!(summary["counts"]["DONE"], u64::from(nodes), "{summary}");
     // The picture has a row per machine.
     let svg = std::fs::read_to_string(out.path().join("wave.svg"))?;
     assert!(svg.starts_with("<svg "), "{svg:.200}");
-    assert_eq!(svg.matches("<g>").count(), NODES as usize);
-    assert!(svg.contains(&format!("{NODES} hosts, {NODES} done, 0 failed")));
+    assert_eq!(svg.matches("<g>").count(), nodes as usize);
+    assert!(svg.contains(&format!("{nodes} hosts, {nodes} done, 0 failed")));
     // The simulator's per-node timelines: one line per machine.
-    let nodes = std::fs::read_to_string(out.path().join("nodes.jsonl"))?;
-    assert_eq!(nodes.lines().count(), NODES as usize);
+    let timelines = std::fs::read_to_string(out.path().join("nodes.jsonl"))?;
+    assert_eq!(timelines.lines().count(), nodes as usize);
+    for line in timelines.lines() {
+        let node: serde_json::Value = serde_json::from_str(line)?;
+        assert_eq!(node["done"], true, "{line}");
+        assert!(node["stages_ms"]["boot_files"].is_u64(), "{line}");
+    }
 
     // Nothing left behind: the demo's namespaces carry its PID.
     let list = Command::new("ip").args(["netns", "list"]).output()?;
