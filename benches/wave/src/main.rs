@@ -191,6 +191,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         dhcp_timeout: Duration::from_millis(args.dhcp_timeout.max(1)),
         tftp_timeout: Duration::from_millis(args.tftp_timeout.max(1)),
         tries: args.tries.max(1),
+        tftp_ports: TFTP_PORTS as u32,
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -262,6 +263,8 @@ fn wave(
     let by_mac: HashMap<[u8; 6], u32> = nodes.iter().map(|n| (n.mac, n.index)).collect();
     let mut by_addr: HashMap<Ipv4Addr, u32> = HashMap::with_capacity(nodes.len());
     let mut timers: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
+    // Earliest entry each machine has in `timers`.
+    let mut armed: Vec<Option<Instant>> = vec![None; nodes.len()];
     let mut stats = DriverStats::default();
     let mut out = Vec::new();
     let mut rx = net::Receiver::new();
@@ -278,6 +281,7 @@ fn wave(
     let flush = |n: &mut Node,
                  out: &mut Vec<Out>,
                  timers: &mut BinaryHeap<Reverse<(Instant, u32)>>,
+                 armed: &mut [Option<Instant>],
                  by_addr: &mut HashMap<Ipv4Addr, u32>,
                  stats: &mut DriverStats| {
         if let Some(a) = n.addr {
@@ -293,12 +297,7 @@ fn wave(
                     src,
                     dst,
                     bytes,
-                } => net::send_from(
-                    &tftp_socks[*port as usize % tftp_socks.len()],
-                    *src,
-                    *dst,
-                    bytes,
-                ),
+                } => net::send_from(&tftp_socks[*port as usize % TFTP_PORTS], *src, *dst, bytes),
             };
             match res {
                 Ok(()) => stats.sent += 1,
@@ -307,8 +306,17 @@ fn wave(
                 Err(_) => stats.send_errors += 1,
             }
         }
-        if let Some(d) = n.poll_timeout() {
-            timers.push(Reverse((d, n.index)));
+        let d = n.poll_timeout();
+        let slot = &mut armed[n.index as usize];
+        if let Some(d) = d
+            && *slot != Some(d)
+        {
+            // Only earlier deadlines need a new entry: a later one is
+            // found when the earlier entry pops (it re-arms then).
+            if slot.is_none_or(|a| d < a) {
+                timers.push(Reverse((d, n.index)));
+                *slot = Some(d);
+            }
         }
     };
 
@@ -330,7 +338,14 @@ fn wave(
         while started < due {
             let n = &mut nodes[started as usize];
             n.start(plan, now, wave, &mut out);
-            flush(n, &mut out, &mut timers, &mut by_addr, &mut stats);
+            flush(
+                n,
+                &mut out,
+                &mut timers,
+                &mut armed,
+                &mut by_addr,
+                &mut stats,
+            );
             started += 1;
         }
         // Timers due.
@@ -340,12 +355,31 @@ fn wave(
             }
             timers.pop();
             let n = &mut nodes[i as usize];
-            if n.poll_timeout() != Some(at) {
-                continue; // re-armed since
+            if armed[i as usize] == Some(at) {
+                armed[i as usize] = None;
+            }
+            match n.poll_timeout() {
+                None => continue,
+                // Moved later since: wait for the new deadline.
+                Some(d) if d > now => {
+                    if armed[i as usize].is_none_or(|a| d < a) {
+                        timers.push(Reverse((d, i)));
+                        armed[i as usize] = Some(d);
+                    }
+                    continue;
+                }
+                Some(_) => {}
             }
             let was_over = n.is_over();
             n.on_timeout(plan, now, wave, &mut out);
-            flush(n, &mut out, &mut timers, &mut by_addr, &mut stats);
+            flush(
+                n,
+                &mut out,
+                &mut timers,
+                &mut armed,
+                &mut by_addr,
+                &mut stats,
+            );
             if !was_over && n.is_over() {
                 over += 1;
             }
@@ -394,7 +428,14 @@ fn wave(
             let node = &mut nodes[i as usize];
             let was_over = node.is_over();
             node.on_dhcp(&reply, plan, now, wave, &mut out);
-            flush(node, &mut out, &mut timers, &mut by_addr, &mut stats);
+            flush(
+                node,
+                &mut out,
+                &mut timers,
+                &mut armed,
+                &mut by_addr,
+                &mut stats,
+            );
             if !was_over && node.is_over() {
                 over += 1;
             }
@@ -406,7 +447,8 @@ fn wave(
                 more = true;
                 break;
             }
-            let sock = &tftp_socks[round % tftp_socks.len()];
+            let slot = round % tftp_socks.len();
+            let sock = &tftp_socks[slot];
             if drained[round % tftp_socks.len()] {
                 if drained.iter().all(|&d| d) {
                     break;
@@ -431,8 +473,23 @@ fn wave(
                 };
                 let node = &mut nodes[i as usize];
                 let was_over = node.is_over();
-                node.on_tftp(g.from, &rx.bufs[g.slot][..g.len], plan, now, wave, &mut out);
-                flush(node, &mut out, &mut timers, &mut by_addr, &mut stats);
+                node.on_tftp(
+                    slot as u32,
+                    g.from,
+                    &rx.bufs[g.slot][..g.len],
+                    plan,
+                    now,
+                    wave,
+                    &mut out,
+                );
+                flush(
+                    node,
+                    &mut out,
+                    &mut timers,
+                    &mut armed,
+                    &mut by_addr,
+                    &mut stats,
+                );
                 if !was_over && node.is_over() {
                     over += 1;
                 }

@@ -55,6 +55,8 @@ pub struct Plan {
     pub dhcp_timeout: Duration,
     pub tftp_timeout: Duration,
     pub tries: u32,
+    /// Client ports the machines take in turn, one per transfer.
+    pub tftp_ports: u32,
 }
 
 /// A packet to send.
@@ -334,9 +336,11 @@ impl Node {
         });
     }
 
-    /// A TFTP packet sent to this machine's address.
+    /// A TFTP packet sent to this machine's address, on client port
+    /// `port` (its index in turn, see [`Out::Tftp`]).
     pub fn on_tftp(
         &mut self,
+        port: u32,
         from: SocketAddrV4,
         bytes: &[u8],
         plan: &Plan,
@@ -347,6 +351,11 @@ impl Node {
         let Phase::Tftp(t) = &mut self.phase else {
             return;
         };
+        // A late packet of an earlier transfer (a repeated OACK or last
+        // block) reaches the port that transfer used: not this one's.
+        if port % plan.tftp_ports.max(1) != self.transfers % plan.tftp_ports.max(1) {
+            return;
+        }
         let step = t.on_packet(from, bytes, now);
         self.deadline = Some(t.deadline());
         self.after_step(step, plan, now, wave, out);
