@@ -21,7 +21,7 @@ use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use bootwave_wave::node::{Node, Out, Plan};
+use bootwave_wave::node::{Node, Out, Plan, Received};
 use bootwave_wave::report::DriverStats;
 use bootwave_wave::{dhcp, net, reflector, report};
 
@@ -473,15 +473,12 @@ fn wave(
                 };
                 let node = &mut nodes[i as usize];
                 let was_over = node.is_over();
-                node.on_tftp(
-                    slot as u32,
-                    g.from,
-                    &rx.bufs[g.slot][..g.len],
-                    plan,
-                    now,
-                    wave,
-                    &mut out,
-                );
+                let got = Received {
+                    port: slot as u32,
+                    from: g.from,
+                    bytes: &rx.bufs[g.slot][..g.len],
+                };
+                node.on_tftp(got, plan, now, wave, &mut out);
                 flush(
                     node,
                     &mut out,

@@ -75,6 +75,15 @@ pub enum Out {
     },
 }
 
+/// A TFTP datagram for a machine: the client port it reached (its index
+/// in turn, see [`Out::Tftp`]), its source and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    pub port: u32,
+    pub from: SocketAddrV4,
+    pub bytes: &'a [u8],
+}
+
 #[derive(Debug)]
 enum Phase {
     Idle,
@@ -340,9 +349,7 @@ impl Node {
     /// `port` (its index in turn, see [`Out::Tftp`]).
     pub fn on_tftp(
         &mut self,
-        port: u32,
-        from: SocketAddrV4,
-        bytes: &[u8],
+        got: Received<'_>,
         plan: &Plan,
         now: Instant,
         wave: Instant,
@@ -353,10 +360,10 @@ impl Node {
         };
         // A late packet of an earlier transfer (a repeated OACK or last
         // block) reaches the port that transfer used: not this one's.
-        if port % plan.tftp_ports.max(1) != self.transfers % plan.tftp_ports.max(1) {
+        if got.port % plan.tftp_ports.max(1) != self.transfers % plan.tftp_ports.max(1) {
             return;
         }
-        let step = t.on_packet(from, bytes, now);
+        let step = t.on_packet(got.from, got.bytes, now);
         self.deadline = Some(t.deadline());
         self.after_step(step, plan, now, wave, out);
     }
