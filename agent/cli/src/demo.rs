@@ -73,6 +73,9 @@ pub struct DemoArgs {
     /// Fail nodes still not done after this many seconds.
     #[arg(long, value_name = "S", default_value_t = 120)]
     pub timeout: u32,
+    /// Machines powered on per second (0: all at once, the default).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rate: u32,
 }
 
 /// Runs the demo; every namespace, process and temporary file it created
@@ -347,6 +350,8 @@ impl Demo {
                 &path_text(&nodes_json)?,
                 "--timeout",
                 &timeout,
+                "--rate",
+                &args.rate.to_string(),
             ],
             &sim_log,
         )?;

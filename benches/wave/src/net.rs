@@ -25,7 +25,7 @@ pub fn udp(addr: SocketAddrV4, pktinfo: bool) -> anyhow::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;
     // Root may exceed the sysctl limits; others get what the limits allow.
-    let big = 16 << 20;
+    let big = 128 << 20;
     if setsockopt(&s, sockopt::RcvBufForce, &big).is_err() {
         let _ = s.set_recv_buffer_size(big);
     }
