@@ -49,6 +49,9 @@ struct Args {
     /// On-link mode over one interface (one MAC per machine).
     #[arg(long)]
     iface: Option<String>,
+    /// Fetch the script's `http://` URLs over HTTP.
+    #[arg(long)]
+    http: bool,
     /// Machines powered on per second (0: all at once).
     #[arg(long, default_value_t = 0)]
     rate: u32,
@@ -165,6 +168,10 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             "--iface {iface}: on-link mode is not available in this version; run behind a relay address with --relay"
         );
     }
+    ensure!(
+        !args.http,
+        "--http: HTTP downloads are not available in this version; every file is fetched over TFTP"
+    );
     let (server, relay) = match (args.reflector, args.server, args.relay) {
         (true, s, r) => (
             s.unwrap_or(Ipv4Addr::new(127, 0, 0, 2)),
