@@ -5,6 +5,7 @@
 #
 # Usage: sudo benches/wave.sh [NODES...]          (default: 1000 10000)
 #        SERVERS="reflector bootwave-uring" sudo benches/wave.sh 1000
+#        LOSS=10 sudo benches/wave.sh 1000      (10 % of datagrams lost each way)
 #
 # Servers: reflector, bootwave-uring, bootwave-portable, dnsmasq (Debian's
 # dnsmasq 2.90: DHCP + TFTP, --tftp-max raised, its ping check off as
@@ -14,7 +15,8 @@
 # 10.201.0.0/16 via the relay. Traffic stays inside the two namespaces.
 #
 # Per run: machines done/failed, wave time, retransmits, server CPU per
-# machine (utime + stime of the server process), peak RSS (VmHWM), and the
+# machine (utime + stime of the server process), peak RSS (VmHWM) and its
+# growth over the wave per machine, and the
 # time's ratio to the reflector's (a server within 20 % of it is labelled
 # generator-bound: the simulator, not the server, is the limit).
 set -euo pipefail
@@ -25,6 +27,8 @@ nodes_list=("${@:-1000 10000}")
 read -r -a nodes_list <<<"${nodes_list[*]}"
 servers=${SERVERS:-"reflector bootwave-uring bootwave-portable dnsmasq"}
 timeout_s=${WAVE_TIMEOUT:-300}
+# This kernel may lack netem: the simulator loses datagrams itself.
+loss=${LOSS:-0}
 
 cargo build -q --release --locked -p bootwave-dataplane -p bootwave-wave
 bin=target/release
@@ -136,7 +140,7 @@ hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
-printf '%-18s %6s %6s %6s %9s %8s %12s %10s %9s %s\n' server nodes done failed "time(s)" resends "cpu/node(ms)" "rss(MiB)" "vs ceil" ""
+printf '%-18s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' server nodes done failed "time(s)" resends "cpu/node(ms)" "peak MiB/KiB per node" "vs ceil" ""
 declare -A ceiling
 results=$work/results
 : >"$results"
@@ -146,20 +150,19 @@ for n in "${nodes_list[@]}"; do
         cpu="-" rss="-"
         if [[ $s == reflector ]]; then
             ip netns exec "$sim" "$bin/bootwave-wave" --reflector --nodes "$n" \
-                --files "$files" --timeout "$timeout_s" >"$out" 2>&1 || true
+                --files "$files" --timeout "$timeout_s" --loss "$loss" >"$out" 2>&1 || true
         else
             start_server "$s"
             sleep 0.5
             c0=$(cpu_ticks "$server_pid") r0=$(rss_kib "$server_pid")
             ip netns exec "$sim" "$bin/bootwave-wave" --nodes "$n" --server 10.200.0.1 \
-                --relay 10.200.0.2 --files "$files" --timeout "$timeout_s" >"$out" 2>&1 || true
+                --relay 10.200.0.2 --files "$files" --timeout "$timeout_s" --loss "$loss" >"$out" 2>&1 || true
             c1=$(cpu_ticks "$server_pid") peak=$(hwm_kib "$server_pid")
             kill "$server_pid"
             wait "$server_pid" 2>/dev/null || true
             server_pid=
             cpu=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.2f", d * 1000 / hz / n}')
-            rss=$(awk -v p="$peak" 'BEGIN {printf "%.1f", p / 1024}')
-            : "$r0"
+            rss=$(awk -v p="$peak" -v r="$r0" -v n="$n" 'BEGIN {printf "%.1f/%.1f", p / 1024, (p - r) / n}')
         fi
         last=$(grep '^wave:' "$out" | tail -1)
         if [[ -z $last ]]; then
@@ -176,7 +179,7 @@ for n in "${nodes_list[@]}"; do
             ratio=$(awk -v c="${ceiling[$n]}" -v t="$t" 'BEGIN {printf "%.2f", c / t}')
             if awk -v r="$ratio" 'BEGIN {exit !(r >= 0.8)}'; then label=generator-bound; fi
         fi
-        printf '%-18s %6s %6s %6s %9s %8s %12s %10s %9s %s\n' "$s" "$n" "$done" "$failed" "$t" "$resends" "$cpu" "$rss" "$ratio" "$label" | tee -a "$results"
+        printf '%-18s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' "$s" "$n" "$done" "$failed" "$t" "$resends" "$cpu" "$rss" "$ratio" "$label" | tee -a "$results"
         grep '^failed:' "$out" | head -3 || true
     done
 done

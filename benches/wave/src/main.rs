@@ -86,6 +86,37 @@ struct Args {
     /// Sends per packet before a stage fails.
     #[arg(long, default_value_t = 6)]
     tries: u32,
+    /// Lose this percentage of datagrams at random, in each direction
+    /// (a lossy link, where the kernel has no netem), 0–50.
+    #[arg(long, value_name = "PCT", default_value_t = 0.0)]
+    loss: f64,
+}
+
+/// Random datagram loss at a fixed rate (xorshift64, fixed seed: the same
+/// run loses the same share).
+struct Loss {
+    threshold: u64,
+    state: u64,
+}
+
+impl Loss {
+    fn new(percent: f64) -> Self {
+        Self {
+            threshold: (percent / 100.0 * u64::MAX as f64) as u64,
+            state: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Whether the next datagram is lost.
+    fn hit(&mut self) -> bool {
+        if self.threshold == 0 {
+            return false;
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state < self.threshold
+    }
 }
 
 fn main() -> ExitCode {
@@ -157,8 +188,13 @@ fn load_files(dir: &std::path::Path) -> anyhow::Result<HashMap<String, Arc<[u8]>
 const MAX_BATCHES: usize = 16;
 
 /// Client ports for TFTP, used in turn (transfer k of a machine uses
-/// port k mod this), all shared by every machine.
-const TFTP_PORTS: usize = 4;
+/// port k mod this), all shared by every machine. A machine makes five
+/// transfers (the size probe, ipxe.efi, the script and its two files):
+/// with more ports than that, none of its transfers shares a port with an
+/// earlier one, so a late OACK of an earlier transfer whose ending ERROR
+/// was lost never starts a later one (real firmware takes a new port
+/// each time).
+const TFTP_PORTS: usize = 8;
 
 const DHCP: Token = Token(0);
 
@@ -168,6 +204,11 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             "--iface {iface}: on-link mode is not available in this version; run behind a relay address with --relay"
         );
     }
+    ensure!(
+        (0.0..=50.0).contains(&args.loss),
+        "--loss {}: a percentage from 0 to 50",
+        args.loss
+    );
     ensure!(
         !args.http,
         "--http: HTTP downloads are not available in this version; every file is fetched over TFTP"
@@ -283,6 +324,7 @@ fn wave(
     let mut started = 0u32;
     let mut over = 0u32;
     let mut more = false;
+    let mut loss = Loss::new(args.loss);
 
     // Sends what a node produced and re-arms its timer.
     let flush = |n: &mut Node,
@@ -290,11 +332,16 @@ fn wave(
                  timers: &mut BinaryHeap<Reverse<(Instant, u32)>>,
                  armed: &mut [Option<Instant>],
                  by_addr: &mut HashMap<Ipv4Addr, u32>,
-                 stats: &mut DriverStats| {
+                 stats: &mut DriverStats,
+                 loss: &mut Loss| {
         if let Some(a) = n.addr {
             by_addr.entry(a).or_insert(n.index);
         }
         for o in out.drain(..) {
+            if loss.hit() {
+                stats.lost += 1;
+                continue;
+            }
             let res = match &o {
                 Out::Dhcp(bytes) => dhcp_sock
                     .send_to(bytes, SocketAddrV4::new(plan.server, 67))
@@ -352,6 +399,7 @@ fn wave(
                 &mut armed,
                 &mut by_addr,
                 &mut stats,
+                &mut loss,
             );
             started += 1;
         }
@@ -386,6 +434,7 @@ fn wave(
                 &mut armed,
                 &mut by_addr,
                 &mut stats,
+                &mut loss,
             );
             if !was_over && n.is_over() {
                 over += 1;
@@ -424,6 +473,10 @@ fn wave(
                 Err(e) => return Err(e).context("DHCP receive"),
             };
             stats.received += 1;
+            if loss.hit() {
+                stats.lost += 1;
+                continue;
+            }
             let Some(reply) = dhcp::parse_reply(&dhcp_buf[..n]) else {
                 stats.stray += 1;
                 continue;
@@ -442,6 +495,7 @@ fn wave(
                 &mut armed,
                 &mut by_addr,
                 &mut stats,
+                &mut loss,
             );
             if !was_over && node.is_over() {
                 over += 1;
@@ -474,6 +528,10 @@ fn wave(
             let now = Instant::now();
             for g in &grams {
                 stats.received += 1;
+                if loss.hit() {
+                    stats.lost += 1;
+                    continue;
+                }
                 let Some(&i) = by_addr.get(&g.to) else {
                     stats.stray += 1;
                     continue;
@@ -493,6 +551,7 @@ fn wave(
                     &mut armed,
                     &mut by_addr,
                     &mut stats,
+                    &mut loss,
                 );
                 if !was_over && node.is_over() {
                     over += 1;

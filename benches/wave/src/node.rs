@@ -95,6 +95,8 @@ enum Phase {
         request_at: Option<Instant>,
     },
     Tftp(Box<Transfer>),
+    /// The script's failure branch: it waits, then fetches its files again.
+    Sleep,
     Done,
     Failed,
 }
@@ -112,6 +114,13 @@ pub struct Node {
     next_server: Ipv4Addr,
     /// Files still to fetch (the script's list).
     queue: Vec<String>,
+    /// Every file the script fetches, in order.
+    boot_list: Vec<String>,
+    /// The script's pause before it tries again after a failed fetch
+    /// (`|| goto …` then `sleep N`), if it has one.
+    retry_after: Option<Duration>,
+    /// Times the script started over after a failed fetch.
+    pub script_retries: u32,
     firmware_file: Option<String>,
     script_file: Option<String>,
     /// The firmware's size probe is behind it.
@@ -140,6 +149,9 @@ impl Node {
             addr: None,
             next_server: Ipv4Addr::UNSPECIFIED,
             queue: Vec::new(),
+            boot_list: Vec::new(),
+            retry_after: None,
+            script_retries: 0,
             firmware_file: None,
             script_file: None,
             probed: false,
@@ -393,7 +405,22 @@ impl Node {
         self.retransmits += t.retransmits;
         let file = t.file().to_owned();
         let (size, crc, tsize, kept) = match end {
-            End::Failed(cause) => return self.fail(cause, now, wave),
+            End::Failed(cause) => {
+                let boot_file = self.script_file.is_some()
+                    && self.script_file.as_deref() != Some(file.as_str());
+                if let Some(pause) = self.retry_after
+                    && boot_file
+                    && self.script_retries < MAX_SCRIPT_RETRIES
+                {
+                    // As the script does: wait, then fetch its list again.
+                    self.script_retries += 1;
+                    self.phase = Phase::Sleep;
+                    self.deadline = Some(now + pause);
+                    self.queue = self.boot_list.iter().rev().cloned().collect();
+                    return;
+                }
+                return self.fail(cause, now, wave);
+            }
             End::Done {
                 size,
                 crc,
@@ -432,6 +459,8 @@ impl Node {
                 }
                 files.push(path);
             }
+            self.boot_list.clone_from(&files);
+            self.retry_after = script_retry(&text);
             files.reverse();
             self.queue = files;
         }
@@ -485,6 +514,10 @@ impl Node {
                 self.deadline = Some(t.deadline());
                 self.after_step(step, plan, now, wave, out);
             }
+            Phase::Sleep => match self.queue.pop() {
+                Some(next) => self.fetch(&next, Ask::IPXE, plan, now, out),
+                None => self.deadline = None,
+            },
             Phase::Idle | Phase::Done | Phase::Failed => self.deadline = None,
         }
     }
@@ -496,6 +529,22 @@ impl Node {
             self.fail(format!("wave timeout in {stage}"), now, wave);
         }
     }
+}
+
+/// Times a node's script starts over after a failed fetch before the
+/// node counts as failed (a real one would go on).
+const MAX_SCRIPT_RETRIES: u32 = 3;
+
+/// The pause of a script that retries its fetches: it has a failure
+/// branch (`|| goto LABEL`) and a `sleep N` (seconds) line.
+fn script_retry(script: &str) -> Option<Duration> {
+    if !script.contains("|| goto") {
+        return None;
+    }
+    script.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("sleep ")?;
+        rest.trim().parse().ok().map(Duration::from_secs)
+    })
 }
 
 fn check(file: &str, size: u64, crc: u32, tsize: Option<u64>, plan: &Plan) -> Result<(), String> {
@@ -512,4 +561,22 @@ fn check(file: &str, size: u64, crc: u32, tsize: Option<u64>, plan: &Plan) -> Re
         return Err(format!("{file}: {size} bytes, the server announced {t}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_script_retries_after_its_pause() {
+        let shipped = include_str!("../../../assets/tftp/refind.pxe");
+        assert_eq!(script_retry(shipped), Some(Duration::from_secs(15)));
+        // No failure branch, no retry, whatever it sleeps.
+        assert_eq!(script_retry("#!ipxe\nsleep 3\nchain x.efi\n"), None);
+        // A failure branch without a pause is not taken for a retry loop.
+        assert_eq!(
+            script_retry("#!ipxe\nchain x.efi || goto end\n:end\n"),
+            None
+        );
+    }
 }

@@ -16,6 +16,8 @@ pub struct DriverStats {
     pub received: u64,
     pub send_errors: u64,
     pub stray: u64,
+    /// Datagrams dropped on purpose (`--loss`).
+    pub lost: u64,
 }
 
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct Summary {
     received: u64,
     send_errors: u64,
     stray: u64,
+    lost: u64,
+    script_retries: u64,
 }
 
 /// A failure's cause without its numbers, so that like failures group.
@@ -112,6 +116,8 @@ impl Summary {
             received: stats.received,
             send_errors: stats.send_errors,
             stray: stats.stray,
+            lost: stats.lost,
+            script_retries: nodes.iter().map(|n| u64::from(n.script_retries)).sum(),
         }
     }
 
@@ -154,6 +160,16 @@ impl Summary {
             "retransmits {}  datagrams sent {} received {}  send errors {}  stray {}",
             self.retransmits, self.sent, self.received, self.send_errors, self.stray
         );
+        if self.script_retries > 0 {
+            let _ = writeln!(
+                t,
+                "script retries (a failed fetch, the script's pause, its files again) {}",
+                self.script_retries
+            );
+        }
+        if self.lost > 0 {
+            let _ = writeln!(t, "lost on purpose (--loss) {}", self.lost);
+        }
         for (cause, count) in &self.causes {
             let _ = writeln!(t, "failed: {count} × {cause}");
         }
@@ -202,6 +218,7 @@ pub fn write_json(path: &Path, nodes: &[Node]) -> std::io::Result<()> {
             "stages_ms": stages,
             "end_ms": n.finished.map(|d| d.as_millis() as u64),
             "retransmits": n.retransmits,
+            "script_retries": n.script_retries,
             "bytes": n.bytes,
             "cause": n.cause,
         });
