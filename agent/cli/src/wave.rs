@@ -163,6 +163,10 @@ fn write_svg(path: &std::path::Path, wave: &v1::Wave) -> Result<(), Failure> {
         .unwrap_or(std::path::Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(failure)?;
     std::io::Write::write_all(&mut tmp, super::svg::wave_svg(wave).as_bytes()).map_err(failure)?;
+    // A picture to open in any browser, not a secret: readable by all, as
+    // a file written with `>` would be.
+    let readable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+    tmp.as_file().set_permissions(readable).map_err(failure)?;
     tmp.persist(path).map_err(|e| failure(e.error))?;
     Ok(())
 }

@@ -85,7 +85,11 @@ fn demo(server: Server, nodes: u32) -> anyhow::Result<()> {
     assert_eq!(summary["finished"], true, "{}", ctx());
     assert_eq!(summary["counts"]["DONE"], u64::from(nodes), "{summary}");
     // The picture has a row per machine.
-    let svg = std::fs::read_to_string(out.path().join("wave.svg"))?;
+    let svg_path = out.path().join("wave.svg");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&svg_path)?.permissions());
+    assert_eq!(mode & 0o777, 0o644, "wave.svg is readable by all");
+    let svg = std::fs::read_to_string(&svg_path)?;
     assert!(svg.starts_with("<svg "), "{svg:.200}");
     assert_eq!(svg.matches("<g>").count(), nodes as usize);
     assert!(svg.contains(&format!("{nodes} hosts, {nodes} done, 0 failed")));
