@@ -189,11 +189,12 @@ const MAX_BATCHES: usize = 16;
 
 /// Client ports for TFTP, used in turn (transfer k of a machine uses
 /// port k mod this), all shared by every machine. A machine makes five
-/// transfers (the size probe, ipxe.efi, the script and its two files):
-/// with more ports than that, none of its transfers shares a port with an
-/// earlier one, so a late OACK of an earlier transfer whose ending ERROR
-/// was lost never starts a later one (real firmware takes a new port
-/// each time).
+/// transfers in one pass (the size probe, ipxe.efi, the script and its
+/// two files): with more ports than that, none of them shares a port with
+/// an earlier one, so a late OACK of an earlier transfer whose ending
+/// ERROR was lost never starts a later one (real firmware takes a new
+/// port each time). Only a script's retry, after its pause of seconds,
+/// comes back to ports used before.
 const TFTP_PORTS: usize = 8;
 
 const DHCP: Token = Token(0);
