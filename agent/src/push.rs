@@ -253,15 +253,7 @@ impl Plane {
         let mut result = match plan {
             Plan::Nothing => return None,
             Plan::TakenOver => {
-                let error = format!(
-                    "taken over: it holds generation {} of history {}, another agent's (this agent fed it before); restart this agent to feed it again",
-                    seen.acked, seen.history
-                );
-                // Logged once per takeover, not on every resync tick.
-                if seen.error.as_deref() != Some(error.as_str()) {
-                    tracing::warn!(endpoint = %self.endpoint, generation, "not pushed: {error}");
-                }
-                seen.error = Some(error.clone());
+                let error = self.mark_taken_over(&mut seen);
                 return Some(v1::DataplaneLag {
                     endpoint: self.endpoint.clone(),
                     error,
@@ -347,6 +339,21 @@ impl Plane {
         Ok((reply.generation, reply.history))
     }
 
+    /// Records that another agent's history is in force on this data plane
+    /// (which this agent fed before); returns the error it reports. Logged
+    /// once per takeover, not on every resync tick.
+    fn mark_taken_over(&self, seen: &mut Seen) -> String {
+        let error = format!(
+            "taken over: it holds generation {} of history {}, another agent's (this agent fed it before); restart this agent to feed it again",
+            seen.acked, seen.history
+        );
+        if seen.error.as_deref() != Some(error.as_str()) {
+            tracing::warn!(endpoint = %self.endpoint, "not pushed: {error}");
+        }
+        seen.error = Some(error.clone());
+        error
+    }
+
     async fn resync(&self, store: &Store) {
         {
             // Held across the call: a push finishing meanwhile must not be
@@ -362,24 +369,18 @@ impl Plane {
                         // Restarted, or fed by someone else: no known base.
                         seen.base = None;
                     }
-                    if seen.fed
-                        && !reply.history.is_empty()
-                        && reply.history != store.history()
-                        && seen.history != reply.history
-                    {
-                        tracing::warn!(
-                            endpoint = %self.endpoint,
-                            history = %reply.history,
-                            generation = reply.generation,
-                            "data plane taken over by another agent's history; not pushing to it until this agent restarts"
-                        );
-                    }
                     seen.acked = reply.generation;
                     seen.history = reply.history;
                     seen.reachable = true;
                     seen.shards = reply.shards;
                     seen.backend = reply.backend;
                     seen.pools = reply.pools;
+                    // Marked under the same lock as the history it is about,
+                    // so a status call never shows the other history without
+                    // the reason this agent no longer pushes to it.
+                    if seen.fed && !seen.history.is_empty() && seen.history != store.history() {
+                        self.mark_taken_over(&mut seen);
+                    }
                 }
                 Err(status) => {
                     seen.reachable = false;
