@@ -65,12 +65,23 @@ pub fn explain(state: &State, generation: u64, mac: [u8; 6]) -> v1::ExplainReply
             return v1::StageDecision::default();
         };
         let next_server = rule.next_server.or(subnet.next_server);
+        // An `http = true` rule's URL names the data plane's own address
+        // and [http] port when no next-server is set: only the data plane
+        // knows those, so the URL is then shown without them.
+        let filename = match (rule.http, next_server) {
+            (false, _) => rule.filename.clone(),
+            (true, Some(ns)) => format!("http://{ns}/{}", rule.filename.trim_start_matches('/')),
+            (true, None) => format!(
+                "http://<data plane address>/{}",
+                rule.filename.trim_start_matches('/')
+            ),
+        };
         v1::StageDecision {
             matched: true,
             rule_index: u32::try_from(index).unwrap_or(u32::MAX),
             source: source.to_string(),
             rule: Some(rule_to_wire(rule)),
-            filename: rule.filename.clone(),
+            filename,
             next_server: next_server.map(|a| a.to_string()).unwrap_or_default(),
         }
     };

@@ -77,6 +77,7 @@ pub(super) fn rule_json(r: &v1::BootRule) -> Value {
         "ipxe_encap": r.ipxe_encap,
         "filename": r.filename,
         "next_server": r.next_server,
+        "http": r.http,
     })
 }
 
@@ -160,6 +161,9 @@ pub(super) fn rule_text(r: &bootwave_protocol::config::BootRule) -> String {
         parts.push(format!("ipxe-encap={e}"));
     }
     parts.push(format!("file={}", w.filename));
+    if w.http {
+        parts.push("http=yes".to_owned());
+    }
     parts.join(" ")
 }
 

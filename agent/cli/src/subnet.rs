@@ -361,10 +361,13 @@ fn rule_text(r: &v1::BootRule) -> String {
     if !r.next_server.is_empty() {
         parts.push(format!("next-server={}", r.next_server));
     }
+    if r.http {
+        parts.push("http=yes".to_owned());
+    }
     parts.join(",")
 }
 
-/// Parses `arch=7,user-class=iPXE,file=refind.pxe[,next-server=A][,ipxe=yes]`.
+/// Parses `arch=7,user-class=iPXE,file=refind.pxe[,next-server=A][,ipxe=yes][,http=yes]`.
 fn parse_rule(text: &str) -> Result<v1::BootRule, String> {
     let mut rule = v1::BootRule::default();
     for part in text.split(',') {
@@ -389,11 +392,18 @@ fn parse_rule(text: &str) -> Result<v1::BootRule, String> {
                     _ => return Err(format!("ipxe: {value:?} is not yes or no")),
                 });
             }
+            "http" => {
+                rule.http = match value {
+                    "yes" | "true" => true,
+                    "no" | "false" => false,
+                    _ => return Err(format!("http: {value:?} is not yes or no")),
+                };
+            }
             "file" => rule.filename = value.to_owned(),
             "next-server" => rule.next_server = value.to_owned(),
             _ => {
                 return Err(format!(
-                    "unknown key {key:?} (arch, user-class, ipxe, file, next-server)"
+                    "unknown key {key:?} (arch, user-class, ipxe, file, next-server, http)"
                 ));
             }
         }
@@ -438,6 +448,15 @@ mod tests {
         assert_eq!(rule.filename, "refind.pxe");
         assert_eq!(rule.next_server, "10.0.0.1");
         assert_eq!(rule_text(&rule), text);
+        let text = "arch=16,file=ipxe.efi,http=yes";
+        let rule = parse_rule(text).unwrap();
+        assert!(rule.http);
+        assert_eq!(rule_text(&rule), text);
+        assert!(
+            parse_rule("file=a,http=maybe")
+                .unwrap_err()
+                .contains("http")
+        );
     }
 
     #[test]

@@ -907,6 +907,42 @@ fn a_swapped_snapshot_applies_to_the_next_packet() {
 }
 
 #[test]
+fn an_http_rule_hands_out_the_url_of_its_path_on_the_http_port() {
+    let http_discover = |last: u8| {
+        discover([2, 0, 0, 0, 0, last])
+            .opt(93, &[0, 16])
+            .opt(60, b"HTTPClient:Arch:00016:UNDI:003001")
+            .opt(55, &[1, 3, 60, 66, 67])
+            .build()
+    };
+    // No next-server anywhere: the URL names the answering server.
+    let mut cfg = lab_config();
+    cfg.subnets[0].next_server = None;
+    let mut http = rule(16, None, "/efi/ipxe.efi");
+    http.http = true;
+    cfg.subnets[0].boot_rules.insert(0, http.clone());
+    let mut s = server(cfg.clone());
+    let m = run(&mut s, t(0), &bcast(), &http_discover(41)).decoded();
+    let Some(DhcpOption::ServerIdentifier(id)) = opt(&m, OptionCode::ServerIdentifier) else {
+        panic!("no server identifier: {m:?}");
+    };
+    let url = format!("http://{id}/efi/ipxe.efi");
+    assert_eq!(file(&m), url);
+    assert_eq!(
+        opt(&m, OptionCode::BootfileName),
+        Some(&DhcpOption::BootfileName(url.into_bytes()))
+    );
+    // The rule's next-server and a port other than 80.
+    http.next_server = Some(Ipv4Addr::new(10, 9, 9, 9));
+    cfg.subnets[0].boot_rules[0] = http;
+    cfg.http.port = 8080;
+    let mut s = server(cfg);
+    let m = run(&mut s, t(0), &bcast(), &http_discover(42)).decoded();
+    assert_eq!(file(&m), "http://10.9.9.9:8080/efi/ipxe.efi");
+    assert_eq!(m.siaddr(), Ipv4Addr::new(10, 9, 9, 9));
+}
+
+#[test]
 fn uefi_http_boot_clients_get_httpclient_and_their_url() {
     // A rule for arch 16 whose file is a URL, as UEFI HTTP boot needs.
     let mut cfg = lab_config();

@@ -238,6 +238,7 @@ fn file_rule(r: &BootRule) -> FileRule {
         ipxe_encap: r.ipxe_encap,
         filename: r.filename.clone(),
         next_server: r.next_server.map(|a| a.to_string()),
+        http: r.http.then_some(true),
     }
 }
 
@@ -312,6 +313,8 @@ struct FileRule {
     filename: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<bool>,
 }
 
 #[derive(Serialize)]

@@ -281,6 +281,7 @@ pub fn rule_from_wire(r: v1::BootRule) -> Result<BootRule, ConvertError> {
         ipxe_encap: r.ipxe_encap,
         filename: r.filename,
         next_server: opt_ip("next_server", &r.next_server)?,
+        http: r.http,
     })
 }
 
@@ -293,6 +294,7 @@ pub fn rule_to_wire(r: &BootRule) -> v1::BootRule {
         ipxe_encap: r.ipxe_encap,
         filename: r.filename.clone(),
         next_server: text(r.next_server),
+        http: r.http,
     }
 }
 

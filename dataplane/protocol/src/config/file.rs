@@ -136,6 +136,7 @@ pub(crate) struct FileBootRule {
     pub(crate) ipxe_encap: Option<bool>,
     pub(crate) filename: Spanned<String>,
     pub(crate) next_server: Option<Spanned<String>>,
+    pub(crate) http: Option<bool>,
 }
 
 /// One `[[hosts]]` entry.

@@ -31,7 +31,7 @@ pub use error::{ConfigError, Location};
 pub use interfaces::{InterfaceError, MachineInterface, ServedInterface, select_interfaces};
 pub use model::*;
 pub use summary::Summary;
-pub use values::format_mac;
+pub use values::{MAX_HTTP_PATH, format_mac};
 
 /// Parses and validates the text of a configuration file.
 ///

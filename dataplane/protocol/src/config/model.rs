@@ -354,10 +354,15 @@ pub struct BootRule {
     /// Matches on the presence (`true`) or absence (`false`) of iPXE's
     /// encapsulated option 175.
     pub ipxe_encap: Option<bool>,
-    /// The boot file name (`file` field and option 67).
+    /// The boot file name (`file` field and option 67); with `http`, the
+    /// path part of the URL handed out.
     pub filename: String,
     /// `siaddr` / option 66 for this rule; falls back to the subnet's.
     pub next_server: Option<Ipv4Addr>,
+    /// Hand out `filename` as `http://<next-server>[:port]/<filename>`, the
+    /// port being `[http] port` (left out when 80) and the address the
+    /// rule's or subnet's `next-server`, else the answering server's own.
+    pub http: bool,
 }
 
 /// The profile name of clients that have none.

@@ -75,8 +75,35 @@ impl fmt::Display for Summary<'_> {
             FsyncPolicy::Never => "fsync never".to_owned(),
         };
         writeln!(f, "journal: {}, {fsync}", c.journal.dir.display())?;
+        let h = &c.http;
+        if h.enabled {
+            writeln!(
+                f,
+                "http: port {}, ≤ {} connections ({} per client), header timeout {}, idle timeout {}",
+                h.port,
+                h.max_connections,
+                h.max_connections_per_client,
+                format_duration(h.header_timeout),
+                format_duration(h.idle_timeout),
+            )?;
+        } else {
+            writeln!(f, "http: off")?;
+        }
         for subnet in &c.subnets {
             write_subnet(f, subnet)?;
+        }
+        let http_rules = c
+            .subnets
+            .iter()
+            .flat_map(|s| &s.boot_rules)
+            .filter(|r| r.http)
+            .count();
+        if http_rules > 0 && !h.enabled {
+            writeln!(
+                f,
+                "warning: {http_rules} boot rule(s) with `http = true` hand out http:// URLs of port {}, but [http] is off here: another server must serve them",
+                h.port
+            )?;
         }
         for host in &c.hosts {
             write_host(f, host)?;
@@ -190,7 +217,11 @@ impl fmt::Display for RuleText<'_> {
         if conditions.is_empty() {
             conditions.push("any client".to_owned());
         }
-        write!(f, "{} → {}", conditions.join(", "), r.filename)?;
+        if r.http {
+            write!(f, "{} → http://…/{}", conditions.join(", "), r.filename)?;
+        } else {
+            write!(f, "{} → {}", conditions.join(", "), r.filename)?;
+        }
         if let Some(next) = r.next_server {
             write!(f, " from {next}")?;
         }

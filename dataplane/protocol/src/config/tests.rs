@@ -510,3 +510,47 @@ fn http_section() {
     let unknown = parse("[http]\nportt = 1\n", "t.toml", Path::new("/")).expect_err("unknown key");
     assert!(unknown.to_string().contains("portt"), "{unknown}");
 }
+
+#[test]
+fn http_boot_rules_take_a_path() {
+    let rule = |extra: &str| {
+        format!("[http]\n{MINIMAL}[[subnets.boot-rules]]\narch = 16\nhttp = true\n{extra}")
+    };
+    let c = ok(&rule("filename = \"efi/ipxe.efi?x=1\"\n"));
+    let r = &c.subnets[0].boot_rules[0];
+    assert!(r.http);
+    assert_eq!(r.filename, "efi/ipxe.efi?x=1");
+    assert!(c.summary().to_string().contains("→ http://…/efi/ipxe.efi"));
+    assert!(!c.summary().to_string().contains("warning"));
+    let plain = ok(&format!(
+        "{MINIMAL}[[subnets.boot-rules]]\nfilename = \"x\"\n"
+    ));
+    assert!(!plain.subnets[0].boot_rules[0].http, "off by default");
+
+    let url = rule("filename = \"http://10.0.0.1/ipxe.efi\"\n");
+    assert!(err_at(&url, 7, 12).contains("boot-rules[0].filename: is already a URL"));
+    let space = rule("filename = \"my file\"\n");
+    assert!(err_at(&space, 7, 12).contains("contains ' '"));
+    let long = rule(&format!(
+        "filename = \"{}\"\n",
+        "a".repeat(MAX_HTTP_PATH + 1)
+    ));
+    assert!(err_at(&long, 7, 12).contains("at most 226"));
+    let longest = ok(&rule(&format!(
+        "filename = \"{}\"\n",
+        "a".repeat(MAX_HTTP_PATH)
+    )));
+    assert_eq!(longest.subnets[0].boot_rules[0].filename.len(), 226);
+
+    // Without [http] on this data plane: accepted, and `check` says who
+    // must serve the URLs.
+    let elsewhere = ok(&format!(
+        "{MINIMAL}[[subnets.boot-rules]]\nhttp = true\nfilename = \"ipxe.efi\"\n"
+    ));
+    let summary = elsewhere.summary().to_string();
+    assert!(summary.contains("http: off"), "{summary}");
+    assert!(
+        summary.contains("warning: 1 boot rule(s) with `http = true`"),
+        "{summary}"
+    );
+}

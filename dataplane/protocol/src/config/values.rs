@@ -212,6 +212,36 @@ pub(crate) fn check_filename(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest path an `http = true` rule may name: its URL
+/// (`http://` + a dotted quad + `:65535` + `/` + the path) must fit the 255
+/// bytes of option 67.
+pub const MAX_HTTP_PATH: usize = 255 - (7 + 15 + 6 + 1);
+
+/// Checks the `filename` of an `http = true` rule: a path (not already a
+/// URL) of URL path characters, short enough for option 67 once made a URL.
+pub(crate) fn check_http_path(text: &str) -> Result<(), String> {
+    if text.contains("://") {
+        return Err(
+            "is already a URL; with `http = true` it is the path on this server (leave `http` out to hand out a URL as written)"
+                .to_owned(),
+        );
+    }
+    let path = text.trim_start_matches('/');
+    if path.len() > MAX_HTTP_PATH {
+        return Err(format!(
+            "is {} bytes long; with `http = true` at most {MAX_HTTP_PATH} (the URL must fit option 67)",
+            path.len()
+        ));
+    }
+    let url_char = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%/?".contains(c);
+    if let Some(bad) = text.chars().find(|&c| !url_char(c)) {
+        return Err(format!(
+            "contains {bad:?}, which a URL path cannot hold as is (write it percent-encoded)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::config::{DEFAULT_PROFILE, DhcpSettings, Subnet};
+use crate::config::{BootRule, DEFAULT_PROFILE, DhcpSettings, Subnet};
 use crate::dhcp::event::{DropReason, Event, ShortBytes};
 use crate::dhcp::options::{ClientOptions, MessageType, code};
 use crate::dhcp::outcome::{CLIENT_PORT, Destination, SERVER_PORT, Transmit};
@@ -193,10 +193,11 @@ fn fill(
     if let Some(ns) = next_server {
         w.set_siaddr(ns);
     }
-    let file = rule.map(|r| r.filename.as_bytes());
-    if let Some(f) = file {
-        w.set_file(f);
-        event.boot_file = ShortBytes::new(f);
+    let http_port = snap.config().http.port;
+    let file = rule.map(|r| BootFile::of(r, next_server.unwrap_or(req.server_id), http_port));
+    if let Some(f) = &file {
+        w.set_file(f.as_bytes());
+        event.boot_file = ShortBytes::new(f.as_bytes());
     }
 
     let message = match kind {
@@ -250,8 +251,63 @@ fn fill(
         let len = dotted_quad(ns, &mut text);
         w.option(code::TFTP_SERVER, &text[..len]);
     }
-    if let Some(f) = file.filter(|_| opts.asked_for(code::BOOTFILE)) {
-        w.option(code::BOOTFILE, f);
+    if let Some(f) = file.as_ref().filter(|_| opts.asked_for(code::BOOTFILE)) {
+        w.option(code::BOOTFILE, f.as_bytes());
+    }
+}
+
+/// The boot file a rule hands out: its `filename` as written, or for an
+/// `http = true` rule the URL of that path on the HTTP port of `server`
+/// (built on the stack: no allocation per reply).
+// One lives on the stack for the length of one reply; boxing the URL would
+// allocate per reply.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum BootFile<'a> {
+    Name(&'a [u8]),
+    Url { buf: [u8; 255], len: usize },
+}
+
+impl<'a> BootFile<'a> {
+    /// What `rule` hands out when `server` is the next server's address and
+    /// `http_port` the `[http]` port.
+    pub(crate) fn of(rule: &'a BootRule, server: Ipv4Addr, http_port: u16) -> Self {
+        if !rule.http {
+            return Self::Name(rule.filename.as_bytes());
+        }
+        let mut buf = [0u8; 255];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            // The path was bounded at load (`MAX_HTTP_PATH`): the rest of
+            // an over-long one is cut, never written out of bounds.
+            let n = bytes.len().min(buf.len() - len);
+            buf[len..len + n].copy_from_slice(&bytes[..n]);
+            len += n;
+        };
+        put(b"http://");
+        let mut quad = [0u8; 15];
+        let n = dotted_quad(server, &mut quad);
+        put(&quad[..n]);
+        if http_port != 80 {
+            let mut digits = [0u8; 6];
+            let left = {
+                let mut rest = &mut digits[..];
+                // Cannot fail: ":65535" is 6 bytes.
+                let _ = std::io::Write::write_fmt(&mut rest, format_args!(":{http_port}"));
+                rest.len()
+            };
+            put(&digits[..digits.len() - left]);
+        }
+        put(b"/");
+        put(rule.filename.trim_start_matches('/').as_bytes());
+        Self::Url { buf, len }
+    }
+
+    /// The bytes of the `file` field and option 67.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Name(name) => name,
+            Self::Url { buf, len } => &buf[..*len],
+        }
     }
 }
 

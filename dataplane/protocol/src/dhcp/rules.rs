@@ -62,6 +62,7 @@ mod tests {
             ipxe_encap: None,
             filename: file.to_owned(),
             next_server: None,
+            http: false,
         }
     }
 

@@ -152,6 +152,7 @@ pub(crate) mod tests {
             ipxe_encap: None,
             filename: file.to_owned(),
             next_server: None,
+            http: false,
         };
         let net = Ipv4Net::new(Ipv4Addr::new(192, 168, 1, 0), 28).expect("canonical");
         Config {

@@ -58,6 +58,7 @@ pub(crate) fn rule(arch: u16, user_class: Option<&str>, file: &str) -> BootRule 
         ipxe_encap: None,
         filename: file.to_owned(),
         next_server: None,
+        http: false,
     }
 }
 

@@ -11,7 +11,8 @@ use crate::config::model::{
     AddrRange, BootRule, ClientArch, DhcpSettings, Ipv4Net, Subnet, UnknownClients,
 };
 use crate::config::values::{
-    check_filename, check_name, format_duration, parse_arch_name, parse_net, parse_range,
+    check_filename, check_http_path, check_name, format_duration, parse_arch_name, parse_net,
+    parse_range,
 };
 
 /// Converts every subnet and checks that no two overlap.
@@ -277,6 +278,12 @@ fn bootp_lease_length(
 fn boot_rule(file: &FileBootRule, key: &str) -> Result<BootRule, Rejection> {
     check_filename(file.filename.get_ref())
         .map_err(|m| Rejection::new(Some(file.filename.span()), format!("{key}.filename"), m))?;
+    let http = file.http.unwrap_or(false);
+    if http {
+        check_http_path(file.filename.get_ref()).map_err(|m| {
+            Rejection::new(Some(file.filename.span()), format!("{key}.filename"), m)
+        })?;
+    }
     let profile = match &file.profile {
         None => None,
         Some(p) => {
@@ -310,6 +317,7 @@ fn boot_rule(file: &FileBootRule, key: &str) -> Result<BootRule, Rejection> {
             .as_ref()
             .map(|n| unicast(n, &format!("{key}.next-server")))
             .transpose()?,
+        http,
     })
 }
 
