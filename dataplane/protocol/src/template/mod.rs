@@ -16,6 +16,7 @@
 //! | `{{mac-hyphen}}` | `aa-bb-cc-dd-ee-ff` |
 //! | `{{ip}}` | the host's fixed address, else the address the request came from |
 //! | `{{next-server}}` | `next-server` of the subnet holding the client's address |
+//! | `{{http-base}}` | `http://<next-server>:<[http] port>`; without a `next-server`, `http://${next-server}:<port>` (iPXE's own setting: the server its DHCP reply named) |
 //! | `{{profile}}` | the host's boot profile |
 //! | `{{label:KEY}}` | the host's label `KEY` |
 //!
@@ -89,6 +90,8 @@ pub enum Var {
     Ip,
     /// `{{next-server}}`.
     NextServer,
+    /// `{{http-base}}`.
+    HttpBase,
     /// `{{profile}}`.
     Profile,
     /// `{{label:KEY}}`.
@@ -120,7 +123,7 @@ pub enum TemplateError {
     },
     /// The placeholder names no known variable.
     #[error(
-        "line {line}, column {column}: unknown variable `{name}` (known: hostname, name, mac, mac-hyphen, ip, next-server, profile, label:KEY)"
+        "line {line}, column {column}: unknown variable `{name}` (known: hostname, name, mac, mac-hyphen, ip, next-server, http-base, profile, label:KEY)"
     )]
     UnknownVariable {
         /// Line of the `{{`.
@@ -251,6 +254,7 @@ fn variable(name: &str, line: usize, column: usize) -> Result<Var, TemplateError
         "mac-hyphen" => Var::MacHyphen,
         "ip" => Var::Ip,
         "next-server" => Var::NextServer,
+        "http-base" => Var::HttpBase,
         "profile" => Var::Profile,
         _ => {
             let Some(key) = name.strip_prefix("label:") else {

@@ -19,6 +19,8 @@ pub struct Vars<'a> {
     pub ip: Option<Ipv4Addr>,
     /// `{{next-server}}`; `None` renders as nothing.
     pub next_server: Option<Ipv4Addr>,
+    /// The port of `{{http-base}}` (`[http] port`).
+    pub http_port: u16,
     /// `{{profile}}`.
     pub profile: &'a str,
     /// `{{label:KEY}}`; a missing key renders as nothing (configuration
@@ -55,6 +57,16 @@ fn write_var(var: &Var, vars: &Vars<'_>, out: &mut Vec<u8>) {
         Var::MacHyphen => write_mac(&vars.mac, b'-', out),
         Var::Ip => write_ip(vars.ip, out),
         Var::NextServer => write_ip(vars.next_server, out),
+        Var::HttpBase => {
+            out.extend_from_slice(b"http://");
+            if vars.next_server.is_some() {
+                write_ip(vars.next_server, out);
+            } else {
+                // iPXE's own variable: the server its DHCP reply named.
+                out.extend_from_slice(b"${next-server}");
+            }
+            let _ = write!(out, ":{}", vars.http_port);
+        }
         Var::Profile => out.extend_from_slice(vars.profile.as_bytes()),
         Var::Label(key) => {
             if let Some(value) = vars.labels.get(key) {

@@ -55,6 +55,7 @@ pub fn script_for(snapshot: &Snapshot, request: &ResolveRequest<'_>) -> Option<V
         mac: host.mac,
         ip,
         next_server,
+        http_port: config.http.port,
         profile,
         labels: &host.labels,
     }))

@@ -20,11 +20,20 @@ fn render(source: &str) -> String {
         mac: [0x52, 0x54, 0x00, 0xab, 0x0c, 0x01],
         ip: Some(Ipv4Addr::new(10, 0, 0, 21)),
         next_server: Some(Ipv4Addr::new(10, 0, 0, 1)),
+        http_port: 8080,
         profile: "rescue",
         labels: &labels,
     };
     let template = Template::parse(source).expect("valid template");
     String::from_utf8(template.render(&vars)).expect("UTF-8 in, UTF-8 out")
+}
+
+#[test]
+fn http_base_is_the_next_server_and_the_http_port() {
+    assert_eq!(
+        render("chain {{http-base}}/{{profile}}.efi"),
+        "chain http://10.0.0.1:8080/rescue.efi"
+    );
 }
 
 #[test]
@@ -73,11 +82,15 @@ fn missing_values_render_as_nothing() {
         mac: [0; 6],
         ip: None,
         next_server: None,
+        http_port: 80,
         profile: "default",
         labels: &labels,
     };
     let t = Template::parse("[{{ip}}][{{next-server}}][{{label:rack}}]").expect("valid");
     assert_eq!(t.render(&vars), b"[][][]");
+    // No next-server known here: iPXE fills in the one its DHCP reply named.
+    let t = Template::parse("{{http-base}}/x").expect("valid");
+    assert_eq!(t.render(&vars), b"http://${next-server}:80/x");
 }
 
 #[test]
@@ -165,6 +178,7 @@ proptest! {
                 mac: [1, 2, 3, 4, 5, 6],
                 ip: None,
                 next_server: None,
+                http_port: 80,
                 profile: "p",
                 labels: &BTreeMap::new(),
             }));
