@@ -109,7 +109,7 @@ fn events_and_leases(backend: &str) {
             match &event.kind {
                 Some(boot_event::Kind::Dhcp(_)) => dhcp_events.push(event),
                 Some(boot_event::Kind::Tftp(_)) => tftp_events.push(event),
-                None => panic!("an event without a kind: {event:?}"),
+                other => panic!("a DHCP or TFTP event: {other:?}"),
             }
         }
         let [discover, request, last] = &dhcp_events[..] else {
@@ -196,6 +196,105 @@ fn events_and_leases(backend: &str) {
         assert_eq!(only[0].address.parse::<Ipv4Addr>().ok(), Some(leased));
     });
     drop((all, dynamic, c));
+    assert!(server.stop().success());
+}
+
+/// Sends `request` to the HTTP server on `port` and reads the whole answer
+/// (the requests close the connection).
+fn http_exchange(port: u16, request: &str) -> Vec<u8> {
+    use std::io::{Read as _, Write as _};
+    let deadline = std::time::Instant::now() + EVENT_LIMIT;
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) if std::time::Instant::now() > deadline => panic!("HTTP server: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    stream.set_read_timeout(Some(EVENT_LIMIT)).expect("timeout");
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("answer read");
+    answer
+}
+
+fn http(event: &BootEvent) -> Option<&v1::HttpEvent> {
+    match &event.kind {
+        Some(boot_event::Kind::Http(h)) => Some(h),
+        _ => None,
+    }
+}
+
+#[test]
+fn http_downloads_are_boot_events() {
+    let file: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let dir = test_dir(&[("refind_x64.efi", &file)]);
+    let (dhcp_port, tftp_port) = free_ports();
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port")
+        .port();
+    let extra = format!(
+        "[[hosts]]\nname = \"n2\"\nmac = \"{RESERVED_TEXT}\"\nfixed-address = \"127.0.0.1\"\n\n[http]\nport = {http_port}\n"
+    );
+    let server = Running::start(
+        dir.path(),
+        &config_text(dhcp_port, tftp_port, &extra),
+        dhcp_port,
+        tftp_port,
+        &["--backend", "portable"],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (c, mut all) = rt.block_on(async {
+        let mut c = client(dir.path()).await;
+        let all = watch(&mut c, &[]).await;
+        (c, all)
+    });
+
+    // A HEAD (no event), a whole download, then a GET of a missing file.
+    let head = http_exchange(
+        http_port,
+        "HEAD /refind_x64.efi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+    let got = http_exchange(
+        http_port,
+        "GET /refind_x64.efi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(got.ends_with(&file), "the whole file");
+    let missing = http_exchange(
+        http_port,
+        "GET /missing.efi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(missing.starts_with(b"HTTP/1.1 404"), "{missing:?}");
+
+    rt.block_on(async {
+        let started = next(&mut all).await;
+        let h = http(&started).unwrap_or_else(|| panic!("an HTTP event: {started:?}"));
+        assert_eq!(h.kind(), v1::http_event::Kind::Started, "{started:?}");
+        assert_eq!(
+            (started.mac.as_str(), h.file.as_str(), h.size, h.status),
+            (RESERVED_TEXT, "refind_x64.efi", file.len() as u64, 200)
+        );
+        assert!(started.client.starts_with("127.0.0.1:"), "{started:?}");
+        let ended = next(&mut all).await;
+        let h = http(&ended).unwrap_or_else(|| panic!("an HTTP event: {ended:?}"));
+        assert_eq!(h.kind(), v1::http_event::Kind::Completed, "{ended:?}");
+        assert_eq!((h.bytes, h.error.as_str()), (file.len() as u64, ""));
+        assert_eq!(ended.client, started.client);
+        let refused = next(&mut all).await;
+        let h = http(&refused).unwrap_or_else(|| panic!("an HTTP event: {refused:?}"));
+        assert_eq!(h.kind(), v1::http_event::Kind::Failed, "{refused:?}");
+        assert_eq!(
+            (h.file.as_str(), h.status, h.error.as_str()),
+            ("missing.efi", 404, "404 Not Found")
+        );
+        assert_eq!(refused.mac, RESERVED_TEXT);
+    });
+    drop((all, c));
     assert!(server.stop().success());
 }
 

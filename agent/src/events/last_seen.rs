@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bootwave_proto::convert::parse_mac;
-use bootwave_proto::v1::{self, boot_event, tftp_event};
+use bootwave_proto::v1::{self, boot_event, http_event, tftp_event};
 
 use crate::wave::observe::human_bytes;
 
@@ -104,6 +104,22 @@ impl LastSeenTable {
                 };
                 if t.kind() == tftp_event::Kind::Failed {
                     seen.last_error = format!("{}: {}", t.file, t.error);
+                }
+            }
+            boot_event::Kind::Http(h) => {
+                seen.last_file = format!("http: {}", h.file);
+                seen.last_file_outcome = match h.kind() {
+                    http_event::Kind::Started => format!("started ({})", human_bytes(h.size)),
+                    http_event::Kind::Completed => format!(
+                        "completed ({} in {} ms)",
+                        human_bytes(h.bytes),
+                        h.duration_ms
+                    ),
+                    http_event::Kind::Failed => format!("failed: {}", h.error),
+                    http_event::Kind::Unspecified => String::new(),
+                };
+                if h.kind() == http_event::Kind::Failed {
+                    seen.last_error = format!("http {}: {}", h.file, h.error);
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! What a boot event tells a wave: the few facts the stage machine reads.
 
 use bootwave_proto::convert::parse_mac;
-use bootwave_proto::v1::{self, boot_event, tftp_event};
+use bootwave_proto::v1::{self, boot_event, http_event, tftp_event};
 
 /// The user class iPXE sends in its DHCP requests.
 pub const IPXE_USER_CLASS: &str = "iPXE";
@@ -91,6 +91,23 @@ impl<'a> Seen<'a> {
                 },
                 tftp_event::Kind::Unspecified => return None,
             },
+            // An HTTP download moves a host as a TFTP transfer of the same
+            // file does.
+            boot_event::Kind::Http(h) => match h.kind() {
+                http_event::Kind::Started => Self::Started {
+                    file: &h.file,
+                    size: h.size,
+                },
+                http_event::Kind::Completed => Self::Completed {
+                    file: &h.file,
+                    bytes: h.bytes,
+                },
+                http_event::Kind::Failed => Self::Failed {
+                    file: &h.file,
+                    error: &h.error,
+                },
+                http_event::Kind::Unspecified => return None,
+            },
         };
         Some((mac, seen))
     }
@@ -99,11 +116,16 @@ impl<'a> Seen<'a> {
 /// The data plane's outcome text of a transfer whose final ACK never came.
 const FINAL_ACK_MISSING: &str = "final ACK missing";
 
-/// Whether the TFTP path `file` is the boot file name `named` (a leading
-/// `/` and `./` do not count).
+/// Whether the TFTP or HTTP path `file` is the boot file `named` (a leading
+/// `/` and `./` do not count, nor the `http://host[:port]` or
+/// `tftp://host` of a URL).
 pub fn same_file(file: &str, named: &str) -> bool {
     let norm = |s: &str| {
-        s.trim_start_matches("./")
+        let path = ["http://", "tftp://"]
+            .iter()
+            .find_map(|scheme| s.strip_prefix(scheme))
+            .map_or(s, |rest| rest.find('/').map_or("", |at| &rest[at..]));
+        path.trim_start_matches("./")
             .trim_start_matches('/')
             .to_owned()
     };
@@ -120,5 +142,24 @@ pub fn human_bytes(n: u64) -> String {
         1_000..1_000_000 => format!("{:.1} kB", f / 1e3),
         1_000_000..1_000_000_000 => format!("{:.1} MB", f / 1e6),
         _ => format!("{:.1} GB", f / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_file;
+
+    #[test]
+    fn urls_name_the_path_they_point_at() {
+        assert!(same_file("ipxe.efi", "http://10.0.0.1/ipxe.efi"));
+        assert!(same_file(
+            "/efi/ipxe.efi",
+            "http://10.0.0.1:8080/efi/ipxe.efi"
+        ));
+        assert!(same_file("refind.pxe", "tftp://10.0.0.1/refind.pxe"));
+        assert!(same_file("./refind.pxe", "refind.pxe"));
+        assert!(!same_file("ipxe.efi", "http://10.0.0.1/other.efi"));
+        assert!(!same_file("ipxe.efi", "http://10.0.0.1"));
+        assert!(!same_file("ipxe.efi", ""));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use bootwave_proto::v1::{self, WaveStage as S, boot_event, tftp_event};
+use bootwave_proto::v1::{self, WaveStage as S, boot_event, http_event, tftp_event};
 
 use super::registry::{NewWave, WaveError, Waves};
 use super::{DoneRule, STAGES, Wave, WaveSpec};
@@ -153,6 +153,75 @@ fn full_flow_reaches_done_on_the_efi_after_the_script() {
         (2, 100, 2010)
     );
     assert_eq!(wire.counts.len(), 8);
+}
+
+fn http(m: [u8; 6], kind: http_event::Kind, file: &str) -> v1::BootEvent {
+    v1::BootEvent {
+        mac: mac(m),
+        kind: Some(boot_event::Kind::Http(v1::HttpEvent {
+            kind: kind.into(),
+            file: file.into(),
+            size: 2_000_000,
+            bytes: if kind == http_event::Kind::Completed {
+                2_000_000
+            } else {
+                0
+            },
+            status: 200,
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn http_downloads_move_hosts_as_tftp_transfers_do() {
+    // UEFI HTTP boot: the firmware's ACK names a URL, the firmware file
+    // and rEFInd come over HTTP, the script over TFTP.
+    let url = "http://10.0.0.1:8080/ipxe.efi";
+    let events = vec![
+        ack(A, false, url),
+        http(A, http_event::Kind::Started, "ipxe.efi"),
+        http(A, http_event::Kind::Completed, "ipxe.efi"),
+        ack(A, true, "refind-http.pxe"),
+        started(A, "refind-http.pxe"),
+        completed(A, "refind-http.pxe"),
+        http(A, http_event::Kind::Started, "refind.conf"),
+        http(A, http_event::Kind::Completed, "refind.conf"),
+        http(A, http_event::Kind::Started, "refind_x64.efi"),
+        http(A, http_event::Kind::Completed, "refind_x64.efi"),
+    ];
+    let mut w = wave(&[A, B], 60_000);
+    for (i, e) in events.iter().enumerate() {
+        w.observe(u32::try_from(i).unwrap() * 100, e);
+    }
+    assert_eq!(
+        stages(&w, A),
+        vec![
+            (S::DhcpFirmware, 0),
+            (S::FirmwareFile, 100),
+            (S::DhcpIpxe, 300),
+            (S::Script, 400),
+            (S::BootFiles, 600),
+            (S::Done, 900),
+        ]
+    );
+    assert_eq!(
+        w.host(&A).unwrap().timeline()[5].detail,
+        "refind_x64.efi 2.0 MB"
+    );
+
+    // A refused GET of the script fails the host, with the reason.
+    let mut refused = http(B, http_event::Kind::Failed, "refind-http.pxe");
+    if let Some(boot_event::Kind::Http(h)) = &mut refused.kind {
+        h.error = "404 Not Found".into();
+        h.status = 404;
+    }
+    w.observe(1000, &ack(B, true, "http://10.0.0.1/refind-http.pxe"));
+    w.observe(1100, &refused);
+    let host = w.host(&B).unwrap();
+    assert_eq!(host.stage(), S::Failed);
+    assert!(host.error().contains("404 Not Found"), "{}", host.error());
 }
 
 #[test]

@@ -10,7 +10,9 @@
 use std::net::Ipv4Addr;
 use std::time::UNIX_EPOCH;
 
-use bootwave_proto::v1::{BootEvent, DhcpEvent, TftpEvent, boot_event, tftp_event};
+use bootwave_proto::v1::{
+    self, BootEvent, DhcpEvent, TftpEvent, boot_event, http_event, tftp_event,
+};
 use bootwave_protocol::config::format_mac;
 use bootwave_protocol::dhcp::{DropReason, Event, MessageType, Verdict};
 use bootwave_protocol::tftp::TransferEvent;
@@ -18,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tonic::Status;
 
 use crate::events::{BusEvent, EventKind};
+use crate::http::{HttpEvent, HttpPhase};
 
 /// Converted events waiting for the client, per stream.
 const STREAM_BUFFER: usize = 64;
@@ -84,6 +87,7 @@ pub(super) fn to_proto(event: &BusEvent) -> BootEvent {
     let (client, kind) = match &event.kind {
         EventKind::Dhcp(e) => (address(e.addr), boot_event::Kind::Dhcp(dhcp(e))),
         EventKind::Tftp(e) => (e.client().to_string(), boot_event::Kind::Tftp(tftp(e))),
+        EventKind::Http(e) => (e.client.to_string(), boot_event::Kind::Http(http(e))),
     };
     BootEvent {
         time_unix_us,
@@ -153,6 +157,40 @@ fn message_name(e: &Event) -> &'static str {
             ) => "",
             _ => "BOOTP",
         },
+    }
+}
+
+fn http(e: &HttpEvent) -> v1::HttpEvent {
+    let ms = |d: std::time::Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    let (kind, bytes, duration_ms, error) = match &e.phase {
+        HttpPhase::Started => (http_event::Kind::Started, 0, 0, String::new()),
+        HttpPhase::Completed { duration } => (
+            http_event::Kind::Completed,
+            e.size,
+            ms(*duration),
+            String::new(),
+        ),
+        HttpPhase::Failed {
+            bytes,
+            duration,
+            error,
+        } => {
+            let error = if *bytes == 0 && e.size == 0 {
+                format!("{} {error}", e.status.code())
+            } else {
+                format!("{error} after {bytes} of {} bytes", e.size)
+            };
+            (http_event::Kind::Failed, *bytes, ms(*duration), error)
+        }
+    };
+    v1::HttpEvent {
+        kind: kind.into(),
+        file: e.path.to_string(),
+        size: e.size,
+        bytes,
+        duration_ms,
+        status: u32::from(e.status.code()),
+        error,
     }
 }
 

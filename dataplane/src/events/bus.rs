@@ -6,6 +6,8 @@ use bootwave_protocol::dhcp::{DropReason, Event, Verdict};
 use bootwave_protocol::tftp::TransferEvent;
 use tokio::sync::broadcast;
 
+use crate::http::HttpEvent;
+
 /// Events the bus keeps for its slowest subscriber by default: a burst of
 /// about one second of a large reboot wave.
 pub const DEFAULT_CAPACITY: usize = 16_384;
@@ -17,14 +19,19 @@ pub enum EventKind {
     Dhcp(Event),
     /// A TFTP transfer started or ended.
     Tftp(TransferEvent),
+    /// An HTTP download started or ended, or a GET was refused.
+    Http(HttpEvent),
 }
+
+/// The [`BusEvent::shard`] of events of the HTTP server, which is no shard.
+pub const HTTP_THREAD: u32 = u32::MAX;
 
 /// One event with where and when it was seen.
 #[derive(Debug, Clone)]
 pub struct BusEvent {
     /// Wall-clock time at which the shard published it.
     pub time: SystemTime,
-    /// The shard that saw it.
+    /// The shard that saw it ([`HTTP_THREAD`] for the HTTP server).
     pub shard: u32,
     /// What happened.
     pub kind: EventKind,
@@ -36,6 +43,7 @@ impl BusEvent {
         match &self.kind {
             EventKind::Dhcp(e) => (e.mac != [0; 6]).then_some(e.mac),
             EventKind::Tftp(e) => e.mac(),
+            EventKind::Http(e) => e.mac,
         }
     }
 }
@@ -78,6 +86,13 @@ impl EventBus {
     pub fn publish_tftp(&self, shard: u32, event: TransferEvent) {
         if self.is_watched() {
             self.send(shard, EventKind::Tftp(event));
+        }
+    }
+
+    /// Publishes an event of the HTTP server.
+    pub fn publish_http(&self, event: HttpEvent) {
+        if self.is_watched() {
+            self.send(HTTP_THREAD, EventKind::Http(event));
         }
     }
 

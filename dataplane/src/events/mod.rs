@@ -2,7 +2,8 @@
 //! their leases, published without ever making a shard wait.
 //!
 //! - [`EventBus`]: a bounded, lossy broadcast of [`BusEvent`]s (a DHCP
-//!   message handled, a TFTP transfer started or ended). Shards publish
+//!   message handled, a TFTP transfer or an HTTP download started or
+//!   ended). Shards and the HTTP thread publish
 //!   with a non-blocking send, and only when someone subscribed: with no
 //!   subscriber an event costs one atomic load. A subscriber that reads
 //!   too slowly loses the oldest events and learns how many it missed.
@@ -17,5 +18,5 @@
 mod bus;
 mod mirror;
 
-pub use bus::{BusEvent, DEFAULT_CAPACITY, EventBus, EventKind};
+pub use bus::{BusEvent, DEFAULT_CAPACITY, EventBus, EventKind, HTTP_THREAD};
 pub use mirror::{LeaseMirror, MAX_DEFERRED};

@@ -10,7 +10,9 @@
 //! file `Arc` is held until the last byte is taken, so a reload mid-download
 //! never changes what a client receives). Listeners are bound to each served
 //! interface and to loopback (`SO_BINDTODEVICE`), the rule TFTP follows.
-//! Deadlines are checked every 250 ms.
+//! Deadlines are checked every 250 ms. Downloads are boot events on the
+//! bus (started, completed or failed, with the client's MAC when known), as
+//! TFTP transfers are, so waves and `explain` follow both transports.
 
 mod stats;
 
@@ -24,8 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bootwave_protocol::config::{HttpSettings, format_mac};
 use bootwave_protocol::http::{
-    Body, Client, ConnectionCaps, Parse, Refusal, Status, deadline, error_response, parse_request,
-    respond,
+    Body, Client, ConnectionCaps, Method, Parse, Refusal, Status, deadline, error_response,
+    parse_request, respond,
 };
 use bootwave_protocol::tftp::{DEFAULT_MAX_PATH_LEN, MacLookup, Resolver};
 use mio::net::{TcpListener, TcpStream};
@@ -33,6 +35,58 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 pub use stats::HttpStats;
+
+use crate::events::EventBus;
+
+/// One HTTP download as the event bus carries it.
+#[derive(Debug, Clone)]
+pub struct HttpEvent {
+    /// The connection's peer.
+    pub client: SocketAddr,
+    /// The client's MAC, from its reservation or lease.
+    pub mac: Option<[u8; 6]>,
+    /// The normalised path (a refused target: as sent, cut to 255 bytes).
+    pub path: Arc<str>,
+    /// The status sent.
+    pub status: Status,
+    /// Body bytes of the response (the file or the range).
+    pub size: u64,
+    /// Where the download is.
+    pub phase: HttpPhase,
+}
+
+/// How far an [`HttpEvent`]'s download went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpPhase {
+    /// The head went out; the body follows.
+    Started,
+    /// The socket took every body byte.
+    Completed {
+        /// From request to last byte.
+        duration: Duration,
+    },
+    /// Refused (a 4xx to a GET), or the connection ended mid-body.
+    Failed {
+        /// Body bytes the socket took.
+        bytes: u64,
+        /// From request to end.
+        duration: Duration,
+        /// Why.
+        error: &'static str,
+    },
+}
+
+/// The download a connection is sending, for its ending event.
+struct Fetch {
+    mac: Option<[u8; 6]>,
+    path: Arc<str>,
+    status: Status,
+    size: u64,
+    since: Instant,
+}
+
+/// Longest refused target an event carries.
+const MAX_EVENT_TARGET: usize = 255;
 
 /// How often deadlines are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -61,6 +115,7 @@ impl HttpServer {
         resolver: R,
         macs: M,
         stats: Arc<HttpStats>,
+        bus: EventBus,
     ) -> io::Result<Self>
     where
         R: Resolver + Send + 'static,
@@ -92,6 +147,7 @@ impl HttpServer {
             resolver,
             macs,
             stats,
+            bus,
             refusals_logged: None,
         };
         let flag = Arc::clone(&stop);
@@ -139,6 +195,7 @@ struct Server<R, M> {
     resolver: R,
     macs: M,
     stats: Arc<HttpStats>,
+    bus: EventBus,
     /// When refusals were last logged, and those since.
     refusals_logged: Option<Instant>,
 }
@@ -160,6 +217,8 @@ struct Conn {
     head_since: Option<Instant>,
     /// The last read or write that moved bytes.
     progress: Instant,
+    /// The download being sent, when someone watches events.
+    fetch: Option<Fetch>,
 }
 
 /// What driving a connection ended with.
@@ -246,6 +305,7 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
                     keep_alive: true,
                     head_since: None,
                     progress: Instant::now(),
+                    fetch: None,
                 },
             );
             self.drive(token);
@@ -272,14 +332,34 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
             Next::Wait => {
                 self.conns.insert(token, conn);
             }
-            Next::Close => self.close(conn),
+            Next::Close => self.close(conn, "connection closed"),
         }
     }
 
-    fn close(&mut self, mut conn: Conn) {
+    /// Closes `conn`; a download it was sending ends as failed with `why`.
+    fn close(&mut self, mut conn: Conn, why: &'static str) {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.caps.release(conn.peer.ip());
         self.stats.closed();
+        if let Some(fetch) = conn.fetch.take() {
+            let phase = HttpPhase::Failed {
+                bytes: conn.body_sent,
+                duration: fetch.since.elapsed(),
+                error: why,
+            };
+            self.publish(conn.peer, fetch, phase);
+        }
+    }
+
+    fn publish(&self, client: SocketAddr, fetch: Fetch, phase: HttpPhase) {
+        self.bus.publish_http(HttpEvent {
+            client,
+            mac: fetch.mac,
+            path: fetch.path,
+            status: fetch.status,
+            size: fetch.size,
+            phase,
+        });
     }
 
     /// Moves a connection on as far as its socket allows.
@@ -291,6 +371,10 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
                     Ok(true) => {}
                     Ok(false) => return Next::Wait,
                     Err(_) => return Next::Close,
+                }
+                if let Some(fetch) = conn.fetch.take() {
+                    let duration = fetch.since.elapsed();
+                    self.publish(conn.peer, fetch, HttpPhase::Completed { duration });
                 }
                 if !conn.keep_alive {
                     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
@@ -317,6 +401,34 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
                         "http: request"
                     );
                     self.stats.request(response.status);
+                    if request.method == Method::Get && self.bus.is_watched() {
+                        let path: Arc<str> = match &response.path {
+                            Some(path) => path.as_str().into(),
+                            None => cut(request.target, MAX_EVENT_TARGET).into(),
+                        };
+                        let fetch = Fetch {
+                            mac,
+                            path,
+                            status: response.status,
+                            size: response.body.as_ref().map_or(0, |b| b.len),
+                            since: Instant::now(),
+                        };
+                        if response.body.is_some() {
+                            let started = Fetch {
+                                path: Arc::clone(&fetch.path),
+                                ..fetch
+                            };
+                            conn.fetch = Some(fetch);
+                            self.publish(conn.peer, started, HttpPhase::Started);
+                        } else if !response.status.is_success() {
+                            let phase = HttpPhase::Failed {
+                                bytes: 0,
+                                duration: Duration::ZERO,
+                                error: response.status.reason(),
+                            };
+                            self.publish(conn.peer, fetch, phase);
+                        }
+                    }
                     conn.buf.drain(..consumed);
                     conn.head_since = (!conn.buf.is_empty()).then(Instant::now);
                     conn.head_sent = 0;
@@ -360,7 +472,7 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
                 };
                 self.stats.refused(reason);
                 tracing::debug!(client = %conn.peer, ?reason, "http: connection timed out");
-                self.close(conn);
+                self.close(conn, "idle timeout");
             }
         }
     }
@@ -442,6 +554,15 @@ fn send(conn: &mut Conn, stats: &HttpStats) -> io::Result<bool> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// The status counters' label.

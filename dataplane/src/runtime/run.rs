@@ -489,6 +489,7 @@ fn serve_http(
         ScriptResolver::new(store.clone(), snapshot.clone()),
         crate::http::mac_lookup(snapshot.clone(), observe.leases.clone()),
         Arc::clone(stats),
+        observe.events.clone(),
     )
     .map_err(|source| RuntimeError::Io {
         what: "starting the HTTP server".to_owned(),
