@@ -26,6 +26,7 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
         ipxe_encap: None,
         filename: file.to_owned(),
         next_server: None,
+        http: false,
     };
     let subnet = |net: Ipv4Net, start: [u8; 4], end: [u8; 4]| Subnet {
         net,
@@ -46,6 +47,10 @@ fn config(ping_check: bool, authoritative: bool) -> Config {
         dynamic_bootp: false,
         dynamic_bootp_lease_length: None,
         boot_rules: vec![
+            BootRule {
+                http: true,
+                ..rule(16, None, "efi/ipxe.efi")
+            },
             rule(7, Some("iPXE"), "refind.pxe"),
             rule(7, None, "ipxe.efi"),
             rule(6, None, "ipxe32.efi"),

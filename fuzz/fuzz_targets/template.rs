@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
         ip: Some(Ipv4Addr::new(10, 0, 0, 5)),
         next_server: None,
+        http_port: 8080,
         profile: "default",
         labels: &labels,
     };
