@@ -7,7 +7,10 @@
 //! `option user-class = "iPXE"` (code 77; `exists user-class` is implied by
 //! it), and `exists <option 175 or an option of the space it encapsulates>`
 //! (iPXE's encapsulated options, matched as "option 175 present"), also
-//! under `not`. Anything else is unsupported and reported by its text.
+//! under `not`, and `substring (option vendor-class-identifier, 0, 10) =
+//! "HTTPClient"` (UEFI HTTP boot firmware, matched by the HTTP boot
+//! architectures it sends with that class). Anything else is unsupported
+//! and reported by its text.
 
 use std::collections::{HashMap, HashSet};
 
@@ -44,7 +47,7 @@ impl OptionNames {
         }
     }
 
-    fn code(&self, name: &str) -> Option<u16> {
+    pub(crate) fn code(&self, name: &str) -> Option<u16> {
         self.codes.get(name).copied()
     }
 
@@ -117,6 +120,13 @@ pub(crate) struct Cond {
 
 /// Most alternatives one condition may expand to.
 const MAX_ALTERNATIVES: usize = 64;
+
+/// The option 93 values of HTTP boot firmware (`efi-ia32-http` …
+/// `bios-http`), which the data plane also treats as HTTP clients.
+pub(crate) const HTTP_BOOT_ARCHES: [u16; 6] = [15, 16, 17, 18, 19, 20];
+
+/// The vendor class (option 60) HTTP boot firmware starts with.
+pub(crate) const HTTP_CLIENT: &str = "HTTPClient";
 
 /// Reads condition tokens; `Err` holds the text of what cannot be expressed.
 pub(crate) fn condition(tokens: &[Token], names: &OptionNames) -> Result<Cond, String> {
@@ -232,6 +242,9 @@ impl Reader<'_> {
 
     fn atom(&mut self) -> Result<Vec<Matchers>, String> {
         let start = self.next;
+        if let Some(m) = self.http_client_class() {
+            return Ok(vec![m]);
+        }
         if self.word(0) == Some("exists") {
             if let Some(name) = self.word(1).map(str::to_owned) {
                 self.next += 2;
@@ -288,6 +301,41 @@ impl Reader<'_> {
             }
         }
         Err(self.skip_atom(start))
+    }
+
+    /// `substring (option <option 60>, 0, N) = "HTTPClient"` with N the
+    /// length of the string: UEFI HTTP boot firmware, which sends an HTTP
+    /// boot architecture in option 93 along with that class.
+    fn http_client_class(&mut self) -> Option<Matchers> {
+        let t = |i: usize| self.tokens.get(self.next + i).map(|t| &t.tok);
+        let word = |i: usize, w: &str| matches!(t(i), Some(Tok::Word(x)) if x == w);
+        let shape = word(0, "substring")
+            && matches!(t(1), Some(Tok::LParen))
+            && word(2, "option")
+            && matches!(t(3), Some(Tok::Word(name)) if self.names.code(name) == Some(60))
+            && matches!(t(4), Some(Tok::Comma))
+            && word(5, "0")
+            && matches!(t(6), Some(Tok::Comma))
+            && word(7, &HTTP_CLIENT.len().to_string())
+            && matches!(t(8), Some(Tok::RParen))
+            && matches!(t(9), Some(Tok::Eq))
+            && matches!(t(10), Some(Tok::Str(s)) if s == HTTP_CLIENT);
+        if !shape {
+            return None;
+        }
+        let at = self.next;
+        self.next += 11;
+        if !self.at_atom_end() {
+            self.next = at;
+            return None;
+        }
+        self.notes.push(format!(
+            "the vendor class \"{HTTP_CLIENT}\" is matched as option 93 being an HTTP boot architecture (15-20), which such firmware sends with it; bootwave answers those clients with option 60 \"{HTTP_CLIENT}\" itself"
+        ));
+        Some(Matchers {
+            arch: Some(HTTP_BOOT_ARCHES.to_vec()),
+            ..Matchers::default()
+        })
     }
 
     fn at_atom_end(&self) -> bool {
@@ -429,6 +477,21 @@ mod tests {
         assert!(c.any_of.is_empty());
         assert!(m(Some(&[7]), None, None).disjoint(&m(Some(&[6]), Some("iPXE"), None)));
         assert!(!m(Some(&[7]), None, None).disjoint(&m(None, Some("iPXE"), None)));
+    }
+
+    #[test]
+    fn the_http_client_vendor_class_is_the_http_boot_architectures() {
+        let c =
+            cond("substring (option vendor-class-identifier, 0, 10) = \"HTTPClient\"").expect("ok");
+        assert_eq!(c.any_of, [m(Some(&HTTP_BOOT_ARCHES), None, None)]);
+        assert_eq!(c.notes.len(), 1);
+        let c = cond(
+            "substring(option vendor-class-identifier,0,10) = \"HTTPClient\" and option arch = 00:10",
+        )
+        .expect("ok");
+        assert_eq!(c.any_of, [m(Some(&[16]), None, None)]);
+        // Another length or prefix stays unsupported.
+        assert!(cond("substring (option vendor-class-identifier, 0, 4) = \"HTTP\"").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! cannot match the same clients. When neither holds, the result is
 //! approximate and a warning says so.
 
-use super::cond::{Matchers, OptionNames, condition};
+use super::cond::{HTTP_CLIENT, Matchers, OptionNames, condition};
 use super::lexer::Tok;
 use super::parser::{Branch, Stmt};
 use super::{Note, Pos};
@@ -79,6 +79,12 @@ pub(crate) fn flatten(
                 let pos = branches.first().map_or(Pos { file: 0, line: 0 }, |b| b.pos);
                 groups.push((chain(branches, names, notes), pos));
             }
+            Stmt::Simple { pos, words } if nested && sets_http_client_class(words, names) => {
+                notes.push(Note::info(
+                    *pos,
+                    format!("no effect needed: bootwave answers HTTP boot clients with option 60 \"{HTTP_CLIENT}\" itself"),
+                ));
+            }
             Stmt::Simple { pos, words } if nested => notes.push(Note::warn(
                 *pos,
                 format!(
@@ -115,6 +121,16 @@ pub(crate) fn flatten(
     }
     out.total = total_at.is_some();
     out
+}
+
+/// `option vendor-class-identifier "HTTPClient"` (or another name of
+/// option 60), which HTTP boot firmware needs in its replies.
+pub(crate) fn sets_http_client_class(words: &[super::lexer::Token], names: &OptionNames) -> bool {
+    matches!(
+        words.iter().map(|t| &t.tok).collect::<Vec<_>>().as_slice(),
+        [Tok::Word(o), Tok::Word(name), Tok::Str(value)]
+            if o == "option" && names.code(name) == Some(60) && value == HTTP_CLIENT
+    )
 }
 
 fn is_word(tok: Option<&Tok>, word: &str) -> bool {

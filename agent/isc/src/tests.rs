@@ -478,3 +478,79 @@ fn deny_bootp_turns_bootp_off_and_a_subnet_permit_is_set_globally() {
         bootwave_protocol::config::parse(&allowed.toml, "t", Path::new("/")).expect("valid");
     assert!(config.dhcp.allow_bootp);
 }
+
+#[test]
+fn http_boot_classes_become_rules_for_the_http_boot_architectures() {
+    // UEFI HTTP boot as it is usually set up in dhcpd: a class on the
+    // vendor class, and the same in an `if` of the subnet.
+    let text = "option arch code 93 = unsigned integer 16;\n\
+        class \"httpclients\" {\n\
+        \x20 match if substring (option vendor-class-identifier, 0, 10) = \"HTTPClient\";\n\
+        \x20 option vendor-class-identifier \"HTTPClient\";\n\
+        \x20 filename \"http://10.0.0.1/ipxe.efi\";\n\
+        }\n\
+        authoritative;\n\
+        subnet 10.0.0.0 netmask 255.255.255.0 {\n\
+        \x20 range 10.0.0.10 10.0.0.20;\n\
+        \x20 if option arch = 00:07 { filename \"ipxe.efi\"; }\n\
+        }\n\
+        subnet 10.1.0.0 netmask 255.255.255.0 {\n\
+        \x20 if substring(option vendor-class-identifier, 0, 10) = \"HTTPClient\" {\n\
+        \x20   option vendor-class-identifier \"HTTPClient\";\n\
+        \x20   filename \"http://10.1.0.1/ipxe.efi\";\n\
+        \x20 }\n\
+        }\n";
+    let done = run(text).expect("imports");
+    assert!(warnings(&done).is_empty(), "{:?}", done.diagnostics);
+    let config = bootwave_protocol::config::parse(&done.toml, "t", Path::new("/")).expect("valid");
+    let rules = |i: usize| -> Vec<(Vec<u16>, String)> {
+        config.subnets[i]
+            .boot_rules
+            .iter()
+            .map(|r| (r.arch.iter().map(|a| a.0).collect(), r.filename.clone()))
+            .collect()
+    };
+    let http = vec![15, 16, 17, 18, 19, 20];
+    // The class comes before the subnet's own rules, in every subnet.
+    assert_eq!(
+        rules(0),
+        [
+            (http.clone(), "http://10.0.0.1/ipxe.efi".to_owned()),
+            (vec![7], "ipxe.efi".to_owned())
+        ]
+    );
+    assert_eq!(
+        rules(1),
+        [
+            (http.clone(), "http://10.0.0.1/ipxe.efi".to_owned()),
+            (http, "http://10.1.0.1/ipxe.efi".to_owned())
+        ]
+    );
+    let infos: Vec<&str> = done
+        .diagnostics
+        .iter()
+        .map(|d| d.message.as_str())
+        .collect();
+    assert!(
+        infos
+            .iter()
+            .any(|m| m.contains("matched as option 93 being an HTTP boot architecture")),
+        "{infos:?}"
+    );
+
+    // Classes bootwave cannot express are reported.
+    let sub = "class \"vendors\" { match option vendor-class-identifier; }\n\
+        class \"none\" { filename \"x.efi\"; }\n";
+    let done = run(&format!("{sub}{SUBNET}}}\n")).expect("imports");
+    let w = warnings(&done);
+    assert!(
+        w.iter()
+            .any(|(l, m)| *l == 1 && m.contains("matched by value")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|(l, m)| *l == 2 && m.contains("no `match if`")),
+        "{w:?}"
+    );
+}

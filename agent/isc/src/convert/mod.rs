@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use bootwave_protocol::config::DEFAULT_MAX_LEASE_TIME;
 
-use super::cond::{Matchers, OptionNames};
+use super::cond::{Matchers, OptionNames, condition};
 use super::lexer::{Tok, Token};
 use super::parser::Stmt;
 use super::rules::{RuleDraft, flatten};
@@ -106,8 +106,10 @@ pub(crate) fn convert(stmts: &[Stmt], options: &Options) -> (Draft, Vec<Note>) {
         draft: Draft::default(),
         pending: Vec::new(),
         group_profiles: HashSet::new(),
+        class_rules: Vec::new(),
     };
     c.definitions(stmts);
+    c.classes(stmts);
     c.draft.tftp_root = options.tftp_root.clone();
     let ctx = Ctx {
         kind: ScopeKind::Global,
@@ -151,6 +153,9 @@ struct Converter {
     notes: Vec<Note>,
     draft: Draft,
     pending: Vec<PendingProfile>,
+    /// Rules of the global `class` declarations, first match first: tried
+    /// before every subnet's own (dhcpd ranks a class above the subnet).
+    class_rules: Vec<RuleDraft>,
     group_profiles: HashSet<String>,
 }
 
@@ -170,6 +175,77 @@ impl Converter {
                     last.line
                 ),
             ));
+        }
+    }
+
+    /// Converts the top-level `class "NAME" { match if COND; filename …; }`
+    /// declarations into rules: the class's condition joined with each of
+    /// its rules. Classes matched otherwise (`match` without `if`,
+    /// subclasses, `spawn`) are reported, not converted.
+    fn classes(&mut self, stmts: &[Stmt]) {
+        for stmt in stmts {
+            let Stmt::Block { head, body, pos } = stmt else {
+                continue;
+            };
+            let name = match head.iter().map(|t| &t.tok).collect::<Vec<_>>().as_slice() {
+                [Tok::Word(w), Tok::Str(n) | Tok::Word(n)] if w == "class" => n.clone(),
+                _ => continue,
+            };
+            let is_match = |s: &Stmt| {
+                matches!(s, Stmt::Simple { words, .. }
+                    if matches!(words.first().map(|t| &t.tok), Some(Tok::Word(w)) if w == "match"))
+            };
+            let matches: Vec<(&[Token], Pos)> = body
+                .iter()
+                .filter_map(|s| match s {
+                    Stmt::Simple { words, pos } if is_match(s) => Some((&words[1..], *pos)),
+                    _ => None,
+                })
+                .collect();
+            let rest: Vec<Stmt> = body.iter().filter(|s| !is_match(s)).cloned().collect();
+            let any_of = match matches.as_slice() {
+                [(words, at)] => match words.split_first() {
+                    Some((first, tokens)) if first.tok == Tok::Word("if".into()) => {
+                        match condition(tokens, &self.names) {
+                            Ok(cond) => {
+                                self.notes
+                                    .extend(cond.notes.into_iter().map(|n| Note::info(*at, n)));
+                                cond.any_of
+                            }
+                            Err(text) => {
+                                self.notes.push(Note::warn(*at, format!("not converted: class {name:?}: condition `{text}` cannot be expressed; its file names are dropped")));
+                                continue;
+                            }
+                        }
+                    }
+                    _ => {
+                        self.notes.push(Note::warn(*at, format!("not converted: class {name:?} is matched by value (subclasses or spawning are not supported); its file names are dropped")));
+                        continue;
+                    }
+                },
+                [] => {
+                    self.notes.push(Note::warn(*pos, format!("not converted: class {name:?} has no `match if` (members added by subclass or `allow members of` are not supported)")));
+                    continue;
+                }
+                [_, (_, at), ..] => {
+                    self.notes.push(Note::warn(
+                        *at,
+                        format!("not converted: class {name:?} has more than one `match`"),
+                    ));
+                    continue;
+                }
+            };
+            let flat = flatten(&rest, &self.names, true, &mut self.notes);
+            for rule in &flat.rules {
+                for alt in &any_of {
+                    if let Some(matchers) = alt.and(&rule.matchers) {
+                        self.class_rules.push(RuleDraft {
+                            matchers,
+                            ..rule.clone()
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -221,6 +297,12 @@ impl Converter {
                 [Tok::Word(w)] if w == "pool" && ctx.kind == ScopeKind::Subnet => {
                     self.pool(body, ctx, *pos)
                 }
+                // Read before the scopes (`classes`).
+                [Tok::Word(w), _] if w == "class" && ctx.kind == ScopeKind::Global => {}
+                [Tok::Word(w), _] if w == "class" => self.notes.push(Note::warn(
+                    *pos,
+                    "not converted: a class declared inside another declaration (the whole block is skipped); declare it at the top level",
+                )),
                 _ => {
                     let text: Vec<String> = head.iter().map(|t| t.tok.text()).collect();
                     self.notes.push(Note::warn(
@@ -304,9 +386,10 @@ impl Converter {
         );
         let flat = flatten(body, &self.names, false, &mut self.notes);
         let index = self.draft.subnets.len();
-        let rules = flat
-            .rules
+        let rules = self
+            .class_rules
             .iter()
+            .chain(&flat.rules)
             .chain(&ctx.outer_rules)
             .map(|r| rule_out(r, None, None))
             .collect();
