@@ -1,6 +1,6 @@
 //! The HTTP boot-file server: curl downloads are byte-identical with the
-//! store (GET, HEAD, Range), hostile paths are refused, a slow-loris
-//! client is cut off while a normal one is served, a reserved host's
+//! store (GET, HEAD, Range), hostile paths are refused, slow-loris and
+//! header-flood clients are cut off while a normal one is served, a reserved host's
 //! address gets its rendered script, and a file replaced mid-download
 //! finishes with the old version.
 
@@ -47,6 +47,38 @@ while time.monotonic() - start < 8:
         r = c.getresponse()
         normal = [r.status, len(r.read())]
 print(json.dumps({"cut": cut, "normal": normal}))
+"#;
+
+/// In the client namespace: a client that floods headers as fast as it can
+/// (never ending its head), and after it a normal request. Prints what the
+/// flood got back, how many bytes it could send, and what the normal
+/// request got.
+const HEADER_FLOOD: &str = r#"
+import json, socket, sys, http.client
+server = sys.argv[1]
+flood = socket.create_connection((server, 80), timeout=5)
+sent = 0
+try:
+    flood.sendall(b"GET /small.bin HTTP/1.1\r\nHost: x\r\n")
+    while sent < 4 << 20:
+        flood.sendall(b"X-Flood: " + b"a" * 100 + b"\r\n")
+        sent += 111
+except OSError:
+    pass
+answer = b""
+try:
+    flood.settimeout(2)
+    while True:
+        chunk = flood.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+except OSError:
+    pass
+c = http.client.HTTPConnection(server, 80, timeout=5)
+c.request("GET", "/small.bin")
+r = c.getresponse()
+print(json.dumps({"sent": sent, "status": answer.split(b"\r\n")[0].decode(errors="replace"), "normal": [r.status, len(r.read())]}))
 "#;
 
 on_each_backend!(http_serves_the_store_and_refuses_attacks);
@@ -216,6 +248,31 @@ profile = "web"
     assert!(
         (1.5..5.0).contains(&cut),
         "{server:?}: slow loris lasted {report}"
+    );
+    assert_eq!(
+        report["normal"],
+        serde_json::json!([200, small.len()]),
+        "{server:?}"
+    );
+
+    // A header flood is answered 431 and cut off long before 4 MiB (the
+    // head is bounded by max-request-size); a normal client is served.
+    let report = client
+        .ns
+        .exec(
+            &python,
+            &["-c", HEADER_FLOOD, addr.as_str()],
+            Duration::from_secs(30),
+        )
+        .map_err(|e| fail("header flood", &e))?;
+    let report: serde_json::Value = serde_json::from_str(report.trim())?;
+    assert_eq!(
+        report["status"], "HTTP/1.1 431 Request Header Fields Too Large",
+        "{server:?}: {report}"
+    );
+    assert!(
+        report["sent"].as_u64().unwrap_or(u64::MAX) < 4 << 20,
+        "{server:?}: the flood was never cut off: {report}"
     );
     assert_eq!(
         report["normal"],
