@@ -47,6 +47,7 @@ const IPXE_SIZE: usize = 1_024 * 1_024;
 const REFIND_SIZE: usize = 270 * 1_024;
 /// The shipped second-stage script and rEFInd configuration.
 const REFIND_PXE: &str = include_str!("../../../assets/tftp/refind.pxe");
+const REFIND_HTTP_PXE: &str = include_str!("../../../assets/tftp/refind-http.pxe");
 const REFIND_CONF: &str = include_str!("../../../assets/tftp/refind.conf");
 
 /// `bootwave demo` options.
@@ -76,6 +77,10 @@ pub struct DemoArgs {
     /// Machines powered on per second (0: all at once, the default).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate: u32,
+    /// iPXE gets `refind-http.pxe` and loads rEFInd over HTTP from the data
+    /// plane (the firmware still loads ipxe.efi over TFTP).
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// Runs the demo; every namespace, process and temporary file it created
@@ -329,8 +334,10 @@ impl Demo {
 
         let nodes_json = out.join("nodes.jsonl");
         step(&format!(
-            "bootwave-wave --nodes {} --server {SERVER} --relay {RELAY}    # the fleet, in {}",
-            args.nodes, self.sim
+            "bootwave-wave --nodes {} --server {SERVER} --relay {RELAY}{}    # the fleet, in {}",
+            args.nodes,
+            if args.http { " --http" } else { "" },
+            self.sim
         ));
         step(&format!("bootwave wave watch {id}"));
         let sim_log = self.work.path().join("bootwave-wave.log");
@@ -352,7 +359,10 @@ impl Demo {
                 &timeout,
                 "--rate",
                 &args.rate.to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(args.http.then_some("--http"))
+            .collect::<Vec<_>>(),
             &sim_log,
         )?;
         let mut watch = Command::new(&self.tools.cli)
@@ -510,9 +520,12 @@ impl Demo {
             }
         }
         fs::write(tftp.join("refind.pxe"), REFIND_PXE).context("writing refind.pxe")?;
+        fs::write(tftp.join("refind-http.pxe"), REFIND_HTTP_PXE)
+            .context("writing refind-http.pxe")?;
         fs::write(tftp.join("refind.conf"), REFIND_CONF).context("writing refind.conf")?;
         let config = dir.join("state.toml");
-        fs::write(&config, state_toml(dir, args.nodes)).context("writing the configuration")?;
+        fs::write(&config, state_toml(dir, args.nodes, args.http))
+            .context("writing the configuration")?;
         let agent_socket = dir.join("agent.sock");
         Ok(Paths {
             tftp,
@@ -758,9 +771,10 @@ fn stand_in(size: usize, seed: u64) -> Vec<u8> {
 }
 
 /// The data plane's configuration, which is also the state the agent is
-/// given: the link, the fleet's relayed subnet with the guide's boot rules,
-/// and one labelled host per node with a reserved address.
-fn state_toml(dir: &Path, nodes: u32) -> String {
+/// given: the link, the fleet's relayed subnet with the guide's boot rules
+/// (iPXE's script loads rEFInd over HTTP with `http`), and one labelled host
+/// per node with a reserved address.
+fn state_toml(dir: &Path, nodes: u32, http: bool) -> String {
     let mut toml = format!(
         r#"# bootwave demo: written by `bootwave demo`, removed when it ends.
 interfaces = []
@@ -794,7 +808,7 @@ next-server = "{SERVER}"
 [[subnets.boot-rules]]
 arch = ["efi-x64", "efi-x64-alt"]
 user-class = "iPXE"
-filename = "refind.pxe"
+filename = "{script}"
 
 [[subnets.boot-rules]]
 arch = ["efi-x64", "efi-x64-alt"]
@@ -802,6 +816,11 @@ filename = "ipxe.efi"
 "#,
         tftp = dir.join("tftp").display(),
         journal = dir.join("journal").display(),
+        script = if http {
+            "refind-http.pxe"
+        } else {
+            "refind.pxe"
+        },
     );
     for i in 0..nodes {
         let ip = Ipv4Addr::from(u32::from(FIRST_NODE) + i);
@@ -823,7 +842,7 @@ mod tests {
     fn the_state_is_a_valid_configuration_with_every_host() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::create_dir(dir.path().join("tftp")).expect("tftp dir");
-        let text = state_toml(dir.path(), 200);
+        let text = state_toml(dir.path(), 200, false);
         let config = bootwave_protocol::config::parse(&text, "demo", dir.path())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(config.hosts.len(), 200);

@@ -2,7 +2,8 @@
 //! network boot, against a server or against its own reflector.
 //!
 //! Every machine is a small state machine ([`node::Node`]); one event loop
-//! drives them all over two sockets. The last line printed is
+//! drives them all over a few shared UDP sockets (and, with `--http`, one
+//! TCP connection per HTTP download). The last line printed is
 //! `wave: nodes N done D failed F time S s`.
 
 use std::cmp::Reverse;
@@ -21,7 +22,8 @@ use clap::Parser;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use bootwave_wave::node::{Node, Out, Plan, Received};
+use bootwave_wave::http::{Download, Progress};
+use bootwave_wave::node::{HttpResult, Node, Out, Plan, Received};
 use bootwave_wave::report::DriverStats;
 use bootwave_wave::{dhcp, net, reflector, report};
 
@@ -49,9 +51,14 @@ struct Args {
     /// On-link mode over one interface (one MAC per machine).
     #[arg(long)]
     iface: Option<String>,
-    /// Fetch the script's `http://` URLs over HTTP.
+    /// Fetch the script's `http://` URLs over HTTP (one TCP connection
+    /// per file, from the machine's leased address); without it a script
+    /// that names one fails its machine.
     #[arg(long)]
     http: bool,
+    /// Longest time one HTTP download may take, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    http_timeout: u64,
     /// Machines powered on per second (0: all at once).
     #[arg(long, default_value_t = 0)]
     rate: u32,
@@ -198,6 +205,10 @@ const MAX_BATCHES: usize = 16;
 const TFTP_PORTS: usize = 8;
 
 const DHCP: Token = Token(0);
+/// Tokens of HTTP downloads start here (after the TFTP sockets').
+const HTTP_BASE: usize = 1 + TFTP_PORTS;
+/// How often downloads nobody waits for any more are closed.
+const HTTP_SWEEP: Duration = Duration::from_millis(500);
 
 fn run(args: &Args) -> anyhow::Result<bool> {
     if let Some(iface) = &args.iface {
@@ -211,8 +222,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         args.loss
     );
     ensure!(
-        !args.http,
-        "--http: HTTP downloads are not available in this version; every file is fetched over TFTP"
+        !(args.http && args.reflector),
+        "--http: the reflector serves TFTP only; run --http against a server"
     );
     let (server, relay) = match (args.reflector, args.server, args.relay) {
         (true, s, r) => (
@@ -241,6 +252,8 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         tftp_timeout: Duration::from_millis(args.tftp_timeout.max(1)),
         tries: args.tries.max(1),
         tftp_ports: TFTP_PORTS as u32,
+        http: args.http,
+        http_timeout: Duration::from_millis(args.http_timeout.max(1)),
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -304,7 +317,7 @@ fn wave(
             Interest::READABLE,
         )?;
     }
-    let mut events = Events::with_capacity(16);
+    let mut events = Events::with_capacity(1024);
 
     let mut nodes: Vec<Node> = (0..args.nodes)
         .map(|i| Node::new(i, node_mac(base, i)))
@@ -328,17 +341,30 @@ fn wave(
     let mut loss = Loss::new(args.loss);
 
     // Sends what a node produced and re-arms its timer.
+    let mut downloads: HashMap<usize, Download> = HashMap::new();
+    let mut next_download = 0usize;
+    let mut http_out: Vec<(u32, Out)> = Vec::new();
+    let mut http_buf = vec![0u8; 64 * 1024];
+    let mut last_sweep = wave;
+
+    // Sends what a node produced and re-arms its timer. HTTP downloads are
+    // queued in `http_out` (TCP has its own losses: `--loss` is UDP only).
     let flush = |n: &mut Node,
                  out: &mut Vec<Out>,
                  timers: &mut BinaryHeap<Reverse<(Instant, u32)>>,
                  armed: &mut [Option<Instant>],
                  by_addr: &mut HashMap<Ipv4Addr, u32>,
                  stats: &mut DriverStats,
-                 loss: &mut Loss| {
+                 loss: &mut Loss,
+                 http_out: &mut Vec<(u32, Out)>| {
         if let Some(a) = n.addr {
             by_addr.entry(a).or_insert(n.index);
         }
         for o in out.drain(..) {
+            if matches!(o, Out::Http { .. }) {
+                http_out.push((n.index, o));
+                continue;
+            }
             if loss.hit() {
                 stats.lost += 1;
                 continue;
@@ -353,6 +379,7 @@ fn wave(
                     dst,
                     bytes,
                 } => net::send_from(&tftp_socks[*port as usize % TFTP_PORTS], *src, *dst, bytes),
+                Out::Http { .. } => Ok(()),
             };
             match res {
                 Ok(()) => stats.sent += 1,
@@ -401,6 +428,7 @@ fn wave(
                 &mut by_addr,
                 &mut stats,
                 &mut loss,
+                &mut http_out,
             );
             started += 1;
         }
@@ -436,6 +464,7 @@ fn wave(
                 &mut by_addr,
                 &mut stats,
                 &mut loss,
+                &mut http_out,
             );
             if !was_over && n.is_over() {
                 over += 1;
@@ -457,12 +486,86 @@ fn wave(
         if more {
             wait = Duration::ZERO;
         }
+        // Downloads the machines asked for: connect and register.
+        let mut http_done: Vec<(u32, u32, HttpResult)> = Vec::new();
+        for (node, o) in http_out.drain(..) {
+            let Out::Http { id, src, dst, path } = o else {
+                continue;
+            };
+            let key = next_download;
+            next_download += 1;
+            let started = Download::connect(node, id, SocketAddrV4::new(src, 0), dst, &path)
+                .and_then(|mut d| {
+                    poll.registry().register(
+                        d.stream(),
+                        Token(HTTP_BASE + key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    Ok(d)
+                });
+            match started {
+                Ok(d) => {
+                    stats.sent += 1;
+                    downloads.insert(key, d);
+                }
+                Err(e) => http_done.push((node, id, HttpResult::Failed(format!("connect: {e}")))),
+            }
+        }
+        if !http_done.is_empty() {
+            wait = Duration::ZERO;
+        }
         match poll.poll(&mut events, Some(wait)) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e.into()),
         }
         more = false;
+        // HTTP downloads that can move.
+        for event in &events {
+            let Some(key) = event.token().0.checked_sub(HTTP_BASE) else {
+                continue;
+            };
+            let Some(d) = downloads.get_mut(&key) else {
+                continue;
+            };
+            if let Progress::Finished(result) = d.drive(&mut http_buf)
+                && let Some(mut d) = downloads.remove(&key)
+            {
+                let _ = poll.registry().deregister(d.stream());
+                stats.received += 1;
+                http_done.push((d.node, d.id, result));
+            }
+        }
+        let now_http = Instant::now();
+        for (i, id, result) in http_done {
+            let node = &mut nodes[i as usize];
+            let was_over = node.is_over();
+            node.on_http(id, result, plan, now_http, wave, &mut out);
+            flush(
+                node,
+                &mut out,
+                &mut timers,
+                &mut armed,
+                &mut by_addr,
+                &mut stats,
+                &mut loss,
+                &mut http_out,
+            );
+            if !was_over && node.is_over() {
+                over += 1;
+            }
+        }
+        if now_http.duration_since(last_sweep) >= HTTP_SWEEP {
+            // A machine that gave a download up (its timeout) or moved on.
+            last_sweep = now_http;
+            downloads.retain(|_, d| {
+                let keep = nodes[d.node as usize].http_waiting() == Some(d.id);
+                if !keep {
+                    let _ = poll.registry().deregister(d.stream());
+                }
+                keep
+            });
+        }
         let mut drained = vec![false; tftp_socks.len()];
         let now = Instant::now();
         // DHCP replies, by MAC.
@@ -497,6 +600,7 @@ fn wave(
                 &mut by_addr,
                 &mut stats,
                 &mut loss,
+                &mut http_out,
             );
             if !was_over && node.is_over() {
                 over += 1;
@@ -553,6 +657,7 @@ fn wave(
                     &mut by_addr,
                     &mut stats,
                     &mut loss,
+                    &mut http_out,
                 );
                 if !was_over && node.is_over() {
                     over += 1;

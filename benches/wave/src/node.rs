@@ -1,6 +1,8 @@
 //! One simulated machine through the whole boot flow, sans I/O: firmware
 //! DHCP, the firmware's size probe and download of the first file, iPXE
-//! DHCP, the script, then every file the script names.
+//! DHCP, the script, then every file the script names (over TFTP, or over
+//! HTTP when the run allows it: the driver then does the TCP and hands the
+//! node what came back).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -57,6 +59,11 @@ pub struct Plan {
     pub tries: u32,
     /// Client ports the machines take in turn, one per transfer.
     pub tftp_ports: u32,
+    /// Fetch the script's `http://` URLs over HTTP (otherwise a script
+    /// that names one fails the machine).
+    pub http: bool,
+    /// Longest an HTTP download may take.
+    pub http_timeout: Duration,
 }
 
 /// A packet to send.
@@ -73,6 +80,37 @@ pub enum Out {
         dst: SocketAddrV4,
         bytes: Vec<u8>,
     },
+    /// An HTTP GET of `path` from the machine's leased address; its answer
+    /// comes back through [`Node::on_http`] with the same `id`.
+    Http {
+        id: u32,
+        src: Ipv4Addr,
+        dst: SocketAddrV4,
+        path: String,
+    },
+}
+
+/// What an HTTP download brought, as the driver saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpResult {
+    /// A whole response: its status, body size and CRC-32, and the
+    /// `Content-Length` it announced.
+    Done {
+        status: u16,
+        size: u64,
+        crc: u32,
+        length: Option<u64>,
+    },
+    /// The connection failed or ended early.
+    Failed(String),
+}
+
+/// A file the script fetches, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BootFile {
+    path: String,
+    /// HTTP from this server; `None`: TFTP from the next server.
+    http: Option<SocketAddrV4>,
 }
 
 /// A TFTP datagram for a machine: the client port it reached (its index
@@ -95,6 +133,11 @@ enum Phase {
         request_at: Option<Instant>,
     },
     Tftp(Box<Transfer>),
+    /// Waiting for the driver's HTTP download `id` of `path`.
+    Http {
+        id: u32,
+        path: String,
+    },
     /// The script's failure branch: it waits, then fetches its files again.
     Sleep,
     Done,
@@ -112,10 +155,10 @@ pub struct Node {
     /// Leased address, from the first ACK.
     pub addr: Option<Ipv4Addr>,
     next_server: Ipv4Addr,
-    /// Files still to fetch (the script's list).
-    queue: Vec<String>,
+    /// Files still to fetch (the script's list), next last.
+    queue: Vec<BootFile>,
     /// Every file the script fetches, in order.
-    boot_list: Vec<String>,
+    boot_list: Vec<BootFile>,
     /// The script's pause before it tries again after a failed fetch
     /// (`|| goto …` then `sleep N`), if it has one.
     retry_after: Option<Duration>,
@@ -332,6 +375,72 @@ impl Node {
         }
     }
 
+    /// Fetches the next file of the script's list.
+    fn fetch_boot_file(&mut self, next: BootFile, plan: &Plan, now: Instant, out: &mut Vec<Out>) {
+        let Some(dst) = next.http else {
+            return self.fetch(&next.path, Ask::IPXE, plan, now, out);
+        };
+        let Some(src) = self.addr else {
+            return;
+        };
+        self.transfers += 1;
+        let id = self.transfers;
+        self.deadline = Some(now + plan.http_timeout);
+        out.push(Out::Http {
+            id,
+            src,
+            dst,
+            path: next.path.clone(),
+        });
+        self.phase = Phase::Http {
+            id,
+            path: next.path,
+        };
+    }
+
+    /// The id of the HTTP download this machine waits for, if any (the
+    /// driver drops connections nobody waits for).
+    pub fn http_waiting(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Http { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The answer to the HTTP download `id`.
+    pub fn on_http(
+        &mut self,
+        id: u32,
+        result: HttpResult,
+        plan: &Plan,
+        now: Instant,
+        wave: Instant,
+        out: &mut Vec<Out>,
+    ) {
+        let Phase::Http { id: want, path } = &self.phase else {
+            return;
+        };
+        if *want != id {
+            return;
+        }
+        let path = path.clone();
+        self.phase = Phase::Idle;
+        match result {
+            HttpResult::Done {
+                status: 200,
+                size,
+                crc,
+                length,
+            } => self.file_done(path, size, crc, length, Vec::new(), plan, now, wave, out),
+            HttpResult::Done { status, .. } => {
+                self.file_failed(&path, format!("http {status} for {path}"), now, wave);
+            }
+            HttpResult::Failed(why) => {
+                self.file_failed(&path, format!("http {why} for {path}"), now, wave);
+            }
+        }
+    }
+
     fn fetch(&mut self, file: &str, ask: Ask, plan: &Plan, now: Instant, out: &mut Vec<Out>) {
         let Some(src) = self.addr else {
             return;
@@ -404,30 +513,51 @@ impl Node {
         };
         self.retransmits += t.retransmits;
         let file = t.file().to_owned();
-        let (size, crc, tsize, kept) = match end {
-            End::Failed(cause) => {
-                let boot_file = self.script_file.is_some()
-                    && self.script_file.as_deref() != Some(file.as_str());
-                if let Some(pause) = self.retry_after
-                    && boot_file
-                    && self.script_retries < MAX_SCRIPT_RETRIES
-                {
-                    // As the script does: wait, then fetch its list again.
-                    self.script_retries += 1;
-                    self.phase = Phase::Sleep;
-                    self.deadline = Some(now + pause);
-                    self.queue = self.boot_list.iter().rev().cloned().collect();
-                    return;
-                }
-                return self.fail(cause, now, wave);
-            }
+        match end {
+            End::Failed(cause) => self.file_failed(&file, cause, now, wave),
             End::Done {
                 size,
                 crc,
                 tsize,
                 kept,
-            } => (size, crc, tsize, kept),
-        };
+            } => self.file_done(file, size, crc, tsize, kept, plan, now, wave, out),
+        }
+    }
+
+    /// A fetch of `file` failed: the script's retry loop takes it (a boot
+    /// file, when the script has one), or the machine fails.
+    fn file_failed(&mut self, file: &str, cause: String, now: Instant, wave: Instant) {
+        let boot_file = self.script_file.is_some() && self.script_file.as_deref() != Some(file);
+        if let Some(pause) = self.retry_after
+            && boot_file
+            && self.script_retries < MAX_SCRIPT_RETRIES
+        {
+            // As the script does: wait, then fetch its list again.
+            self.script_retries += 1;
+            self.phase = Phase::Sleep;
+            self.deadline = Some(now + pause);
+            self.queue = self.boot_list.iter().rev().cloned().collect();
+            return;
+        }
+        self.fail(cause, now, wave);
+    }
+
+    /// `file` came whole (`size` bytes, `crc`; `tsize` the size the server
+    /// announced; `kept` its bytes when it is the script): checks it and
+    /// goes on to the next step.
+    #[allow(clippy::too_many_arguments)]
+    fn file_done(
+        &mut self,
+        file: String,
+        size: u64,
+        crc: u32,
+        tsize: Option<u64>,
+        kept: Vec<u8>,
+        plan: &Plan,
+        now: Instant,
+        wave: Instant,
+        out: &mut Vec<Out>,
+    ) {
         let probe = self.firmware_file.as_deref() == Some(file.as_str())
             && self.script_file.is_none()
             && !self.probed;
@@ -447,17 +577,11 @@ impl Node {
         if self.script_file.as_deref() == Some(file.as_str()) {
             let text = String::from_utf8_lossy(&kept).into_owned();
             let mut files = Vec::new();
-            for (scheme, _host, path) in tftp::script_urls(&text) {
-                if scheme != "tftp" {
-                    return self.fail(
-                        format!(
-                            "the script fetches {scheme}://…/{path}, which this run does not speak"
-                        ),
-                        now,
-                        wave,
-                    );
+            for (scheme, host, path) in tftp::script_urls(&text) {
+                match self.boot_file(&scheme, &host, path, plan) {
+                    Ok(f) => files.push(f),
+                    Err(cause) => return self.fail(cause, now, wave),
                 }
-                files.push(path);
             }
             self.boot_list.clone_from(&files);
             self.retry_after = script_retry(&text);
@@ -467,13 +591,50 @@ impl Node {
         match self.queue.pop() {
             Some(next) => {
                 self.mark(Stage::BootFiles, now, wave);
-                self.fetch(&next, Ask::IPXE, plan, now, out);
+                self.fetch_boot_file(next, plan, now, out);
             }
             None => {
                 self.phase = Phase::Done;
                 self.deadline = None;
                 self.finished = Some(now.saturating_duration_since(wave));
             }
+        }
+    }
+
+    /// How a URL of the script is fetched: TFTP from the next server, or
+    /// HTTP from the host it names (`${next-server}` is the next server).
+    fn boot_file(
+        &self,
+        scheme: &str,
+        host: &str,
+        path: String,
+        plan: &Plan,
+    ) -> Result<BootFile, String> {
+        match scheme {
+            "tftp" => Ok(BootFile { path, http: None }),
+            "http" if plan.http => {
+                let (name, port) = match host.rsplit_once(':') {
+                    Some((name, port)) => (
+                        name,
+                        port.parse()
+                            .map_err(|_| format!("the script's http://{host}/: bad port"))?,
+                    ),
+                    None => (host, 80),
+                };
+                let addr = if name == "${next-server}" {
+                    self.next_server
+                } else {
+                    name.parse()
+                        .map_err(|_| format!("the script's http://{host}/ names no IPv4 address"))?
+                };
+                Ok(BootFile {
+                    path,
+                    http: Some(SocketAddrV4::new(addr, port)),
+                })
+            }
+            _ => Err(format!(
+                "the script fetches {scheme}://…/{path}, which this run does not speak (HTTP needs --http)"
+            )),
         }
     }
 
@@ -514,8 +675,14 @@ impl Node {
                 self.deadline = Some(t.deadline());
                 self.after_step(step, plan, now, wave, out);
             }
+            Phase::Http { path, .. } => {
+                let path = path.clone();
+                self.phase = Phase::Idle;
+                self.deadline = None;
+                self.file_failed(&path, format!("http timeout for {path}"), now, wave);
+            }
             Phase::Sleep => match self.queue.pop() {
-                Some(next) => self.fetch(&next, Ask::IPXE, plan, now, out),
+                Some(next) => self.fetch_boot_file(next, plan, now, out),
                 None => self.deadline = None,
             },
             Phase::Idle | Phase::Done | Phase::Failed => self.deadline = None,
@@ -566,6 +733,57 @@ fn check(file: &str, size: u64, crc: u32, tsize: Option<u64>, plan: &Plan) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(http: bool) -> Plan {
+        Plan {
+            relay: Ipv4Addr::new(10, 0, 0, 2),
+            server: Ipv4Addr::new(10, 0, 0, 1),
+            files: HashMap::new(),
+            offer_wait: Duration::ZERO,
+            dhcp_timeout: Duration::from_secs(1),
+            tftp_timeout: Duration::from_secs(1),
+            tries: 3,
+            tftp_ports: 8,
+            http,
+            http_timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn script_urls_become_tftp_or_http_fetches() {
+        let mut node = Node::new(0, [2, 0, 0, 0, 0, 1]);
+        node.next_server = Ipv4Addr::new(10, 0, 0, 1);
+        let http = plan(true);
+        let f = |node: &Node, scheme: &str, host: &str, plan: &Plan| {
+            node.boot_file(scheme, host, "refind_x64.efi".into(), plan)
+        };
+        assert_eq!(
+            f(&node, "tftp", "${next-server}", &http).map(|b| b.http),
+            Ok(None)
+        );
+        assert_eq!(
+            f(&node, "http", "${next-server}", &http).map(|b| b.http),
+            Ok(Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80)))
+        );
+        assert_eq!(
+            f(&node, "http", "10.0.0.9:8080", &http).map(|b| b.http),
+            Ok(Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 8080)))
+        );
+        assert!(f(&node, "http", "boot.example", &http).is_err());
+        // Without --http an HTTP script fails its machine, saying why.
+        let tftp_only = plan(false);
+        let err = f(&node, "http", "${next-server}", &tftp_only).expect_err("no --http");
+        assert!(err.contains("needs --http"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_http_script_fetches_both_files_over_http() {
+        let shipped = include_str!("../../../assets/tftp/refind-http.pxe");
+        let urls = tftp::script_urls(shipped);
+        let schemes: Vec<&str> = urls.iter().map(|u| u.0.as_str()).collect();
+        assert_eq!(schemes, ["http", "http"], "{urls:?}");
+        assert_eq!(script_retry(shipped), Some(Duration::from_secs(15)));
+    }
 
     #[test]
     fn the_shipped_script_retries_after_its_pause() {

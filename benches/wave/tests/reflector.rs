@@ -66,19 +66,11 @@ fn a_wave_without_a_server_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--relay"));
     let out = Command::new(env!("CARGO_BIN_EXE_bootwave-wave"))
-        .args([
-            "--nodes",
-            "1",
-            "--server",
-            "127.0.0.2",
-            "--relay",
-            "127.0.0.3",
-            "--http",
-        ])
+        .args(["--nodes", "1", "--reflector", "--http"])
         .output()
         .expect("running bootwave-wave");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--http: HTTP downloads are not available")
+        String::from_utf8_lossy(&out.stderr).contains("--http: the reflector serves TFTP only")
     );
 }

@@ -21,16 +21,23 @@ const LIMIT: Duration = Duration::from_secs(240);
 
 on_each_backend!(the_demo_boots_every_machine_and_cleans_up);
 fn the_demo_boots_every_machine_and_cleans_up(server: Server) -> anyhow::Result<()> {
-    demo(server, DEFAULT_NODES)
+    demo(server, DEFAULT_NODES, false)
 }
 
 on_each_backend!(a_thousand_machine_wave_completes_with_no_failure);
 fn a_thousand_machine_wave_completes_with_no_failure(server: Server) -> anyhow::Result<()> {
-    demo(server, WAVE_NODES)
+    demo(server, WAVE_NODES, false)
 }
 
-/// Runs `bootwave demo --nodes N` and checks everything it leaves.
-fn demo(server: Server, nodes: u32) -> anyhow::Result<()> {
+// rEFInd over HTTP: the simulator downloads it with TCP from each
+// machine's address, and the agent's wave follows the HTTP events.
+on_each_backend!(the_demo_over_http_boots_every_machine);
+fn the_demo_over_http_boots_every_machine(server: Server) -> anyhow::Result<()> {
+    demo(server, DEFAULT_NODES, true)
+}
+
+/// Runs `bootwave demo --nodes N [--http]` and checks everything it leaves.
+fn demo(server: Server, nodes: u32, http: bool) -> anyhow::Result<()> {
     require_root_and_tools(&["ip"]);
     let Server::Bootwave(backend) = server else {
         anyhow::bail!("the demo is bootwave's");
@@ -40,6 +47,7 @@ fn demo(server: Server, nodes: u32) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut child = Command::new(&cli)
         .args(["demo", "--nodes", &nodes.to_string(), "--timeout", "120"])
+        .args(http.then_some("--http"))
         .arg("--backend")
         .arg(backend.arg())
         .arg("--out")
@@ -78,6 +86,14 @@ fn demo(server: Server, nodes: u32) -> anyhow::Result<()> {
         "{}",
         ctx()
     );
+    if http {
+        // The explained machine's last file came over HTTP.
+        anyhow::ensure!(
+            stdout.contains("last file: http: refind_x64.efi completed"),
+            "{}",
+            ctx()
+        );
+    }
 
     // The agent saw every machine reach DONE.
     let summary: serde_json::Value =
