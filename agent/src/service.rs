@@ -128,6 +128,26 @@ impl Agent {
     fn snapshot(&self) -> Snapshot {
         self.store.snapshot()
     }
+
+    /// A host refused by an agent that holds no subnet yet (a fresh state)
+    /// says what comes first.
+    fn hint_first_steps(
+        &self,
+        result: Result<Response<ChangeReply>, Status>,
+    ) -> Result<Response<ChangeReply>, Status> {
+        result.map_err(|status| {
+            if status.code() == tonic::Code::InvalidArgument
+                && self.snapshot().state.subnets.is_empty()
+            {
+                Status::invalid_argument(format!(
+                    "{}; this agent holds no subnet yet: declare one first (`bootwave subnet add --network CIDR …`) or give it a whole state (`bootwave apply FILE`, `bootwave import dhcpd.conf`)",
+                    status.message()
+                ))
+            } else {
+                status
+            }
+        })
+    }
 }
 
 /// The gRPC status of a refused change.
@@ -155,7 +175,8 @@ impl BootwaveService for Agent {
     ) -> Result<Response<ChangeReply>, Status> {
         let host = required(request.into_inner().host, "host")?;
         let host = HostSpec::try_from(host).map_err(|e| e.within("host"))?;
-        self.commit(Change::PutHosts(vec![host])).await
+        let result = self.commit(Change::PutHosts(vec![host])).await;
+        self.hint_first_steps(result)
     }
 
     async fn delete_host(
@@ -244,7 +265,8 @@ impl BootwaveService for Agent {
             elapsed_ms = started.elapsed().as_millis(),
             "import received"
         );
-        self.commit(Change::PutHosts(hosts)).await
+        let result = self.commit(Change::PutHosts(hosts)).await;
+        self.hint_first_steps(result)
     }
 
     async fn put_subnet(

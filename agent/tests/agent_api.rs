@@ -11,6 +11,45 @@ use bootwave_agent::server::{self, AgentConfig, Listen, Listener};
 use bootwave_proto::v1::{self, bootwave_service_client::BootwaveServiceClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_host_on_a_fresh_agent_says_what_comes_first() {
+    let (_dir, state, socket) = temp();
+    let agent = start_agent(&state, &socket, vec![]).await;
+    let mut c = client(&agent.endpoint).await;
+    let refused = c
+        .put_host(v1::PutHostRequest {
+            host: Some(host("02:00:00:00:00:01", "10.0.0.5")),
+        })
+        .await
+        .expect_err("no subnet holds 10.0.0.5");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    let message = refused.message();
+    assert!(
+        message.contains("not inside any declared subnet"),
+        "{message}"
+    );
+    assert!(message.contains("holds no subnet yet"), "{message}");
+    assert!(message.contains("bootwave subnet add"), "{message}");
+    assert!(message.contains("bootwave apply FILE"), "{message}");
+    // Once a subnet exists, a host outside it gets the plain reason.
+    c.put_subnet(v1::PutSubnetRequest {
+        subnet: Some(subnet()),
+    })
+    .await
+    .unwrap();
+    let refused = c
+        .put_host(v1::PutHostRequest {
+            host: Some(host("02:00:00:00:00:01", "192.0.2.5")),
+        })
+        .await
+        .expect_err("outside the subnet");
+    assert!(
+        !refused.message().contains("holds no subnet yet"),
+        "{refused:?}"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crud_bumps_one_generation_per_change() {
     let (_dir, state, socket) = temp();
     let agent = start_agent(&state, &socket, vec![]).await;
