@@ -6,10 +6,13 @@
 # Usage: sudo benches/wave.sh [NODES...]          (default: 1000 10000)
 #        SERVERS="reflector bootwave-uring" sudo benches/wave.sh 1000
 #        LOSS=10 sudo benches/wave.sh 1000      (10 % of datagrams lost each way)
+#        TFTP_RETRIES=10 …                       (bootwave's [tftp] max-retries)
 #
 # Servers: reflector, bootwave-uring, bootwave-portable, dnsmasq (Debian's
 # dnsmasq 2.90: DHCP + TFTP, --tftp-max raised, its ping check off as
-# bootwave's is). Layout (as `bootwave demo`): namespace SRV holds the server
+# bootwave's is), and bootwave-uring-http / bootwave-portable-http (never by
+# default): iPXE gets refind-http.pxe and the machines load rEFInd and its
+# configuration over HTTP (bootwave-wave --http). Layout (as `bootwave demo`): namespace SRV holds the server
 # on 10.200.0.1/24; namespace SIM holds the relay address 10.200.0.2 and
 # every machine's leased address (10.201.0.0/16 is local there); SRV routes
 # 10.201.0.0/16 via the relay. Traffic stays inside the two namespaces.
@@ -56,7 +59,7 @@ trap cleanup EXIT
 # boot programs' sizes.
 files=$work/tftp
 mkdir -p "$files"
-cp assets/tftp/refind.pxe assets/tftp/refind.conf "$files/"
+cp assets/tftp/refind.pxe assets/tftp/refind-http.pxe assets/tftp/refind.conf "$files/"
 head -c $((1024 * 1024)) /dev/urandom >"$files/ipxe.efi"
 head -c $((270 * 1024)) /dev/urandom >"$files/refind_x64.efi"
 
@@ -85,6 +88,7 @@ relays = ["10.200.0.2"]
 [tftp]
 root = "$files"
 max-transfers = 16384
+${TFTP_RETRIES:+max-retries = $TFTP_RETRIES}
 
 [journal]
 dir = "$work/journal"
@@ -106,6 +110,13 @@ arch = ["efi-x64", "efi-x64-alt"]
 filename = "ipxe.efi"
 EOF
 
+# The HTTP variant: [http] on port 80, and iPXE's script loads over HTTP.
+sed -e 's/^filename = "refind.pxe"$/filename = "refind-http.pxe"/' \
+    -e 's/^\[journal\]$/[http]\nport = 80\n\n[journal]/' \
+    "$work/bootwave.toml" >"$work/bootwave-http.toml"
+grep -q refind-http.pxe "$work/bootwave-http.toml" && grep -q '^\[http\]' "$work/bootwave-http.toml" ||
+    { echo "wave.sh: could not write the HTTP variant's configuration" >&2; exit 2; }
+
 start_server() { # NAME -> sets server_pid
     rm -rf "$work/journal" "$work/dnsmasq.leases"
     mkdir -p "$work/journal"
@@ -113,6 +124,11 @@ start_server() { # NAME -> sets server_pid
     bootwave-uring | bootwave-portable)
         ip netns exec "$srv" "$bin/bootwave-dataplane" --config "$work/bootwave.toml" \
             --backend "${1#bootwave-}" --control none >"$work/server.log" 2>&1 &
+        ;;
+    bootwave-uring-http | bootwave-portable-http)
+        backend=${1#bootwave-}
+        ip netns exec "$srv" "$bin/bootwave-dataplane" --config "$work/bootwave-http.toml" \
+            --backend "${backend%-http}" --control none >"$work/server.log" 2>&1 &
         ;;
     dnsmasq)
         ip netns exec "$srv" dnsmasq --keep-in-foreground --conf-file=/dev/null --port=0 \
@@ -140,7 +156,7 @@ hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
-printf '%-18s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' server nodes done failed "time(s)" resends "cpu/node(ms)" "peak MiB/KiB per node" "vs ceil" ""
+printf '%-22s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' server nodes done failed "time(s)" resends "cpu/node(ms)" "peak MiB/KiB per node" "vs ceil" ""
 declare -A ceiling
 results=$work/results
 : >"$results"
@@ -155,8 +171,11 @@ for n in "${nodes_list[@]}"; do
             start_server "$s"
             sleep 0.5
             c0=$(cpu_ticks "$server_pid") r0=$(rss_kib "$server_pid")
+            http=()
+            [[ $s == *-http ]] && http=(--http)
             ip netns exec "$sim" "$bin/bootwave-wave" --nodes "$n" --server 10.200.0.1 \
-                --relay 10.200.0.2 --files "$files" --timeout "$timeout_s" --loss "$loss" >"$out" 2>&1 || true
+                --relay 10.200.0.2 --files "$files" --timeout "$timeout_s" --loss "$loss" \
+                "${http[@]}" >"$out" 2>&1 || true
             c1=$(cpu_ticks "$server_pid") peak=$(hwm_kib "$server_pid")
             kill "$server_pid"
             wait "$server_pid" 2>/dev/null || true
@@ -179,7 +198,7 @@ for n in "${nodes_list[@]}"; do
             ratio=$(awk -v c="${ceiling[$n]}" -v t="$t" 'BEGIN {printf "%.2f", c / t}')
             if awk -v r="$ratio" 'BEGIN {exit !(r >= 0.8)}'; then label=generator-bound; fi
         fi
-        printf '%-18s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' "$s" "$n" "$done" "$failed" "$t" "$resends" "$cpu" "$rss" "$ratio" "$label" | tee -a "$results"
+        printf '%-22s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' "$s" "$n" "$done" "$failed" "$t" "$resends" "$cpu" "$rss" "$ratio" "$label" | tee -a "$results"
         grep '^failed:' "$out" | head -3 || true
     done
 done
