@@ -195,6 +195,14 @@ impl Transfer {
         let delta = u32::from(block.wrapping_sub(self.base as u16));
         let acked = u64::from(self.base) + u64::from(delta);
         if acked >= u64::from(self.next) {
+            // The client's timeout ACK of the block before the window: it
+            // got none of it, and it is still there. Its retries start
+            // over (a client gives up long after a server that counts only
+            // its own timeouts would); nothing is sent for it, so a client
+            // that ACKs every duplicate cannot double the traffic.
+            if self.flags & state::PROGRESSED != 0 && block == (self.base as u16).wrapping_sub(1) {
+                self.retries = 0;
+            }
             return AckOutcome::Ignored;
         }
         if self.flags & state::RETRANSMITTED == 0 {

@@ -434,6 +434,46 @@ fn retransmission_backs_off_then_gives_up() {
 }
 
 #[test]
+fn a_client_that_repeats_its_last_ack_keeps_its_transfer() {
+    let mut d = direct(&[("f", pattern(3000, 11))]);
+    let client = client_addr(10, 2);
+    let port = d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[]))[0].local_port;
+    assert_eq!(blocks(&d.recv(10, client, port, &wire::ack(1))), [2]);
+    // The next resend: ticks at each deadline the server asks for (the
+    // timer heap may wake it early, then nothing is due yet).
+    let next_resend = |d: &mut Direct<MemResolver>| -> Option<(u64, Vec<u16>)> {
+        for _ in 0..8 {
+            let due = d.server.poll_timeout()?;
+            let at = (due - d.at(0)).as_millis() as u64;
+            let sent = blocks(&d.tick(at));
+            if !sent.is_empty() {
+                return Some((at, sent));
+            }
+        }
+        None
+    };
+    // Block 2 never arrives; the client repeats ACK 1 between the
+    // server's resends, which are all that is sent (none per ACK).
+    for round in 0..12 {
+        let (at, sent) = next_resend(&mut d).unwrap_or_else(|| panic!("resend {round}"));
+        assert_eq!(sent, [2], "resend {round} at {at}");
+        assert!(
+            d.recv(at + 1, client, port, &wire::ack(1)).is_empty(),
+            "a repeated ACK sends nothing"
+        );
+    }
+    assert_eq!(d.server.active_transfers(), 1, "12 timeouts, still served");
+    // Then the client goes quiet: 5 more resends and it is dropped.
+    for round in 0..5 {
+        let (_, sent) = next_resend(&mut d).unwrap_or_else(|| panic!("quiet resend {round}"));
+        assert_eq!(sent, [2]);
+    }
+    assert_eq!(next_resend(&mut d), None);
+    assert_eq!(d.server.active_transfers(), 0);
+    assert_eq!(d.server.counters().transfers_timed_out, 1);
+}
+
+#[test]
 fn negotiated_timeout_is_fixed_and_adaptive_one_follows_rtt() {
     let mut d = direct(&[("f", pattern(30_000, 12))]);
     let fixed = client_addr(11, 1);
