@@ -548,7 +548,7 @@ impl<R: Resolver> TftpServer<R> {
         };
         match transfer.on_ack(block, now, &bounds) {
             AckOutcome::Ignored => {}
-            AckOutcome::Advanced => {
+            AckOutcome::Advanced | AckOutcome::Resend => {
                 self.send_round(now, slot, out);
             }
             AckOutcome::Complete => self.finish(now, slot, TransferOutcome::Completed),

@@ -101,6 +101,9 @@ pub(crate) enum AckOutcome {
     Ignored,
     /// The window moved; send the next one.
     Advanced,
+    /// The client's timeout ACK of the block before the window, well after
+    /// the window went out: send the window again now.
+    Resend,
     /// The final block is acknowledged.
     Complete,
 }
@@ -198,10 +201,20 @@ impl Transfer {
             // The client's timeout ACK of the block before the window: it
             // got none of it, and it is still there. Its retries start
             // over (a client gives up long after a server that counts only
-            // its own timeouts would); nothing is sent for it, so a client
+            // its own timeouts would), and the window goes out again at
+            // once when it was sent more than two round trips (and the
+            // minimum timeout) ago. A duplicate that our own resend caused
+            // comes back within a round trip and sends nothing, so a client
             // that ACKs every duplicate cannot double the traffic.
-            if self.flags & state::PROGRESSED != 0 && block == (self.base as u16).wrapping_sub(1) {
+            if self.flags & state::PROGRESSED != 0
+                && self.base > 0
+                && block == (self.base as u16).wrapping_sub(1)
+            {
                 self.retries = 0;
+                let guard = u64::from(self.srtt.saturating_mul(2).max(bounds.min));
+                if now.saturating_sub(self.sent_at) >= guard {
+                    return AckOutcome::Resend;
+                }
             }
             return AckOutcome::Ignored;
         }

@@ -474,6 +474,27 @@ fn a_client_that_repeats_its_last_ack_keeps_its_transfer() {
 }
 
 #[test]
+fn a_timeout_ack_long_after_the_window_resends_it_once() {
+    let mut d = direct(&[("f", pattern(3000, 11))]);
+    let client = client_addr(10, 3);
+    let port = d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[]))[0].local_port;
+    // One 10 ms round trip (the timeout drops to min_timeout, 100 ms),
+    // then block 2 is lost, and so is the server's resend at 110 ms.
+    assert_eq!(blocks(&d.recv(10, client, port, &wire::ack(1))), [2]);
+    assert_eq!(blocks(&d.tick(110)), [2]);
+    // The client's timeout ACK 105 ms later, long before the server's
+    // backed-off timer (310 ms): the window goes out again now.
+    assert_eq!(d.server.poll_timeout(), Some(d.at(310)));
+    assert_eq!(blocks(&d.recv(215, client, port, &wire::ack(1))), [2]);
+    // A duplicate right behind it sends nothing (no apprentice).
+    assert!(d.recv(220, client, port, &wire::ack(1)).is_empty());
+    assert!(d.recv(300, client, port, &wire::ack(1)).is_empty());
+    assert_eq!(d.server.counters().retransmits, 2);
+    // The transfer goes on.
+    assert_eq!(blocks(&d.recv(330, client, port, &wire::ack(2))), [3]);
+}
+
+#[test]
 fn negotiated_timeout_is_fixed_and_adaptive_one_follows_rtt() {
     let mut d = direct(&[("f", pattern(30_000, 12))]);
     let fixed = client_addr(11, 1);
