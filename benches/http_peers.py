@@ -8,10 +8,15 @@ within each workload:
 - 1m: 1,000 connections, each downloading a 1 MiB file over and over;
 - 50m: 1,000 connections downloading a 50 MiB file;
 - 4k-10k: 10,000 connections fetching a 4 KiB script over and over.
+nginx runs with sendfile on (zero-copy from the page cache); `nginx-copy`
+(not run by default) is the same nginx with sendfile off (read + writev
+through its buffers, a copy like bootwave's writev from its mapping).
 
 Measured per run: MB/s (bytes wrk read, heads included, / wrk's run time),
 requests/s, p50/p99/max latency (`wrk --latency`; wrk times a request from
-its write to the last byte), failures (wrk's connect/read/write/timeout
+its write to the last byte, so a connect that waited does not show there:
+SYN retransmissions in the client namespace and listen-queue overflows in
+the server's are counted for that), failures (wrk's connect/read/write/timeout
 errors and statuses ≥ 400, plus reconnects: connections the client opened
 beyond its N and its one probe connection, which is how a server's close
 shows, since wrk reopens a connection closed under it without counting an
@@ -42,8 +47,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SERVER, CLIENT, PREFIX = "10.89.0.1", "10.89.0.2", 24
 PORT = 80
-# bootwave's listen backlog (dataplane/src/http/mod.rs); nginx gets the same.
-BACKLOG = 1024
 THREADS = 2
 
 FILES = {"ipxe.efi": 1 << 20, "initrd.img": 50 << 20, "boot.ipxe": 4096}
@@ -96,7 +99,7 @@ next-server = "{SERVER}"
 '''
 
 
-def nginx_conf(work, root, nofile):
+def nginx_conf(work, root, nofile, backlog, sendfile):
     return f'''daemon off;
 master_process on;
 user root;
@@ -111,7 +114,7 @@ events {{
 
 http {{
     access_log off;
-    sendfile on;
+    sendfile {"on" if sendfile else "off"};
     tcp_nopush on;
     keepalive_requests 10000000;
     keepalive_timeout 60s;
@@ -125,7 +128,7 @@ http {{
     scgi_temp_path {work}/scgi;
 
     server {{
-        listen {SERVER}:{PORT} backlog={BACKLOG};
+        listen {SERVER}:{PORT} backlog={backlog};
         root {root};
     }}
 }}
@@ -141,11 +144,11 @@ def start_bootwave(lab, root, work, max_conns):
     return netns.Proc(lab.server, argv, os.path.join(state, "bootwave.log"), env=netns.BOOTWAVE_ENV)
 
 
-def start_nginx(lab, root, work, nginx_bin, nofile):
+def start_nginx(lab, root, work, nginx_bin, nofile, backlog, sendfile=True):
     state = tempfile.mkdtemp(prefix="nginx-", dir=work)
     path = os.path.join(state, "nginx.conf")
     with open(path, "w") as f:
-        f.write(nginx_conf(state, root, nofile))
+        f.write(nginx_conf(state, root, nofile, backlog, sendfile))
     argv = [nginx_bin, "-p", state + "/", "-c", path, "-e", os.path.join(state, "nginx-error.log")]
     return netns.Proc(lab.server, argv, os.path.join(state, "nginx.log"))
 
@@ -270,7 +273,8 @@ def measure(lab, server, workload, root, work, args):
     if server == "bootwave":
         proc = start_bootwave(lab, root, work, args.max_connections)
     else:
-        proc = start_nginx(lab, root, work, args.nginx, args.nofile)
+        proc = start_nginx(lab, root, work, args.nginx, args.nofile, args.backlog,
+                           sendfile=server == "nginx")
     try:
         wait_tcp_listening(lab.server, PORT, proc)
         time.sleep(0.3)  # nginx forks its workers after listening
@@ -307,6 +311,9 @@ def measure(lab, server, workload, root, work, args):
     r["cpu_s_per_gb"] = r["server_cpu_s"] / gb if gb else float("nan")
     r["cpu_us_per_req"] = r["server_cpu_s"] * 1e6 / r["requests"] if r["requests"] else float("nan")
     r["wrk_util"] = r["wrk_cpu_s"] / (secs * THREADS)
+    # Busy cores not spent in the server or wrk: other processes on the
+    # machine, plus kernel threads (ksoftirqd) that serve this traffic.
+    r["other_cores"] = max(0.0, r["busy_cores"] - (r["server_cpu_s"] + r["wrk_cpu_s"]) / r["wall_s"])
     r["failures"] = r["connect"] + r["read"] + r["write"] + r["timeout"] + r["status"] + r["reconnects"]
     r["limit"] = limit_of(r)
     return r
@@ -318,12 +325,15 @@ def limit_of(r):
     if r["wrk_util"] >= 0.85:
         notes.append(f"wrk ({r['wrk_util'] * 100:.0f} % of its {THREADS} threads)")
     if r["busy_cores"] >= 1.8:
-        notes.append(f"cores ({r['busy_cores']:.2f} of 2 busy)")
-    return ", ".join(notes) or "server"
+        notes.append(f"cores ({r['busy_cores']:.2f} of 2 busy"
+                     + (f", {r['other_cores']:.2f} not server or wrk)" if r["other_cores"] >= 0.2 else ")"))
+    return ", ".join(notes) or f"server ({r['server_cpu_s'] / r['wall_s']:.2f} cores)"
 
 
 def fmt_ms(us):
-    return f"{us / 1000:.1f}" if us else "–"
+    if not us:
+        return "–"
+    return f"{us / 1000:.1f}" if us < 1_000_000 else f"{us / 1000:,.0f}"
 
 
 def describe(r):
@@ -332,22 +342,22 @@ def describe(r):
             f"cpu {r['server_cpu_s']:.2f} s = {r['cpu_s_per_gb']:.3f} s/GB, {r['cpu_us_per_req']:.1f} µs/req  "
             f"rss {r['peak_rss_mib']:.1f} MiB  failures {r['failures']} (connect {r['connect']} read {r['read']} "
             f"write {r['write']} timeout {r['timeout']} status {r['status']} reconnects {r['reconnects']})  "
-            f"wrk {r['wrk_util'] * 100:.0f} %  busy {r['busy_cores']:.2f} cores  syn-retrans {r['syn_retrans']}  "
+            f"wrk {r['wrk_util'] * 100:.0f} %  busy {r['busy_cores']:.2f} cores (others {r['other_cores']:.2f})  syn-retrans {r['syn_retrans']}  "
             f"listen overflows {r['listen_overflows']}  alive {r['server_alive']}")
 
 
 def summarize(results, label_of):
     print("\n| workload | server | MB/s | × nginx | req/s | p50 / p99 ms | server CPU s/GB | × nginx | "
-          "CPU µs/req | peak RSS MiB | failures | wrk CPU | likely limit |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "CPU µs/req | peak RSS MiB | done | failures | SYN retransmits | wrk CPU | likely limit |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     ratio = lambda a, b: f"{a / b:.2f}" if b else "–"
     for r in results:
         ref = next((x for x in results if x["workload"] == r["workload"] and x["server"] == "nginx"), None)
         print(f"| {WORKLOADS[r['workload']]['what']} | {label_of(r['server'])} | {r['mb_per_s']:,.0f} | "
-              f"{ratio(r['mb_per_s'], ref and ref['mb_per_s']) if ref else '–'} | {r['req_per_s']:,.0f} | "
+              f"{ratio(r['mb_per_s'], ref and ref['mb_per_s']) if ref else '–'} | {r['req_per_s']:,.1f} | "
               f"{fmt_ms(r['p50_us'])} / {fmt_ms(r['p99_us'])} | {r['cpu_s_per_gb']:.3f} | "
               f"{ratio(r['cpu_s_per_gb'], ref and ref['cpu_s_per_gb']) if ref else '–'} | "
-              f"{r['cpu_us_per_req']:.1f} | {r['peak_rss_mib']:.1f} | {r['failures']} | "
+              f"{r['cpu_us_per_req']:,.1f} | {r['peak_rss_mib']:.1f} | {r['requests']:,} | {r['failures']} | {r['syn_retrans']} | "
               f"{r['wrk_util'] * 100:.0f} % | {r['limit']} |")
     verdicts = []
     for w in WORKLOADS:
@@ -367,10 +377,11 @@ def summarize(results, label_of):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", action="append", choices=["bootwave", "nginx"])
+    ap.add_argument("--server", action="append", choices=["bootwave", "nginx", "nginx-copy"],
+                    help="default bootwave, nginx; nginx-copy = nginx with sendfile off (read + write)")
     ap.add_argument("--workload", action="append", choices=list(WORKLOADS))
     ap.add_argument("--duration", type=int, default=10, help="seconds per 1m and 4k-10k run (max 120)")
-    ap.add_argument("--duration-large", type=int, default=30, help="seconds per 50m run (max 120)")
+    ap.add_argument("--duration-large", type=int, default=60, help="seconds per 50m run (max 120)")
     ap.add_argument("--timeout", type=int, default=10,
                     help="wrk --timeout of the 1m and 4k-10k runs: a slower response is a failure")
     ap.add_argument("--max-connections", type=int, default=16384, help="bootwave's [http] caps")
@@ -408,6 +419,11 @@ def main():
         with open(args.lua, "w") as f:
             f.write(WRK_LUA)
         lab = netns.PairLab(SERVER, CLIENT, PREFIX)
+        # bootwave listens with a backlog of max(max-connections, 1024),
+        # which the kernel caps at somaxconn; nginx gets the same queue.
+        somaxconn = int(lab.server.run("cat", "/proc/sys/net/core/somaxconn", timeout=5).stdout)
+        args.backlog = min(max(args.max_connections, 1024), somaxconn)
+        print(f"listen backlog (both servers): {args.backlog}", flush=True)
         for w in workloads:
             for s in servers:
                 r = measure(lab, s, w, root, work, args)
@@ -420,7 +436,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     version = nginx_version(args.nginx) if "nginx" in servers else ""
-    summarize(results, lambda s: f"nginx {version}".strip() if s == "nginx" else s)
+    summarize(results, lambda s: s.replace("nginx", f"nginx {version}".strip(), 1))
     print(f"\nload average after the run: {os.getloadavg()}")
 
 
