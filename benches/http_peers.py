@@ -341,7 +341,7 @@ def describe(r):
             f"p50/p99/max {fmt_ms(r['p50_us'])}/{fmt_ms(r['p99_us'])}/{fmt_ms(r['max_us'])} ms  "
             f"cpu {r['server_cpu_s']:.2f} s = {r['cpu_s_per_gb']:.3f} s/GB, {r['cpu_us_per_req']:.1f} µs/req  "
             f"rss {r['peak_rss_mib']:.1f} MiB  failures {r['failures']} (connect {r['connect']} read {r['read']} "
-            f"write {r['write']} timeout {r['timeout']} status {r['status']} reconnects {r['reconnects']})  "
+            f"write {r['write']} timeout {r['timeout']} status {r['status']} reconnects {r['reconnects']}, client opens {r['client_opens']})  "
             f"wrk {r['wrk_util'] * 100:.0f} %  busy {r['busy_cores']:.2f} cores (others {r['other_cores']:.2f})  syn-retrans {r['syn_retrans']}  "
             f"listen overflows {r['listen_overflows']}  alive {r['server_alive']}")
 
