@@ -92,8 +92,6 @@ const MAX_EVENT_TARGET: usize = 255;
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Token of the waker; listeners take the next ones, connections the rest.
 const WAKER: Token = Token(0);
-/// Listen backlog per listener.
-const BACKLOG: i32 = 1024;
 
 /// A running HTTP server; dropping it stops and joins the thread (open
 /// connections are closed).
@@ -126,7 +124,7 @@ impl HttpServer {
         let mut listeners = Vec::new();
         let mut listening = Vec::new();
         for (i, device) in devices.iter().enumerate() {
-            let mut listener = listen(device, settings.port)
+            let mut listener = listen(device, settings.port, settings.listen_backlog())
                 .map_err(|e| io::Error::new(e.kind(), format!("http: listen on {device}: {e}")))?;
             poll.registry()
                 .register(&mut listener, Token(1 + i), Interest::READABLE)?;
@@ -174,14 +172,14 @@ impl Drop for HttpServer {
 }
 
 /// A TCP listener on `0.0.0.0:port` that takes connections of `device`
-/// only.
-fn listen(device: &str, port: u16) -> io::Result<TcpListener> {
+/// only, with `backlog` pending connections at most.
+fn listen(device: &str, port: u16, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind_device(Some(device.as_bytes()))?;
     socket.set_nonblocking(true)?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new([0, 0, 0, 0].into(), port)).into())?;
-    socket.listen(BACKLOG)?;
+    socket.listen(backlog)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 

@@ -151,6 +151,18 @@ pub struct HttpSettings {
     pub max_request_size: u32,
 }
 
+impl HttpSettings {
+    /// The listen backlog of each HTTP listener: as many pending
+    /// connections as the server holds open (`max-connections`), at least
+    /// 1024. The kernel caps it at `net.core.somaxconn` (4096 by default),
+    /// so a burst of connects that a single accept loop cannot keep up
+    /// with waits in the queue instead of losing SYNs (each lost SYN costs
+    /// its client a retransmission, 1 s at first).
+    pub fn listen_backlog(&self) -> i32 {
+        i32::try_from(self.max_connections.max(1024)).unwrap_or(i32::MAX)
+    }
+}
+
 impl Default for HttpSettings {
     /// HTTP off; the other values are those an `[http]` section gets.
     fn default() -> Self {

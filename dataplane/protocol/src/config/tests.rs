@@ -554,3 +554,17 @@ fn http_boot_rules_take_a_path() {
         "{summary}"
     );
 }
+
+#[test]
+fn http_listen_backlog_follows_max_connections() {
+    // The default holds a 10,000-connection burst (the kernel then caps it
+    // at net.core.somaxconn); a small cap keeps the former 1024.
+    assert_eq!(ok("[http]\n").http.listen_backlog(), 16_384);
+    let small = ok("[http]\nmax-connections = 10\nmax-connections-per-client = 4\n");
+    assert_eq!(small.http.listen_backlog(), 1024);
+    let huge = HttpSettings {
+        max_connections: u32::MAX,
+        ..HttpSettings::default()
+    };
+    assert_eq!(huge.listen_backlog(), i32::MAX);
+}
