@@ -238,7 +238,7 @@ const AGENT_ENV: &str = "BOOTWAVE_AGENT_BINARY";
 const CLI_ENV: &str = "BOOTWAVE_CLI_BINARY";
 
 /// The workspace binary `name`: `$env`, else
-/// `<target>/{release,debug}/<name>` under `$CARGO_TARGET_DIR` or the
+/// the newer of `<target>/{release,debug}/<name>` under `$CARGO_TARGET_DIR` or the
 /// workspace's `target/` (built by `cargo build -p bootwave-agent`).
 pub fn workspace_binary(name: &str, env: &str) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os(env) {
@@ -248,10 +248,14 @@ pub fn workspace_binary(name: &str, env: &str) -> Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
+    // The newer build of the two: a release binary left from an earlier
+    // checkout must not shadow the debug one `cargo test` just built.
     ["release", "debug"]
         .iter()
         .map(|profile| target.join(profile).join(name))
-        .find(|path| path.is_file())
+        .filter_map(|path| Some((path.metadata().ok()?.modified().ok()?, path)))
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, path)| path)
         .ok_or_else(|| HarnessError::Io {
             what: format!(
                 "{name} not built under {} (run `cargo build -p bootwave-agent` or set {env})",
