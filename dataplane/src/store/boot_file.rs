@@ -27,10 +27,7 @@ const MEMFD_NAME_MAX: usize = 200;
 /// reading [`bytes`](FileData::bytes) can neither fault with `SIGBUS` nor see
 /// different contents. The memfd's descriptor is closed once mapped (the
 /// mapping keeps the memory alive), so a store of ten thousand files does not
-/// hold ten thousand descriptors, except for files of at least
-/// [`SENDFILE_MIN`] bytes, whose descriptor is kept for HTTP's `sendfile`
-/// (a large body then goes to the socket without a copy through the
-/// process). Dropping the value unmaps the memory.
+/// hold ten thousand descriptors. Dropping the value unmaps the memory.
 ///
 /// Empty files hold no memfd and no mapping.
 pub struct BootFile {
@@ -43,14 +40,7 @@ pub struct BootFile {
     netascii_len: OnceLock<u64>,
     /// The source version it was loaded from (HTTP validators).
     version: Option<FileVersion>,
-    /// The sealed memfd, kept for files of at least [`SENDFILE_MIN`] bytes.
-    fd: Option<OwnedFd>,
 }
-
-/// Files this large keep their memfd open for `sendfile`; smaller ones go
-/// out in one `writev` with their head, where a copy costs less than the
-/// extra call.
-pub(crate) const SENDFILE_MIN: usize = 64 * 1024;
 
 // Safety: `BootFile` owns its mapping exclusively; the mapped memory is
 // read-only in this process and sealed against writes and size changes
@@ -73,11 +63,7 @@ impl BootFile {
             return Ok(Self::empty());
         };
         let len = usize::try_from(len).map_err(|_| StoreError::TooLarge { limit: max_len })?;
-        let mut file = Self::map(&fd, len)?;
-        if len >= SENDFILE_MIN {
-            file.fd = Some(fd);
-        }
-        Ok(file)
+        Self::map(&fd, len)
     }
 
     /// Copies `bytes` into a new sealed mapping (generated content, tests).
@@ -93,7 +79,6 @@ impl BootFile {
             len: 0,
             netascii_len: OnceLock::new(),
             version: None,
-            fd: None,
         }
     }
 
@@ -138,7 +123,6 @@ impl BootFile {
             len,
             netascii_len: OnceLock::new(),
             version: None,
-            fd: None,
         })
     }
 }
@@ -164,11 +148,6 @@ impl FileData for BootFile {
 
     fn version(&self) -> Option<FileVersion> {
         self.version
-    }
-
-    fn sealed_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd as _;
-        self.fd.as_ref().map(|fd| fd.as_fd())
     }
 }
 
