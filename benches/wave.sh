@@ -7,6 +7,8 @@
 #        SERVERS="reflector bootwave-uring" sudo benches/wave.sh 1000
 #        LOSS=10 sudo benches/wave.sh 1000      (10 % of datagrams lost each way)
 #        TFTP_RETRIES=10 …                       (bootwave's [tftp] max-retries)
+#        OUT=DIR …                               (keep each run's output and
+#                                                 per-machine JSON lines in DIR)
 #
 # Servers: reflector, bootwave-uring, bootwave-portable, dnsmasq (Debian's
 # dnsmasq 2.90: DHCP + TFTP, --tftp-max raised, its ping check off as
@@ -173,6 +175,7 @@ for n in "${nodes_list[@]}"; do
             c0=$(cpu_ticks "$server_pid") r0=$(rss_kib "$server_pid")
             http=()
             [[ $s == *-http ]] && http=(--http)
+            [[ -n ${OUT:-} ]] && mkdir -p "$OUT" && http+=(--json "$OUT/$s-$n.jsonl")
             ip netns exec "$sim" "$bin/bootwave-wave" --nodes "$n" --server 10.200.0.1 \
                 --relay 10.200.0.2 --files "$files" --timeout "$timeout_s" --loss "$loss" \
                 "${http[@]}" >"$out" 2>&1 || true
@@ -200,5 +203,6 @@ for n in "${nodes_list[@]}"; do
         fi
         printf '%-22s %6s %6s %6s %9s %8s %12s %22s %9s %s\n' "$s" "$n" "$done" "$failed" "$t" "$resends" "$cpu" "$rss" "$ratio" "$label" | tee -a "$results"
         grep '^failed:' "$out" | head -3 || true
+        [[ -n ${OUT:-} ]] && cp "$out" "$OUT/"
     done
 done

@@ -43,7 +43,7 @@ fn defaults_follow_documented_values() {
     );
     assert_eq!(c.tftp.min_timeout, Duration::from_millis(200));
     assert_eq!(c.tftp.max_timeout, Duration::from_secs(3));
-    assert_eq!((c.tftp.max_retries, c.tftp.max_transfers), (5, 100_000));
+    assert_eq!((c.tftp.max_retries, c.tftp.max_transfers), (10, 100_000));
     assert_eq!(c.journal.dir, PathBuf::from("/var/lib/bootwave"));
     assert_eq!(
         c.journal.fsync,

@@ -82,13 +82,17 @@
 //!   accepted option there is no OACK.
 //! - An ACK inside the window moves it (a partial-window ACK resumes after
 //!   the acknowledged block); duplicates and old ACKs are ignored, so no
-//!   ACK ever causes a retransmission of what it does not acknowledge.
+//!   ACK ever causes a retransmission of what it does not acknowledge,
+//!   except the client's timeout ACK of the block before the window,
+//!   which gets the window again when it comes more than two round trips
+//!   after it went out (a repeat sooner than that gets nothing).
 //! - Block numbers wrap from 65535 to 0.
 //! - Retransmission: the negotiated timeout, else an RFC 6298 estimate
 //!   bounded by `min_timeout..max_timeout` with exponential backoff;
-//!   after `max_retries` timeouts in a row the transfer is dropped. A
-//!   transfer that never got its first ACK is dropped within
-//!   `max_timeout × max_retries` of its request, whatever it negotiated.
+//!   after `max_retries` timeouts with nothing heard from the client the
+//!   transfer is dropped. A transfer that never got its first ACK is
+//!   dropped within `max_timeout × min(max_retries, 5)` of its request,
+//!   whatever it negotiated.
 //! - Admission, per client IP: at most `max_transfers_per_client` held
 //!   transfers (else ERROR 0), and a token bucket on read requests (an RRQ
 //!   over the rate is dropped unanswered, so the client retries later and

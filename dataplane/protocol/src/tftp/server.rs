@@ -86,6 +86,12 @@ struct TransferMeta {
     retransmits: u32,
 }
 
+/// Timeouts a transfer that never got its first ACK may take at most (fewer
+/// when `max_retries` is lower): a spoofed request holds its slot for
+/// `max_timeout` × this, however patient the server is with clients that
+/// answer.
+const FIRST_ACK_TIMEOUTS: u8 = 5;
+
 /// A TFTP read-only server core for one shard. See the [module
 /// docs](super) for the driving loop.
 pub struct TftpServer<R> {
@@ -96,7 +102,7 @@ pub struct TftpServer<R> {
     max_retries: u8,
     max_transfers: usize,
     /// A transfer without a first ACK is dropped this long (µs) after its
-    /// request: `max_timeout × max_retries`.
+    /// request: `max_timeout × min(max_retries, FIRST_ACK_TIMEOUTS)`.
     first_ack_budget: u64,
     admission: Admission,
     /// Per refusal reason: when it was last logged, and refusals since.
@@ -187,7 +193,7 @@ impl<R: Resolver> TftpServer<R> {
                 settings
                     .max_timeout
                     .max(RTO_FLOOR)
-                    .saturating_mul(u32::from(settings.max_retries.max(1)))
+                    .saturating_mul(u32::from(settings.max_retries.clamp(1, FIRST_ACK_TIMEOUTS)))
                     .as_micros(),
             )
             .unwrap_or(u64::MAX),

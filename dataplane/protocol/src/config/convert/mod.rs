@@ -229,7 +229,7 @@ fn tftp(file: &FileTftp) -> Result<TftpSettings, Rejection> {
         &max_timeout,
         "tftp.max-timeout",
     )?;
-    let max_retries = int(file.max_retries.as_ref(), 5);
+    let max_retries = int(file.max_retries.as_ref(), 10);
     if max_retries.value == 0 {
         return Err(max_retries.reject("tftp.max-retries", "must be at least 1"));
     }

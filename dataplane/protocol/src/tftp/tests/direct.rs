@@ -700,6 +700,29 @@ fn a_transfer_without_a_first_ack_is_reclaimed_within_max_timeout_times_retries(
 }
 
 #[test]
+fn a_patient_server_still_reclaims_a_request_never_acked_after_five_timeouts() {
+    let mut patient = settings();
+    patient.max_retries = 20;
+    let mut d = direct_with(
+        &patient,
+        ServerOptions::default(),
+        &[("f", pattern(3000, 33))],
+    );
+    let client = client_addr(1, 2);
+    assert_eq!(
+        d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[("timeout", "4")]))
+            .len(),
+        1
+    );
+    // 4 s × 5, not × 20: a spoofed request holds its slot 20 s.
+    for at in [4000, 8000, 12_000, 16_000] {
+        assert_eq!(d.tick(at).len(), 1, "OACK resent at {at}");
+    }
+    assert!(d.tick(20_000).is_empty());
+    assert_eq!(d.server.active_transfers(), 0);
+}
+
+#[test]
 fn every_answer_to_a_flood_spends_the_senders_tokens() {
     let mut limited = settings();
     limited.admission = TftpAdmission {
