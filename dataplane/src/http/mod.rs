@@ -1,6 +1,8 @@
-//! The HTTP boot-file server: one thread with its own epoll set (mio),
-//! off the shards, so a slow or hostile HTTP client never delays a DHCP
-//! reply or a TFTP window.
+//! The HTTP boot-file server: one thread per CPU (at most four), each with
+//! its own epoll set (mio) and its own listener in one `SO_REUSEPORT` group
+//! per device, off the shards, so a slow or hostile HTTP client never
+//! delays a DHCP reply or a TFTP window. The connection caps are shared
+//! (taken and given back under a mutex at accept and close only).
 //!
 //! The decisions are the sans-IO core's ([`bootwave_protocol::http`]):
 //! parsing a head, the response head, ranges, the connection caps and the
@@ -19,8 +21,8 @@ mod stats;
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -93,20 +95,31 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// Token of the waker; listeners take the next ones, connections the rest.
 const WAKER: Token = Token(0);
 
-/// A running HTTP server; dropping it stops and joins the thread (open
+/// A running HTTP server; dropping it stops and joins its threads (open
 /// connections are closed).
 #[derive(Debug)]
 pub struct HttpServer {
     stop: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<(Arc<Waker>, JoinHandle<()>)>,
     /// Addresses listened on, one per device.
     pub listening: Vec<(String, SocketAddr)>,
 }
 
+/// Most HTTP threads: one per CPU up to this.
+const MAX_THREADS: usize = 4;
+
+/// The HTTP threads this machine gets: one per CPU, at most
+/// [`MAX_THREADS`].
+fn thread_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+}
+
 impl HttpServer {
     /// Listens on `port` of every device in `devices` and serves from
-    /// `resolver`, identifying clients with `macs`.
+    /// `resolver`, identifying clients with `macs`: one thread per CPU (at
+    /// most four), each with its own listeners in one `SO_REUSEPORT` group
+    /// per device, so the kernel spreads connections over them; the
+    /// connection caps are shared.
     pub fn start<R, M>(
         settings: &HttpSettings,
         devices: &[String],
@@ -116,56 +129,66 @@ impl HttpServer {
         bus: EventBus,
     ) -> io::Result<Self>
     where
-        R: Resolver + Send + 'static,
-        M: MacLookup + 'static,
+        R: Resolver + Clone + Send + 'static,
+        M: MacLookup + Clone + 'static,
     {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut listeners = Vec::new();
-        let mut listening = Vec::new();
-        for (i, device) in devices.iter().enumerate() {
-            let mut listener = listen(device, settings.port, settings.listen_backlog())
-                .map_err(|e| io::Error::new(e.kind(), format!("http: listen on {device}: {e}")))?;
-            poll.registry()
-                .register(&mut listener, Token(1 + i), Interest::READABLE)?;
-            listening.push((device.clone(), listener.local_addr()?));
-            listeners.push(listener);
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut server = Server {
-            poll,
-            listeners,
-            conns: HashMap::new(),
-            next_token: 1 + devices.len(),
-            caps: ConnectionCaps::new(
-                settings.max_connections_per_client,
-                settings.max_connections,
-            ),
-            settings: settings.clone(),
-            resolver,
-            macs,
-            stats,
-            bus,
-            refusals_logged: None,
+        let caps = Arc::new(Mutex::new(ConnectionCaps::new(
+            settings.max_connections_per_client,
+            settings.max_connections,
+        )));
+        // Dropped on any error below: the threads already running stop.
+        let mut server = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            listening: Vec::new(),
         };
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("http".to_owned())
-            .spawn(move || server.run(&flag))?;
-        Ok(Self {
-            stop,
-            waker,
-            thread: Some(thread),
-            listening,
-        })
+        for t in 0..thread_count() {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let mut listeners = Vec::new();
+            for (i, device) in devices.iter().enumerate() {
+                // Later threads join the first one's port (the same group).
+                let port = server.listening.get(i).map_or(settings.port, |(_, a)| a.port());
+                let mut listener = listen(device, port, settings.listen_backlog()).map_err(|e| {
+                    io::Error::new(e.kind(), format!("http: listen on {device}: {e}"))
+                })?;
+                poll.registry()
+                    .register(&mut listener, Token(1 + i), Interest::READABLE)?;
+                if t == 0 {
+                    server.listening.push((device.clone(), listener.local_addr()?));
+                }
+                listeners.push(listener);
+            }
+            let mut worker = Server {
+                poll,
+                listeners,
+                conns: HashMap::new(),
+                next_token: 1 + devices.len(),
+                caps: Arc::clone(&caps),
+                settings: settings.clone(),
+                resolver: resolver.clone(),
+                macs: macs.clone(),
+                stats: Arc::clone(&stats),
+                bus: bus.clone(),
+                refusals_logged: None,
+            };
+            let flag = Arc::clone(&server.stop);
+            let thread = std::thread::Builder::new()
+                .name(format!("http-{t}"))
+                .spawn(move || worker.run(&flag))?;
+            server.threads.push((waker, thread));
+        }
+        Ok(server)
     }
 }
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.waker.wake();
-        if let Some(thread) = self.thread.take() {
+        for (waker, _) in &self.threads {
+            let _ = waker.wake();
+        }
+        for (_, thread) in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -176,6 +199,8 @@ impl Drop for HttpServer {
 fn listen(device: &str, port: u16, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    // The HTTP threads' listeners of one device form one group.
+    socket.set_reuse_port(true)?;
     socket.bind_device(Some(device.as_bytes()))?;
     socket.set_nonblocking(true)?;
     socket.bind(&SocketAddr::V4(SocketAddrV4::new([0, 0, 0, 0].into(), port)).into())?;
@@ -188,7 +213,8 @@ struct Server<R, M> {
     listeners: Vec<TcpListener>,
     conns: HashMap<Token, Conn>,
     next_token: usize,
-    caps: ConnectionCaps,
+    /// Shared by every HTTP thread: the caps are per client and in total.
+    caps: Arc<Mutex<ConnectionCaps>>,
     settings: HttpSettings,
     resolver: R,
     macs: M,
@@ -269,7 +295,8 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
                     return;
                 }
             };
-            if let Err(refusal) = self.caps.admit(peer.ip()) {
+            let admitted = lock(&self.caps).admit(peer.ip());
+            if let Err(refusal) = admitted {
                 self.stats.refused(match refusal {
                     Refusal::PerClient => stats::Refused::PerClient,
                     Refusal::Total => stats::Refused::Total,
@@ -285,7 +312,7 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 tracing::warn!(%error, "http: cannot register a connection");
-                self.caps.release(peer.ip());
+                lock(&self.caps).release(peer.ip());
                 continue;
             }
             let _ = stream.set_nodelay(true);
@@ -337,7 +364,7 @@ impl<R: Resolver, M: MacLookup> Server<R, M> {
     /// Closes `conn`; a download it was sending ends as failed with `why`.
     fn close(&mut self, mut conn: Conn, why: &'static str) {
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        self.caps.release(conn.peer.ip());
+        lock(&self.caps).release(conn.peer.ip());
         self.stats.closed();
         if let Some(fetch) = conn.fetch.take() {
             let phase = HttpPhase::Failed {
@@ -554,6 +581,12 @@ fn send(conn: &mut Conn, stats: &HttpStats) -> io::Result<bool> {
     }
 }
 
+/// The shared connection caps; a thread that panicked while holding them
+/// left them consistent (each call is one count change).
+fn lock(caps: &Mutex<ConnectionCaps>) -> std::sync::MutexGuard<'_, ConnectionCaps> {
+    caps.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `text` cut to at most `max` bytes, on a character boundary.
 fn cut(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
@@ -582,7 +615,7 @@ pub fn status_label(status: Status) -> &'static str {
 pub fn mac_lookup(
     snapshot: bootwave_protocol::dhcp::SharedSnapshot,
     mirrors: Vec<Arc<crate::events::LeaseMirror>>,
-) -> impl MacLookup + 'static {
+) -> impl MacLookup + Clone + 'static {
     move |ip: IpAddr| match ip {
         IpAddr::V4(v4) => snapshot
             .load()
