@@ -148,14 +148,20 @@ impl HttpServer {
             let mut listeners = Vec::new();
             for (i, device) in devices.iter().enumerate() {
                 // Later threads join the first one's port (the same group).
-                let port = server.listening.get(i).map_or(settings.port, |(_, a)| a.port());
-                let mut listener = listen(device, port, settings.listen_backlog()).map_err(|e| {
-                    io::Error::new(e.kind(), format!("http: listen on {device}: {e}"))
-                })?;
+                let port = server
+                    .listening
+                    .get(i)
+                    .map_or(settings.port, |(_, a)| a.port());
+                let mut listener =
+                    listen(device, port, settings.listen_backlog()).map_err(|e| {
+                        io::Error::new(e.kind(), format!("http: listen on {device}: {e}"))
+                    })?;
                 poll.registry()
                     .register(&mut listener, Token(1 + i), Interest::READABLE)?;
                 if t == 0 {
-                    server.listening.push((device.clone(), listener.local_addr()?));
+                    server
+                        .listening
+                        .push((device.clone(), listener.local_addr()?));
                 }
                 listeners.push(listener);
             }
@@ -584,7 +590,8 @@ fn send(conn: &mut Conn, stats: &HttpStats) -> io::Result<bool> {
 /// The shared connection caps; a thread that panicked while holding them
 /// left them consistent (each call is one count change).
 fn lock(caps: &Mutex<ConnectionCaps>) -> std::sync::MutexGuard<'_, ConnectionCaps> {
-    caps.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    caps.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.
