@@ -100,10 +100,11 @@ struct Args {
 }
 
 /// Random datagram loss at a fixed rate (xorshift64, fixed seed: the same
-/// run loses the same share).
+/// run loses the same share), counting what it lost.
 struct Loss {
     threshold: u64,
     state: u64,
+    lost: u64,
 }
 
 impl Loss {
@@ -111,18 +112,17 @@ impl Loss {
         Self {
             threshold: (percent / 100.0 * u64::MAX as f64) as u64,
             state: 0x9e37_79b9_7f4a_7c15,
+            lost: 0,
         }
     }
 
-    /// Whether the next datagram is lost.
+    /// Whether the next datagram is lost (and then counted).
     fn hit(&mut self) -> bool {
-        if self.threshold == 0 {
+        if self.threshold == 0 || bootwave_wave::xorshift64(&mut self.state) >= self.threshold {
             return false;
         }
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        self.state < self.threshold
+        self.lost += 1;
+        true
     }
 }
 
@@ -159,12 +159,7 @@ fn stand_ins() -> HashMap<String, Arc<[u8]>> {
     let blob = |size: usize, seed: u64| -> Arc<[u8]> {
         let mut s = seed | 1;
         (0..size)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s.to_le_bytes()[0]
-            })
+            .map(|_| bootwave_wave::xorshift64(&mut s).to_le_bytes()[0])
             .collect()
     };
     let script = "#!ipxe\nimgfetch --name refind.conf tftp://${next-server}/refind.conf || goto retry\nimgfetch --name refind_x64.efi tftp://${next-server}/refind_x64.efi || goto retry\nchain refind_x64.efi\n";
@@ -366,7 +361,6 @@ fn wave(
                 continue;
             }
             if loss.hit() {
-                stats.lost += 1;
                 continue;
             }
             let res = match &o {
@@ -578,7 +572,6 @@ fn wave(
             };
             stats.received += 1;
             if loss.hit() {
-                stats.lost += 1;
                 continue;
             }
             let Some(reply) = dhcp::parse_reply(&dhcp_buf[..n]) else {
@@ -634,7 +627,6 @@ fn wave(
             for g in &grams {
                 stats.received += 1;
                 if loss.hit() {
-                    stats.lost += 1;
                     continue;
                 }
                 let Some(&i) = by_addr.get(&g.to) else {
@@ -665,5 +657,6 @@ fn wave(
             }
         }
     }
+    stats.lost = loss.lost;
     Ok((nodes, stats, wave.elapsed()))
 }

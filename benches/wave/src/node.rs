@@ -222,10 +222,7 @@ impl Node {
     }
 
     fn random(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
+        crate::xorshift64(&mut self.rng)
     }
 
     fn mark(&mut self, stage: Stage, now: Instant, wave: Instant) {
