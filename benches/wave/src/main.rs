@@ -289,6 +289,86 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     Ok(summary.failed == 0)
 }
 
+/// Where machines' packets go, and the driver's books on them: each
+/// machine's output is sent (or queued, for HTTP), its timer re-armed and
+/// its end counted by [`Sink::settle`].
+struct Sink<'s> {
+    dhcp_sock: &'s std::net::UdpSocket,
+    tftp_socks: &'s [std::net::UdpSocket],
+    server: Ipv4Addr,
+    /// What the machine being driven produced.
+    out: Vec<Out>,
+    /// HTTP downloads asked for, by machine (TCP has its own losses:
+    /// `--loss` is UDP only).
+    http_out: Vec<(u32, Out)>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// Earliest entry each machine has in `timers`.
+    armed: Vec<Option<Instant>>,
+    by_addr: HashMap<Ipv4Addr, u32>,
+    stats: DriverStats,
+    loss: Loss,
+    /// Machines done or failed.
+    over: u32,
+}
+
+impl Sink<'_> {
+    /// Sends what `n` produced, re-arms its timer, and counts it over if it
+    /// just ended (`was_over`: before the step).
+    fn settle(&mut self, n: &mut Node, was_over: bool) {
+        if let Some(a) = n.addr {
+            self.by_addr.entry(a).or_insert(n.index);
+        }
+        for o in self.out.drain(..) {
+            if matches!(o, Out::Http { .. }) {
+                self.http_out.push((n.index, o));
+                continue;
+            }
+            if self.loss.hit() {
+                continue;
+            }
+            let res = match &o {
+                Out::Dhcp(bytes) => self
+                    .dhcp_sock
+                    .send_to(bytes, SocketAddrV4::new(self.server, 67))
+                    .map(drop),
+                Out::Tftp {
+                    port,
+                    src,
+                    dst,
+                    bytes,
+                } => net::send_from(
+                    &self.tftp_socks[*port as usize % TFTP_PORTS],
+                    *src,
+                    *dst,
+                    bytes,
+                ),
+                Out::Http { .. } => Ok(()),
+            };
+            match res {
+                Ok(()) => self.stats.sent += 1,
+                // A full buffer or a refused port: the retransmission
+                // timers recover, as on a real link.
+                Err(_) => self.stats.send_errors += 1,
+            }
+        }
+        let d = n.poll_timeout();
+        let slot = &mut self.armed[n.index as usize];
+        if let Some(d) = d
+            && *slot != Some(d)
+        {
+            // Only earlier deadlines need a new entry: a later one is
+            // found when the earlier entry pops (it re-arms then).
+            if slot.is_none_or(|a| d < a) {
+                self.timers.push(Reverse((d, n.index)));
+                *slot = Some(d);
+            }
+        }
+        if !was_over && n.is_over() {
+            self.over += 1;
+        }
+    }
+}
+
 fn wave(
     args: &Args,
     plan: &Plan,
@@ -318,12 +398,19 @@ fn wave(
         .map(|i| Node::new(i, node_mac(base, i)))
         .collect();
     let by_mac: HashMap<[u8; 6], u32> = nodes.iter().map(|n| (n.mac, n.index)).collect();
-    let mut by_addr: HashMap<Ipv4Addr, u32> = HashMap::with_capacity(nodes.len());
-    let mut timers: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
-    // Earliest entry each machine has in `timers`.
-    let mut armed: Vec<Option<Instant>> = vec![None; nodes.len()];
-    let mut stats = DriverStats::default();
-    let mut out = Vec::new();
+    let mut sink = Sink {
+        dhcp_sock: &dhcp_sock,
+        tftp_socks: &tftp_socks,
+        server: plan.server,
+        out: Vec::new(),
+        http_out: Vec::new(),
+        timers: BinaryHeap::new(),
+        armed: vec![None; nodes.len()],
+        by_addr: HashMap::with_capacity(nodes.len()),
+        stats: DriverStats::default(),
+        loss: Loss::new(args.loss),
+        over: 0,
+    };
     let mut rx = net::Receiver::new();
     let mut grams = Vec::with_capacity(net::BATCH);
     let mut dhcp_buf = vec![0u8; 2048];
@@ -331,72 +418,13 @@ fn wave(
     let wave = Instant::now();
     let limit = wave + Duration::from_secs(u64::from(args.timeout));
     let mut started = 0u32;
-    let mut over = 0u32;
     let mut more = false;
-    let mut loss = Loss::new(args.loss);
-
-    // Sends what a node produced and re-arms its timer.
     let mut downloads: HashMap<usize, Download> = HashMap::new();
     let mut next_download = 0usize;
-    let mut http_out: Vec<(u32, Out)> = Vec::new();
     let mut http_buf = vec![0u8; 64 * 1024];
     let mut last_sweep = wave;
 
-    // Sends what a node produced and re-arms its timer. HTTP downloads are
-    // queued in `http_out` (TCP has its own losses: `--loss` is UDP only).
-    let flush = |n: &mut Node,
-                 out: &mut Vec<Out>,
-                 timers: &mut BinaryHeap<Reverse<(Instant, u32)>>,
-                 armed: &mut [Option<Instant>],
-                 by_addr: &mut HashMap<Ipv4Addr, u32>,
-                 stats: &mut DriverStats,
-                 loss: &mut Loss,
-                 http_out: &mut Vec<(u32, Out)>| {
-        if let Some(a) = n.addr {
-            by_addr.entry(a).or_insert(n.index);
-        }
-        for o in out.drain(..) {
-            if matches!(o, Out::Http { .. }) {
-                http_out.push((n.index, o));
-                continue;
-            }
-            if loss.hit() {
-                continue;
-            }
-            let res = match &o {
-                Out::Dhcp(bytes) => dhcp_sock
-                    .send_to(bytes, SocketAddrV4::new(plan.server, 67))
-                    .map(drop),
-                Out::Tftp {
-                    port,
-                    src,
-                    dst,
-                    bytes,
-                } => net::send_from(&tftp_socks[*port as usize % TFTP_PORTS], *src, *dst, bytes),
-                Out::Http { .. } => Ok(()),
-            };
-            match res {
-                Ok(()) => stats.sent += 1,
-                // A full buffer or a refused port: the retransmission
-                // timers recover, as on a real link.
-                Err(_) => stats.send_errors += 1,
-            }
-        }
-        let d = n.poll_timeout();
-        let slot = &mut armed[n.index as usize];
-        if let Some(d) = d
-            && *slot != Some(d)
-        {
-            // Only earlier deadlines need a new entry: a later one is
-            // found when the earlier entry pops (it re-arms then).
-            if slot.is_none_or(|a| d < a) {
-                timers.push(Reverse((d, n.index)));
-                *slot = Some(d);
-            }
-        }
-    };
-
-    while over < args.nodes {
+    while sink.over < args.nodes {
         let now = Instant::now();
         if now >= limit {
             for n in &mut nodes {
@@ -413,61 +441,42 @@ fn wave(
         };
         while started < due {
             let n = &mut nodes[started as usize];
-            n.start(plan, now, wave, &mut out);
-            flush(
-                n,
-                &mut out,
-                &mut timers,
-                &mut armed,
-                &mut by_addr,
-                &mut stats,
-                &mut loss,
-                &mut http_out,
-            );
+            let was_over = n.is_over();
+            n.start(plan, now, wave, &mut sink.out);
+            sink.settle(n, was_over);
             started += 1;
         }
         // Timers due.
-        while let Some(&Reverse((at, i))) = timers.peek() {
+        while let Some(&Reverse((at, i))) = sink.timers.peek() {
             if at > now {
                 break;
             }
-            timers.pop();
+            sink.timers.pop();
             let n = &mut nodes[i as usize];
-            if armed[i as usize] == Some(at) {
-                armed[i as usize] = None;
+            if sink.armed[i as usize] == Some(at) {
+                sink.armed[i as usize] = None;
             }
             match n.poll_timeout() {
                 None => continue,
                 // Moved later since: wait for the new deadline.
                 Some(d) if d > now => {
-                    if armed[i as usize].is_none_or(|a| d < a) {
-                        timers.push(Reverse((d, i)));
-                        armed[i as usize] = Some(d);
+                    if sink.armed[i as usize].is_none_or(|a| d < a) {
+                        sink.timers.push(Reverse((d, i)));
+                        sink.armed[i as usize] = Some(d);
                     }
                     continue;
                 }
                 Some(_) => {}
             }
             let was_over = n.is_over();
-            n.on_timeout(plan, now, wave, &mut out);
-            flush(
-                n,
-                &mut out,
-                &mut timers,
-                &mut armed,
-                &mut by_addr,
-                &mut stats,
-                &mut loss,
-                &mut http_out,
-            );
-            if !was_over && n.is_over() {
-                over += 1;
-            }
+            n.on_timeout(plan, now, wave, &mut sink.out);
+            sink.settle(n, was_over);
         }
-        if over >= args.nodes {
+        if sink.over >= args.nodes {
             break;
         }
-        let mut wait = timers
+        let mut wait = sink
+            .timers
             .peek()
             .map_or(Duration::from_millis(50), |Reverse((at, _))| {
                 at.saturating_duration_since(now)
@@ -482,7 +491,7 @@ fn wave(
         }
         // Downloads the machines asked for: connect and register.
         let mut http_done: Vec<(u32, u32, HttpResult)> = Vec::new();
-        for (node, o) in http_out.drain(..) {
+        for (node, o) in sink.http_out.drain(..) {
             let Out::Http { id, src, dst, path } = o else {
                 continue;
             };
@@ -499,7 +508,7 @@ fn wave(
                 });
             match started {
                 Ok(d) => {
-                    stats.sent += 1;
+                    sink.stats.sent += 1;
                     downloads.insert(key, d);
                 }
                 Err(e) => http_done.push((node, id, HttpResult::Failed(format!("connect: {e}")))),
@@ -526,7 +535,7 @@ fn wave(
                 && let Some(mut d) = downloads.remove(&key)
             {
                 let _ = poll.registry().deregister(d.stream());
-                stats.received += 1;
+                sink.stats.received += 1;
                 http_done.push((d.node, d.id, result));
             }
         }
@@ -534,20 +543,8 @@ fn wave(
         for (i, id, result) in http_done {
             let node = &mut nodes[i as usize];
             let was_over = node.is_over();
-            node.on_http(id, result, plan, now_http, wave, &mut out);
-            flush(
-                node,
-                &mut out,
-                &mut timers,
-                &mut armed,
-                &mut by_addr,
-                &mut stats,
-                &mut loss,
-                &mut http_out,
-            );
-            if !was_over && node.is_over() {
-                over += 1;
-            }
+            node.on_http(id, result, plan, now_http, wave, &mut sink.out);
+            sink.settle(node, was_over);
         }
         if now_http.duration_since(last_sweep) >= HTTP_SWEEP {
             // A machine that gave a download up (its timeout) or moved on.
@@ -570,34 +567,22 @@ fn wave(
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(e).context("DHCP receive"),
             };
-            stats.received += 1;
-            if loss.hit() {
+            sink.stats.received += 1;
+            if sink.loss.hit() {
                 continue;
             }
             let Some(reply) = dhcp::parse_reply(&dhcp_buf[..n]) else {
-                stats.stray += 1;
+                sink.stats.stray += 1;
                 continue;
             };
             let Some(&i) = by_mac.get(&reply.chaddr) else {
-                stats.stray += 1;
+                sink.stats.stray += 1;
                 continue;
             };
             let node = &mut nodes[i as usize];
             let was_over = node.is_over();
-            node.on_dhcp(&reply, plan, now, wave, &mut out);
-            flush(
-                node,
-                &mut out,
-                &mut timers,
-                &mut armed,
-                &mut by_addr,
-                &mut stats,
-                &mut loss,
-                &mut http_out,
-            );
-            if !was_over && node.is_over() {
-                over += 1;
-            }
+            node.on_dhcp(&reply, plan, now, wave, &mut sink.out);
+            sink.settle(node, was_over);
         }
         // TFTP, by the address each datagram was sent to; a bounded number
         // of batches per round, so that timers and DHCP get their turn.
@@ -625,12 +610,12 @@ fn wave(
             }
             let now = Instant::now();
             for g in &grams {
-                stats.received += 1;
-                if loss.hit() {
+                sink.stats.received += 1;
+                if sink.loss.hit() {
                     continue;
                 }
-                let Some(&i) = by_addr.get(&g.to) else {
-                    stats.stray += 1;
+                let Some(&i) = sink.by_addr.get(&g.to) else {
+                    sink.stats.stray += 1;
                     continue;
                 };
                 let node = &mut nodes[i as usize];
@@ -640,23 +625,11 @@ fn wave(
                     from: g.from,
                     bytes: &rx.bufs[g.slot][..g.len],
                 };
-                node.on_tftp(got, plan, now, wave, &mut out);
-                flush(
-                    node,
-                    &mut out,
-                    &mut timers,
-                    &mut armed,
-                    &mut by_addr,
-                    &mut stats,
-                    &mut loss,
-                    &mut http_out,
-                );
-                if !was_over && node.is_over() {
-                    over += 1;
-                }
+                node.on_tftp(got, plan, now, wave, &mut sink.out);
+                sink.settle(node, was_over);
             }
         }
     }
-    stats.lost = loss.lost;
-    Ok((nodes, stats, wave.elapsed()))
+    sink.stats.lost = sink.loss.lost;
+    Ok((nodes, sink.stats, wave.elapsed()))
 }
