@@ -392,7 +392,14 @@ impl<R: Resolver> TftpServer<R> {
             return;
         };
         debug!(client = %dest, "client unreachable");
-        self.finish(now, slot, TransferOutcome::Unreachable);
+        // A client that closed its port once the final block arrived (iPXE
+        // starting the image it fetched) makes a resent final block bounce:
+        // the same end as a final ACK that never came.
+        let outcome = match self.transfer(slot) {
+            Some(t) if t.only_final_ack_missing() => TransferOutcome::FinalAckMissing,
+            _ => TransferOutcome::Unreachable,
+        };
+        self.finish(now, slot, outcome);
     }
 
     /// When [`TftpServer::handle_timeout`] should next be called. A deadline

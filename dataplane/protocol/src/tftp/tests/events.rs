@@ -122,6 +122,34 @@ fn a_client_silent_after_the_final_block_is_told_apart() {
 }
 
 #[test]
+fn a_port_closed_after_the_final_block_is_a_missing_final_ack_not_a_failure() {
+    let mut d = direct(&[("f", pattern(1000, 3))], ServerOptions::default());
+    let client = client_addr(1, 3001);
+    let sent = d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[]));
+    let port = sent[0].local_port;
+    d.recv(1, client, port, &wire::ack(1));
+    let _ = events(&mut d);
+    // Block 2, the final one, is resent once; the client's port is closed.
+    d.tick(1001);
+    d.server.handle_unreachable(d.at(1002), port, client);
+    let end = ended(&mut d);
+    assert_eq!(end.outcome, TransferOutcome::FinalAckMissing);
+    assert_eq!((end.size, end.bytes_acked), (1000, 512));
+}
+
+#[test]
+fn a_port_closed_mid_transfer_is_unreachable() {
+    let mut d = direct(&[("f", pattern(512 * 10, 3))], ServerOptions::default());
+    let client = client_addr(1, 3001);
+    let sent = d.recv(0, client, LISTEN_PORT, &rrq(b"f", &[]));
+    let port = sent[0].local_port;
+    d.recv(1, client, port, &wire::ack(1));
+    let _ = events(&mut d);
+    d.server.handle_unreachable(d.at(2), port, client);
+    assert_eq!(ended(&mut d).outcome, TransferOutcome::Unreachable);
+}
+
+#[test]
 fn a_client_error_ends_the_transfer_with_its_code_and_message() {
     let mut d = direct(&[("f", pattern(512 * 10, 3))], ServerOptions::default());
     let client = client_addr(1, 3001);
