@@ -8,9 +8,11 @@
 //! parsing a head, the response head, ranges, the connection caps and the
 //! deadlines. This driver accepts, reads into a buffer bounded by
 //! `max-request-size`, and writes the head and the file slice with one
-//! `writev` from the sealed mapping (one copy, into the socket buffer; the
-//! file `Arc` is held until the last byte is taken, so a reload mid-download
-//! never changes what a client receives). Listeners are bound to each served
+//! `writev` from the sealed mapping (one copy, into the socket buffer);
+//! once the head is out, a file that keeps its sealed memfd (64 KiB and
+//! more) goes out with `sendfile`, without that copy. The file `Arc` is held
+//! until the last byte is taken, so a reload mid-download never changes
+//! what a client receives. Listeners are bound to each served
 //! interface and to loopback (`SO_BINDTODEVICE`), the rule TFTP follows.
 //! Deadlines are checked every 250 ms. Downloads are boot events on the
 //! bus (started, completed or failed, with the client's MAC when known), as
@@ -21,6 +23,7 @@ mod stats;
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -567,6 +570,50 @@ fn send(conn: &mut Conn, stats: &HttpStats) -> io::Result<bool> {
             conn.body = None;
             return Ok(true);
         }
+        if head.is_empty() {
+            // The head is out: a file that keeps its sealed memfd goes to
+            // the socket with sendfile, without a copy through here.
+            let sealed = conn.body.as_ref().and_then(|b| {
+                let fd = b.file.sealed_fd()?.as_raw_fd();
+                Some((fd, b.offset + conn.body_sent))
+            });
+            if let Some((file_fd, offset)) = sealed {
+                match sendfile(conn.stream.as_raw_fd(), file_fd, offset, body.len()) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        conn.body_sent += n as u64;
+                        stats.sent(n as u64);
+                        conn.progress = Instant::now();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+        }
+        // With a sealed memfd, the head goes alone, held back (MSG_MORE)
+        // so that it leaves in one segment with the body's first bytes, and
+        // the body follows by sendfile (a writev would copy the first
+        // socket-buffer's worth).
+        if !head.is_empty()
+            && conn
+                .body
+                .as_ref()
+                .is_some_and(|b| b.file.sealed_fd().is_some())
+        {
+            match socket2::SockRef::from(&conn.stream).send_with_flags(head, libc::MSG_MORE) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    conn.head_sent += n;
+                    conn.progress = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
         match conn
             .stream
             .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
@@ -592,6 +639,23 @@ fn send(conn: &mut Conn, stats: &HttpStats) -> io::Result<bool> {
 fn lock(caps: &Mutex<ConnectionCaps>) -> std::sync::MutexGuard<'_, ConnectionCaps> {
     caps.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Most bytes one `sendfile` call is asked for, so that one connection
+/// does not hold the thread while others wait.
+const SENDFILE_CHUNK: usize = 1 << 20;
+
+/// Sends up to `len` bytes of `file` from `offset` to `socket`; the
+/// number sent.
+fn sendfile(socket: RawFd, file: RawFd, offset: u64, len: usize) -> io::Result<usize> {
+    let mut offset = libc::off64_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // Safety: both descriptors are open for the whole call: the socket is
+    // owned by the connection being driven and the file by the `Arc` its
+    // response body holds; `offset` is a local the call may update; the
+    // kernel reads the file, never our memory.
+    #[allow(unsafe_code)]
+    let sent = unsafe { libc::sendfile64(socket, file, &mut offset, len.min(SENDFILE_CHUNK)) };
+    usize::try_from(sent).map_err(|_| io::Error::last_os_error())
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.

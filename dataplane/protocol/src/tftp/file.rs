@@ -29,6 +29,13 @@ pub trait FileData: Send + Sync + std::fmt::Debug {
     fn version(&self) -> Option<FileVersion> {
         None
     }
+
+    /// A descriptor of a sealed file holding exactly [`bytes`](Self::bytes),
+    /// when the implementation keeps one: HTTP then sends the body with
+    /// `sendfile` (no copy through the process).
+    fn sealed_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        None
+    }
 }
 
 /// The version of a file as the store loaded it.

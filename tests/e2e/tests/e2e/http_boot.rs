@@ -86,8 +86,11 @@ fn http_serves_the_store_and_refuses_attacks(server: Server) -> anyhow::Result<(
     require_root_and_tools(&["ip", "ss", "curl", "python3"]);
     let root = tempfile::tempdir()?;
     let big = pattern(32 << 20, 7);
+    // Bodies of 64 KiB to 8 MiB go out with sendfile, the others by copy.
+    let mid = pattern((3 << 20) + 5, 6);
     let small = pattern(1000, 8);
     std::fs::write(root.path().join("big.bin"), &big)?;
+    std::fs::write(root.path().join("mid.bin"), &mid)?;
     std::fs::write(root.path().join("small.bin"), &small)?;
     std::fs::write(root.path().join("boot.ipxe"), b"#!ipxe\necho plain\n")?;
     let lab = Lab::star(1)?;
@@ -153,6 +156,47 @@ profile = "web"
     assert!(
         std::fs::read(&dest)? == big[1000..2000],
         "{server:?}: range differs"
+    );
+    // The same from a file sent with sendfile: whole, a range across
+    // pages, and replaced on disk mid-download (the old version comes).
+    let mid_url = format!("{base}/mid.bin");
+    fetch(&["-o", &dest_s, &mid_url])?;
+    assert!(
+        std::fs::read(&dest)? == mid,
+        "{server:?}: sendfile GET differs"
+    );
+    fetch(&["-r", "70000-1099999", "-o", &dest_s, &mid_url])?;
+    assert!(
+        std::fs::read(&dest)? == mid[70000..1100000],
+        "{server:?}: sendfile range differs"
+    );
+    let mut download = client.ns.spawn(
+        &curl,
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--interface",
+            OTHER,
+            "--limit-rate",
+            "1M",
+            "-o",
+            &dest_s,
+            &mid_url,
+        ],
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    let tmp = root.path().join(".mid.tmp");
+    std::fs::write(&tmp, pattern(mid.len(), 5))?;
+    std::fs::rename(&tmp, root.path().join("mid.bin"))?;
+    let status = download.wait_timeout(Duration::from_secs(30))?;
+    assert!(
+        status.success(),
+        "{server:?}: limited sendfile download failed"
+    );
+    assert!(
+        std::fs::read(&dest)? == mid,
+        "{server:?}: mid-download swap changed the bytes sent with sendfile"
     );
     let code = fetch(&[
         "-r",
