@@ -9,8 +9,9 @@
 //! deadlines. This driver accepts, reads into a buffer bounded by
 //! `max-request-size`, and writes the head and the file slice with one
 //! `writev` from the sealed mapping (one copy, into the socket buffer);
-//! once the head is out, a file that keeps its sealed memfd (64 KiB and
-//! more) goes out with `sendfile`, without that copy. The file `Arc` is held
+//! a file that keeps its sealed memfd (64 KiB to 8 MiB, see the store)
+//! goes out with `sendfile` instead, without that copy, its head held back
+//! with `MSG_MORE` so it leaves with the body's first bytes. The file `Arc` is held
 //! until the last byte is taken, so a reload mid-download never changes
 //! what a client receives. Listeners are bound to each served
 //! interface and to loopback (`SO_BINDTODEVICE`), the rule TFTP follows.
