@@ -5,6 +5,8 @@
 # per transfer, RSS per concurrent transfer). See BENCHMARKS.md.
 # Usage: sudo benches/tftp-storm.sh [TRANSFERS] [CONCURRENCY] [SERVERS...]
 #        SERVERS: uring portable (default: both)
+#        BOOTWAVE_DATAPLANE=PATH: another build of the data plane to measure
+#        (e.g. an earlier commit's, for a before/after figure in one run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 transfers=${1:-1000}
@@ -16,6 +18,7 @@ size=$((1 << 20))
 
 cargo build --release --bin bootwave-dataplane --example tftp_storm >&2
 bin=target/release
+dataplane=${BOOTWAVE_DATAPLANE:-$bin/bootwave-dataplane}
 work=$(mktemp -d /tmp/bw-tftp-storm.XXXXXX)
 ns=bw-tftp-storm-$$
 cleanup() {
@@ -45,7 +48,7 @@ TOML
 for server in "${servers[@]}"; do
     case $server in
         uring|portable)
-            ip netns exec "$ns" prlimit --nofile=8192 "$bin/bootwave-dataplane" \
+            ip netns exec "$ns" prlimit --nofile=8192 "$dataplane" \
                 --config "$work/bootwave.toml" --backend "$server" --log-format human \
                 >"$work/$server.log" 2>&1 &
             ;;
@@ -56,7 +59,7 @@ for server in "${servers[@]}"; do
         ip netns exec "$ns" ss -uln | grep -q '127.0.0.1:69\b\|0.0.0.0:69\b\|\*:69\b' && break
         sleep 0.1
     done
-    printf '%s %s ' "$server" "$(ip netns exec "$ns" cat /proc/loadavg | cut -d' ' -f1-3)"
+    printf '%s %s %s ' "$server" "$dataplane" "$(ip netns exec "$ns" cat /proc/loadavg | cut -d' ' -f1-3)"
     ip netns exec "$ns" prlimit --nofile=8192 "$bin/examples/tftp_storm" 127.0.0.1:69 ipxe.efi \
         --size "$size" --transfers "$transfers" --concurrency "$concurrency" --blksize 1432 \
         --pid "$server_pid" --deadline 300 || true

@@ -36,6 +36,7 @@ max-lease-time = {lease}
 authoritative = true
 {ping}
 decline-quarantine = "1h"
+{dhcp_extra}
 
 [tftp]
 root = {root}
@@ -59,6 +60,7 @@ next-server = "{server}"
         start = spec.pool.0,
         end = spec.pool.1,
         server = spec.server_addr,
+        dhcp_extra = spec.dhcp_toml,
         ping = spec.ping_timeout.map_or_else(
             || "ping-check = false".to_owned(),
             |t| format!("ping-check = true\nping-timeout = \"{}ms\"", t.as_millis())
@@ -171,6 +173,7 @@ mod tests {
             ping_timeout: None,
             extra_toml: String::new(),
             subnet_toml: String::new(),
+            dhcp_toml: String::new(),
             shards: None,
             metrics: None,
         }

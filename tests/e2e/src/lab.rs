@@ -151,6 +151,7 @@ impl Lab {
             ping_timeout: None,
             extra_toml: String::new(),
             subnet_toml: String::new(),
+            dhcp_toml: String::new(),
             shards: None,
             metrics: None,
         }

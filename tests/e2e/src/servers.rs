@@ -55,6 +55,9 @@ pub struct ServeSpec {
     /// Keys added to the `[[subnets]]` table as they are (bootwave only):
     /// `dynamic-bootp = true`, `unknown-clients = "deny"`.
     pub subnet_toml: String,
+    /// Keys added to the `[dhcp]` table as they are (bootwave only):
+    /// `relays = ["10.77.0.2/32"]`.
+    pub dhcp_toml: String,
     /// Shard threads, each answering DHCP (`--shards N --dhcp-shards N`;
     /// bootwave only); `None` keeps the data plane's own choice.
     pub shards: Option<usize>,
@@ -357,6 +360,7 @@ mod tests {
             ping_timeout: None,
             extra_toml: String::new(),
             subnet_toml: String::new(),
+            dhcp_toml: String::new(),
             shards: None,
             metrics: None,
         }

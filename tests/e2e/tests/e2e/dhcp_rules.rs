@@ -2,7 +2,8 @@
 //! address only where the subnet says `dynamic-bootp`, and then for a
 //! bounded time; a SELECTING REQUEST for another server releases the held
 //! offer; forged `ciaddr` and foreign MACs change no lease; bad `chaddr`
-//! is dropped; a restart with another shard count keeps every lease.
+//! is dropped; with `[dhcp] relays` only the listed relays are answered;
+//! a restart with another shard count keeps every lease.
 //! Every refusal is checked in `bootwave_dhcp_dropped_total`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,9 +11,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bootwave_e2e::{
-    DhcpProbe, HostSpec, JournalSync, Lab, POOL_START, RunningServer, SERVER_ADDR, ServeSpec,
-    Server, bootp_request, discover, inform, release, request_init_reboot, request_renewing,
-    request_selecting, require_root_and_tools, test_mac,
+    DhcpProbe, HostSpec, JournalSync, LAB_PREFIX, Lab, POOL_START, RELAY_ADDR, RunningServer,
+    SERVER_ADDR, ServeSpec, Server, bootp_request, discover, inform, release, request_init_reboot,
+    request_renewing, request_selecting, require_root_and_tools, test_mac,
 };
 use dhcproto::v4::MessageType;
 use dhcproto::{Encodable, Encoder};
@@ -336,6 +337,64 @@ fn forged_ciaddr_and_foreign_macs_change_no_lease(server: Server) -> anyhow::Res
         "{server:?}"
     );
     assert!(metrics.dhcp_dropped("NoAddress") >= 1, "{server:?}");
+    Ok(())
+}
+
+on_each_backend!(only_trusted_relays_are_answered);
+/// With `[dhcp] relays` naming one relay, its relayed exchange is served;
+/// a relay that is not listed, and a datagram from another source that
+/// names the listed relay as its `giaddr`, get nothing and are counted;
+/// the listed relay is still served after them.
+fn only_trusted_relays_are_answered(server: Server) -> anyhow::Result<()> {
+    require_root_and_tools(&["ip", "ss"]);
+    let lab = Lab::star(1)?;
+    let mut spec = metered(lab.spec(None, None));
+    spec.dhcp_toml = format!("relays = [\"{RELAY_ADDR}/32\"]");
+    let running = server.start(&lab.server, &spec)?;
+    let tail = || running.child.tail();
+    let trusted = lab.relay_probe()?;
+    let client = &lab.clients[0];
+    let other_addr = Ipv4Addr::from(u32::from(RELAY_ADDR) + 1);
+    client.ns.add_addr(&client.ifname, other_addr, LAB_PREFIX)?;
+    let other = client
+        .ns
+        .run_inside(|| DhcpProbe::relay(other_addr, SERVER_ADDR))??;
+    let ack = trusted.dora(test_mac(0xb5, 1), 0xb501, REPLY)?;
+    assert_eq!(
+        ack.map(|a| a.kind),
+        Some(MessageType::Ack),
+        "{server:?}: the listed relay got no lease\n{}",
+        tail()
+    );
+    let reply = other.ask(&discover(test_mac(0xb5, 2), 0xb502), SILENCE)?;
+    assert!(
+        reply.is_none(),
+        "{server:?}: an unlisted relay was answered: {reply:?}\n{}",
+        tail()
+    );
+    // From the unlisted source, naming the listed relay: any answer would
+    // go to the listed relay's port, where `trusted` listens.
+    let mut forged = discover(test_mac(0xb5, 3), 0xb503);
+    forged.set_giaddr(RELAY_ADDR).set_hops(1);
+    let mut bytes = Vec::new();
+    forged.encode(&mut Encoder::new(&mut bytes))?;
+    other.send_raw(&bytes)?;
+    let reply = trusted.recv(SILENCE)?;
+    assert!(
+        reply.is_none(),
+        "{server:?}: a forged giaddr was answered: {reply:?}\n{}",
+        tail()
+    );
+    let ack = trusted.dora(test_mac(0xb5, 4), 0xb504, REPLY)?;
+    assert_eq!(
+        ack.map(|a| a.kind),
+        Some(MessageType::Ack),
+        "{server:?}: the listed relay was refused after the others\n{}",
+        tail()
+    );
+    std::thread::sleep(PUBLISHED);
+    let metrics = running.metrics(&lab.server)?;
+    assert_eq!(metrics.dhcp_dropped("UntrustedRelay"), 2, "{server:?}");
     Ok(())
 }
 
