@@ -13,7 +13,7 @@ use proptest::prelude::*;
 fn dropped_for(datagram: &[u8], reason: DropReason) {
     let mut s = server(guide_config());
     let step = run(&mut s, t(0), &bcast(), datagram);
-    assert_eq!(step.handled.action, Action::None, "{reason:?}");
+    assert_eq!(step.handled.action, Did::Nothing, "{reason:?}");
     assert_eq!(step.handled.event.verdict, Verdict::Dropped(reason));
     assert_eq!(s.counters().get(reason), 1, "{reason:?} counted");
     assert_eq!(s.counters().total(), 1);

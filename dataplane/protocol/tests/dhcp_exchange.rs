@@ -352,7 +352,7 @@ fn silence_where_rfc_2131_wants_it() {
         .build();
     let mut auth = server(lab_config());
     let step = run(&mut auth, t(0), &bcast(), &reboot);
-    assert_eq!(step.handled.action, Action::None);
+    assert_eq!(step.handled.action, Did::Nothing);
     assert_eq!(
         step.handled.event.verdict,
         Verdict::Dropped(DropReason::NoRecord)

@@ -56,9 +56,17 @@ pub struct Transmit {
 
 /// Records to persist, and the reply that may leave only afterwards.
 ///
-/// Deliberately not `Copy`: [`Commit::persisted`] consumes it, so the
-/// records must be read (and written) before the reply is reachable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Deliberately neither `Copy` nor `Clone`: [`Commit::persisted`] consumes
+/// it, so the records must be read (and written) before the reply is
+/// reachable, and no copy of the reply can be sent without them:
+///
+/// ```compile_fail
+/// fn keep_a_copy<T: Clone>(_: &T) {}
+/// fn resend(commit: &bootwave_protocol::dhcp::Commit) {
+///     keep_a_copy(commit);
+/// }
+/// ```
+#[derive(Debug, PartialEq, Eq)]
 #[must_use = "persist the records, then call `persisted` and send the reply"]
 pub struct Commit {
     records: RecordBatch,
@@ -112,7 +120,7 @@ pub struct Probe {
 }
 
 /// What to do after a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Action {
     /// Nothing (the event says why).
@@ -128,7 +136,7 @@ pub enum Action {
 }
 
 /// The result of handling one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Handled {
     /// What the driver must do.

@@ -13,7 +13,7 @@ use bootwave_protocol::config::{
     JournalSettings, Subnet, TftpSettings, UnknownClients,
 };
 use bootwave_protocol::dhcp::{
-    Action, DhcpServer, Handled, LeaseRecord, MAX_MESSAGE_LEN, Snapshot, Transmit, UnixTime,
+    Action, DhcpServer, Event, Handled, LeaseRecord, MAX_MESSAGE_LEN, Snapshot, Transmit, UnixTime,
 };
 use bootwave_protocol::net::RecvMeta;
 use bootwave_protocol::shard::shard_of;
@@ -324,22 +324,43 @@ pub(crate) fn select(mac: [u8; 6], addr: Ipv4Addr, server_id: Ipv4Addr) -> Msg {
 /// records were "persisted"), the records, and the event.
 #[derive(Debug)]
 pub(crate) struct Step {
-    pub(crate) handled: Handled,
+    pub(crate) handled: Seen,
     pub(crate) records: Vec<LeaseRecord>,
     pub(crate) transmit: Option<Transmit>,
     pub(crate) reply: Option<Vec<u8>>,
 }
 
+/// A [`Handled`] once its action was carried out (a `Commit` is consumed
+/// by doing so): the kind of action, and the event.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    pub(crate) action: Did,
+    pub(crate) event: Event,
+}
+
+/// What kind of action a call asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)]
+pub(crate) enum Did {
+    Nothing,
+    Sent,
+    Committed,
+    Probed,
+}
+
 impl Step {
     pub(crate) fn from(handled: Handled, out: &[u8]) -> Self {
-        let (records, transmit) = match handled.action.clone() {
-            Action::None | Action::Probe(_) => (Vec::new(), None),
-            Action::Send(tx) => (Vec::new(), Some(tx)),
+        let Handled { action, event } = handled;
+        let (did, records, transmit) = match action {
+            Action::None => (Did::Nothing, Vec::new(), None),
+            Action::Probe(_) => (Did::Probed, Vec::new(), None),
+            Action::Send(tx) => (Did::Sent, Vec::new(), Some(tx)),
             Action::Commit(c) => {
                 let records = c.records().to_vec();
-                (records, c.persisted())
+                (Did::Committed, records, c.persisted())
             }
         };
+        let handled = Seen { action: did, event };
         let reply = transmit.map(|tx| out[..tx.len].to_vec());
         Self {
             handled,
