@@ -19,7 +19,7 @@ use bootwave_protocol::tftp::TransferEvent;
 use tokio::sync::{broadcast, mpsc, watch};
 use tonic::Status;
 
-use crate::events::{BusEvent, EventKind};
+use crate::events::{BusEvent, EventKind, Subscriber};
 use crate::http::{HttpEvent, HttpPhase};
 
 /// Converted events waiting for the client, per stream.
@@ -44,7 +44,7 @@ pub(super) fn parse_macs(macs: &[String]) -> Result<Vec<[u8; 6]>, Status> {
 /// A stream of the events of `macs` (all when empty) read from `events`,
 /// ending when the client goes away or `stop` turns true.
 pub(super) fn stream(
-    mut events: broadcast::Receiver<BusEvent>,
+    mut events: Subscriber,
     macs: Vec<[u8; 6]>,
     mut stop: watch::Receiver<bool>,
 ) -> EventStream {

@@ -1,5 +1,7 @@
 //! The boot-event broadcast.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use bootwave_protocol::dhcp::{DropReason, Event, Verdict};
@@ -52,6 +54,37 @@ impl BusEvent {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<BusEvent>,
+    /// Live [`Subscriber`]s: read by every publish, so one atomic load
+    /// instead of the channel's receiver count behind its lock.
+    watchers: Arc<AtomicUsize>,
+}
+
+/// A subscription to the bus: the channel's receiver, counted as a watcher
+/// until dropped.
+#[derive(Debug)]
+pub struct Subscriber {
+    rx: broadcast::Receiver<BusEvent>,
+    watchers: Arc<AtomicUsize>,
+}
+
+impl std::ops::Deref for Subscriber {
+    type Target = broadcast::Receiver<BusEvent>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.rx
+    }
+}
+
+impl std::ops::DerefMut for Subscriber {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.rx
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.watchers.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl EventBus {
@@ -59,18 +92,27 @@ impl EventBus {
     /// slowest subscriber.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { tx }
+        Self {
+            tx,
+            watchers: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     /// A new subscriber: it sees events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<BusEvent> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> Subscriber {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Subscriber {
+            rx: self.tx.subscribe(),
+            watchers: Arc::clone(&self.watchers),
+        }
     }
 
-    /// Whether anyone subscribed. Publishers check this before building
-    /// an event.
+    /// Whether anyone subscribed: one relaxed atomic load. Publishers check
+    /// this before building an event; an event published while a
+    /// subscription starts or ends may be built for nobody or missed by
+    /// the newcomer, as with any subscription that starts mid-stream.
     pub fn is_watched(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.watchers.load(Ordering::Relaxed) > 0
     }
 
     /// Publishes a DHCP event of `shard`. A broadcast that another shard
@@ -138,6 +180,19 @@ mod tests {
         assert_eq!((first.shard, first.mac()), (1, Some([2, 0, 0, 0, 0, 2])));
         assert_eq!(rx.try_recv().unwrap().mac(), Some([2, 0, 0, 0, 0, 3]));
         assert!(rx.try_recv().is_err(), "the unwatched event was not kept");
+    }
+
+    #[test]
+    fn the_bus_is_watched_while_a_subscriber_lives() {
+        let bus = EventBus::new(8);
+        let publisher = bus.clone();
+        assert!(!publisher.is_watched());
+        let first = bus.subscribe();
+        let second = publisher.subscribe();
+        drop(first);
+        assert!(publisher.is_watched() && bus.is_watched());
+        drop(second);
+        assert!(!publisher.is_watched() && !bus.is_watched());
     }
 
     #[test]

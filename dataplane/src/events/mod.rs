@@ -18,5 +18,5 @@
 mod bus;
 mod mirror;
 
-pub use bus::{BusEvent, DEFAULT_CAPACITY, EventBus, EventKind, HTTP_THREAD};
+pub use bus::{BusEvent, DEFAULT_CAPACITY, EventBus, EventKind, HTTP_THREAD, Subscriber};
 pub use mirror::{LeaseMirror, MAX_DEFERRED};
