@@ -26,7 +26,7 @@ use crate::driver::{
 use crate::events::{EventBus, LeaseMirror};
 use crate::metrics::{self, MetricsServer};
 use crate::neigh::NeighTable;
-use crate::probe::{ArpProber, Prober};
+use crate::probe::{ArpProber, Prober, SocketKind};
 use crate::scripts::ScriptResolver;
 use crate::store::{FileStore, StoreOptions};
 use crate::sys::{ifaddrs, signals};
@@ -115,12 +115,12 @@ pub fn run(options: &Options) -> Result<(), RuntimeError> {
         &store,
         &prepared,
         shards,
-        &ping,
+        &ping.to_string(),
     )
     .with_state(&state_line(options, &config, pushed.as_ref()));
     let published: Vec<Arc<Published>> = (0..shards).map(|_| Arc::default()).collect();
     let control = Arc::new(Control::default());
-    let probing = config.dhcp.ping_check && ping.starts_with("on (");
+    let probing = ping.probing();
     let dhcp_count = u32::try_from(prepared.servers.len()).unwrap_or(u32::MAX);
     let observe = control::Observe {
         events: EventBus::default(),
@@ -300,22 +300,63 @@ fn start_shards(
 
 /// Whether ping checks can run, for the summary; logs once when they
 /// cannot.
-fn ping_status(config: &Config) -> String {
+/// What the ping check can do on this machine, found once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PingCheck {
+    /// `ping-check = false`.
+    Off,
+    /// Asked for, with the probes the system allows: ARP on-link (a packet
+    /// socket) and ICMP for relayed addresses (that kind of socket).
+    On { arp: bool, icmp: Option<SocketKind> },
+}
+
+impl PingCheck {
+    /// Whether the shards probe at all.
+    fn probing(self) -> bool {
+        matches!(self, Self::On { arp, icmp } if arp || icmp.is_some())
+    }
+}
+
+impl std::fmt::Display for PingCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Off => f.write_str("off"),
+            Self::On {
+                arp: true,
+                icmp: Some(kind),
+            } => write!(f, "on (ARP on-link, ICMP {kind:?} socket relayed)"),
+            Self::On {
+                arp: false,
+                icmp: Some(kind),
+            } => write!(f, "on (ICMP {kind:?} socket)"),
+            Self::On {
+                arp: true,
+                icmp: None,
+            } => f.write_str("on (ARP on-link; relayed addresses unprobed)"),
+            Self::On {
+                arp: false,
+                icmp: None,
+            } => f.write_str("on but unavailable (probes count as unanswered)"),
+        }
+    }
+}
+
+fn ping_status(config: &Config) -> PingCheck {
     if !config.dhcp.ping_check {
-        return "off".to_owned();
+        return PingCheck::Off;
     }
     let arp = ArpProber::new()
         .inspect_err(|err| tracing::warn!(error = %err, "no ARP probes: on-link addresses are probed with ICMP echoes, which fill the neighbour table under load"))
         .is_ok();
-    match (Prober::new(), arp) {
-        (Ok(prober), true) => format!("on (ARP on-link, ICMP {:?} socket relayed)", prober.kind()),
-        (Ok(prober), false) => format!("on (ICMP {:?} socket)", prober.kind()),
-        (Err(_), true) => "on (ARP on-link; relayed addresses unprobed)".to_owned(),
-        (Err(err), false) => {
-            tracing::warn!(error = %err, "ping-check is unavailable: every probed address counts as unanswered");
-            "on but unavailable (probes count as unanswered)".to_owned()
-        }
-    }
+    let icmp = Prober::new()
+        .inspect_err(|err| {
+            if !arp {
+                tracing::warn!(error = %err, "ping-check is unavailable: every probed address counts as unanswered");
+            }
+        })
+        .ok()
+        .map(|prober| prober.kind());
+    PingCheck::On { arp, icmp }
 }
 
 /// The shard's prober (when ping checks run) and neighbour table, each
@@ -630,6 +671,56 @@ fn drain(
         if let Some(signal) = signals.wait(DRAIN_POLL) {
             tracing::warn!(?signal, active, "second signal: stopping now");
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PingCheck, SocketKind};
+
+    #[test]
+    fn the_shards_probe_only_with_a_probe_the_system_allows() {
+        let cases = [
+            (PingCheck::Off, false, "off"),
+            (
+                PingCheck::On {
+                    arp: true,
+                    icmp: Some(SocketKind::Raw),
+                },
+                true,
+                "on (ARP on-link, ICMP Raw socket relayed)",
+            ),
+            (
+                PingCheck::On {
+                    arp: false,
+                    icmp: Some(SocketKind::Ping),
+                },
+                true,
+                "on (ICMP Ping socket)",
+            ),
+            (
+                PingCheck::On {
+                    arp: true,
+                    icmp: None,
+                },
+                true,
+                "on (ARP on-link; relayed addresses unprobed)",
+            ),
+            (
+                PingCheck::On {
+                    arp: false,
+                    icmp: None,
+                },
+                false,
+                "on but unavailable (probes count as unanswered)",
+            ),
+        ];
+        for (check, probing, shown) in cases {
+            assert_eq!(
+                (check.probing(), check.to_string().as_str()),
+                (probing, shown)
+            );
         }
     }
 }
