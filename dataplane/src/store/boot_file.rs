@@ -4,8 +4,9 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::OnceLock;
+
+use memmap2::{Mmap, MmapOptions};
 
 use bootwave_protocol::tftp::{FileData, FileVersion};
 
@@ -29,15 +30,13 @@ const MEMFD_NAME_MAX: usize = 200;
 /// mapping keeps the memory alive), so a store of ten thousand files does not
 /// hold ten thousand descriptors, except for files of [`SENDFILE_SIZES`],
 /// whose descriptor is kept for HTTP's `sendfile` (their body then goes to
-/// the socket without a copy through the process). Dropping the value
-/// unmaps the memory.
+/// the socket without a copy through the process). The mapping is a
+/// `memmap2::Mmap`; dropping the value unmaps the memory.
 ///
 /// Empty files hold no memfd and no mapping.
 pub struct BootFile {
-    /// Start of the read-only mapping; dangling when `len` is 0.
-    ptr: NonNull<u8>,
-    /// Mapped length in bytes.
-    len: usize,
+    /// The read-only mapping; `None` for an empty file.
+    map: Option<Mmap>,
     /// Length once converted to netascii, counted at the first netascii
     /// request for this version and kept (the bytes never change).
     netascii_len: OnceLock<u64>,
@@ -58,16 +57,6 @@ pub struct BootFile {
 /// is still hot. The upper bound, a quarter of the 32 MiB last-level
 /// cache of the machine measured, lies between the two sizes measured.
 pub(crate) const SENDFILE_SIZES: std::ops::RangeInclusive<usize> = 64 * 1024..=8 * 1024 * 1024;
-
-// Safety: `BootFile` owns its mapping exclusively; the mapped memory is
-// read-only in this process and sealed against writes and size changes
-// through any other handle, so sharing or moving the pointer across threads
-// cannot produce a data race.
-#[allow(unsafe_code)]
-unsafe impl Send for BootFile {}
-// Safety: see `Send` above; `&BootFile` only ever hands out `&[u8]`.
-#[allow(unsafe_code)]
-unsafe impl Sync for BootFile {}
 
 impl BootFile {
     /// Copies the whole of `source` into a new sealed mapping.
@@ -96,8 +85,7 @@ impl BootFile {
     /// An empty file: no memfd, no mapping.
     pub fn empty() -> Self {
         Self {
-            ptr: NonNull::dangling(),
-            len: 0,
+            map: None,
             netascii_len: OnceLock::new(),
             version: None,
             fd: None,
@@ -111,38 +99,25 @@ impl BootFile {
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.as_ref().map_or(0, |map| map.len())
     }
 
     /// Whether the file is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Maps `len` (> 0) bytes of the sealed memfd `fd` read-only.
     fn map(fd: &OwnedFd, len: usize) -> Result<Self, StoreError> {
-        // Safety: a fresh mapping chosen by the kernel (null hint) of a valid
-        // descriptor; it aliases no Rust object. MAP_POPULATE pre-faults the
-        // pages so that the first transfer does not pay for it.
+        // Safety: the memfd is sealed against shrinking, growing and writing
+        // (`fill_sealed` applied the seals or failed), so the mapped bytes can neither
+        // change nor vanish (no SIGBUS) while the mapping lives. `populate`
+        // pre-faults the pages so that the first transfer does not pay for it.
         #[allow(unsafe_code)]
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED | libc::MAP_POPULATE,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(StoreError::Map(io::Error::last_os_error()));
-        }
-        let ptr = NonNull::new(addr.cast::<u8>())
-            .ok_or_else(|| StoreError::Map(io::Error::other("mmap returned null")))?;
+        let map =
+            unsafe { MmapOptions::new().len(len).populate().map(fd) }.map_err(StoreError::Map)?;
         Ok(Self {
-            ptr,
-            len,
+            map: Some(map),
             netascii_len: OnceLock::new(),
             version: None,
             fd: None,
@@ -152,15 +127,7 @@ impl BootFile {
 
 impl FileData for BootFile {
     fn bytes(&self) -> &[u8] {
-        // Safety: `ptr` is either dangling with `len == 0` (a valid empty
-        // slice) or the start of a live PROT_READ mapping of exactly `len`
-        // bytes that is unmapped only in `drop`, so it outlives `&self`. The
-        // backing memfd is sealed against shrinking (no SIGBUS) and writing
-        // (no mutation while borrowed).
-        #[allow(unsafe_code)]
-        unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
-        }
+        self.map.as_deref().unwrap_or_default()
     }
 
     fn netascii_len(&self) -> u64 {
@@ -179,24 +146,11 @@ impl FileData for BootFile {
     }
 }
 
-impl Drop for BootFile {
-    fn drop(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        // Safety: `ptr`/`len` describe the mapping created in `map`, which is
-        // owned by this value alone; no borrow of it survives `drop`.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-        if rc != 0 {
-            tracing::warn!(error = %io::Error::last_os_error(), "munmap of a boot file failed");
-        }
-    }
-}
-
 impl std::fmt::Debug for BootFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BootFile").field("len", &self.len).finish()
+        f.debug_struct("BootFile")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
