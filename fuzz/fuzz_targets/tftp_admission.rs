@@ -5,11 +5,8 @@
 //! admission and option-negotiation rules after every step (see the
 //! module); a broken rule is a panic.
 
-#[path = "../../dataplane/protocol/tests/tftp_fuzz/admission_ops.rs"]
-mod admission_ops;
-
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    admission_ops::run(data);
+    bootwave_protocol::tftp::fuzzing::admission::run(data);
 });

@@ -2,9 +2,7 @@
 //! Arbitrary bytes into the TFTP packet parser, and the same bytes as an
 //! operation sequence into a server core. Neither may panic.
 
-#[path = "../../dataplane/protocol/tests/tftp_fuzz/ops.rs"]
-mod ops;
-
+use bootwave_protocol::tftp::fuzzing::ops;
 use bootwave_protocol::tftp::wire::Packet;
 use libfuzzer_sys::fuzz_target;
 

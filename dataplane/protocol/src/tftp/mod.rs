@@ -113,6 +113,9 @@ mod admission;
 mod counters;
 mod events;
 mod file;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod netascii;
 mod options;
 mod path;

@@ -1,13 +1,8 @@
 //! Random bytes into the TFTP parser and random operation sequences into a
 //! server core: nothing may panic, nothing may leak.
 
-#[path = "tftp_fuzz/ops.rs"]
-mod ops;
-
-#[path = "tftp_fuzz/admission_ops.rs"]
-mod admission_ops;
-
-use bootwave_protocol::tftp::wire::Packet;
+use super::{admission as admission_ops, ops};
+use crate::tftp::wire::Packet;
 use proptest::prelude::*;
 
 proptest! {

@@ -1,6 +1,6 @@
 //! A byte-driven sequence of operations against a TFTP core with
-//! per-transfer ports and tight admission limits, shared by the
-//! `tftp_fuzz` test (random bytes via proptest) and the `tftp_admission`
+//! per-transfer ports and tight admission limits, shared by the unit
+//! tests of [`super`] (random bytes via proptest) and the `tftp_admission`
 //! cargo-fuzz target. After every step it checks the rules a hostile host
 //! must not break:
 //!
@@ -22,10 +22,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bootwave_protocol::config::{TftpAdmission, TftpSettings};
-use bootwave_protocol::net::RecvMeta;
-use bootwave_protocol::tftp::wire::{self, Packet};
-use bootwave_protocol::tftp::{
+use crate::config::{TftpAdmission, TftpSettings};
+use crate::net::RecvMeta;
+use crate::tftp::wire::{self, Packet};
+use crate::tftp::{
     FileData, ResolveRequest, Resolved, Resolver, ServerOptions, TftpServer, TransferEvent, TxQueue,
 };
 
@@ -100,7 +100,7 @@ struct Model {
 }
 
 /// Runs the operations encoded in `data`.
-pub(crate) fn run(data: &[u8]) {
+pub fn run(data: &[u8]) {
     let settings = TftpSettings {
         port: LISTEN,
         root: "/srv/tftp".into(),
@@ -203,7 +203,7 @@ pub(crate) fn run(data: &[u8]) {
         m.ports_out.retain(|&p| p != port);
     }
     assert!(
-        m.ports_out.len() <= bootwave_protocol::tftp::MAX_SPARE_PORTS,
+        m.ports_out.len() <= crate::tftp::MAX_SPARE_PORTS,
         "ports never given back: {:?}",
         m.ports_out
     );

@@ -1,5 +1,5 @@
 //! A byte-driven sequence of operations against a TFTP server core, shared
-//! by the `tftp_fuzz` test (random bytes via proptest) and the
+//! by the unit tests of [`super`] (random bytes via proptest) and the
 //! `tftp_packet` cargo-fuzz target. It checks invariants after every step;
 //! the only failure mode is a panic.
 
@@ -7,12 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bootwave_protocol::config::TftpSettings;
-use bootwave_protocol::net::RecvMeta;
-use bootwave_protocol::tftp::wire::{self, Packet};
-use bootwave_protocol::tftp::{
-    FileData, Payload, ResolveRequest, Resolved, Resolver, TftpServer, TxQueue,
-};
+use crate::config::TftpSettings;
+use crate::net::RecvMeta;
+use crate::tftp::wire::{self, Packet};
+use crate::tftp::{FileData, Payload, ResolveRequest, Resolved, Resolver, TftpServer, TxQueue};
 
 const LISTEN: u16 = 69;
 const DATA_PORTS: [u16; 2] = [1000, 1001];
@@ -57,7 +55,7 @@ impl Input<'_> {
 }
 
 /// Runs the operations encoded in `data`.
-pub(crate) fn run(data: &[u8]) {
+pub fn run(data: &[u8]) {
     let settings = TftpSettings {
         port: LISTEN,
         root: "/srv/tftp".into(),
@@ -68,7 +66,7 @@ pub(crate) fn run(data: &[u8]) {
         max_timeout: Duration::from_secs(2),
         max_retries: 3,
         max_transfers: MAX_TRANSFERS as u32,
-        admission: bootwave_protocol::config::TftpAdmission::DEFAULT,
+        admission: crate::config::TftpAdmission::DEFAULT,
     };
     let text: Vec<u8> = b"line\r\nbare\rcr\n".repeat(100);
     let files = Files(vec![
