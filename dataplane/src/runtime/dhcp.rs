@@ -16,6 +16,7 @@ use bootwave_protocol::net::RecvMeta;
 
 use super::interfaces::Served;
 use super::log_budget::{LineKind, LogBudget};
+use super::service::SocketRole;
 use super::stats::{Counters, ProbeOutcome, RuntimeDrop};
 use crate::driver::{SourceHint, Tx};
 use crate::events::{EventBus, LeaseMirror};
@@ -23,8 +24,6 @@ use crate::journal::{CompactionPolicy, Journal, JournalError, ShardJournal};
 use crate::neigh::{NeighTable, NeighWarning};
 use crate::probe::{ArpProber, Prober};
 
-/// Socket index of the DHCP group in every shard.
-pub const DHCP_SOCKET: usize = 0;
 /// Longest chain of ping checks resolved in one go when probes cannot be
 /// sent (each unsent probe offers its address, so chains stay short).
 const MAX_PROBE_CHAIN: usize = 8;
@@ -420,7 +419,10 @@ impl DhcpSide {
         let (dst, src) = self.route(t, c);
         let mut bytes = tx.buffer();
         bytes.extend_from_slice(&self.out[..t.len]);
-        if tx.send(DHCP_SOCKET, dst, Some(src), bytes).is_err() {
+        if tx
+            .send(SocketRole::Dhcp.index(), dst, Some(src), bytes)
+            .is_err()
+        {
             c.drop(RuntimeDrop::SendFailed);
         }
     }
@@ -551,7 +553,7 @@ impl DhcpSide {
             let Some(h) = self.held.pop_front() else {
                 break;
             };
-            let _ = tx.send(DHCP_SOCKET, h.dst, Some(h.src), h.bytes);
+            let _ = tx.send(SocketRole::Dhcp.index(), h.dst, Some(h.src), h.bytes);
         }
     }
 

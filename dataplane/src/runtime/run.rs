@@ -14,7 +14,7 @@ use super::RuntimeError;
 use super::dhcp::{DhcpPorts, DhcpSide, Helpers, Observed};
 use super::interfaces::Served;
 use super::leases;
-use super::service::{Control, ShardService};
+use super::service::{Control, ShardService, SocketRole};
 use super::stats::{self, Published};
 use super::summary::Startup;
 use super::tftp::TftpSide;
@@ -206,16 +206,19 @@ fn start_shards(
 ) -> Result<ShardGroup<ShardService>, RuntimeError> {
     let any = Ipv4Addr::UNSPECIFIED;
     let dhcp_shards = prepared.servers.len();
-    let sockets = vec![
-        SocketSpec::new(
-            SocketAddrV4::new(any, config.dhcp.port),
-            Binding::Group(Steering::ChaddrFirst(dhcp_shards)),
-        ),
-        SocketSpec::new(
-            SocketAddrV4::new(any, config.tftp.port),
-            Binding::Group(Steering::Kernel),
-        ),
-    ];
+    // One spec per role, in role order: a socket's index is its role's.
+    let sockets = SocketRole::ALL
+        .map(|role| match role {
+            SocketRole::Dhcp => SocketSpec::new(
+                SocketAddrV4::new(any, config.dhcp.port),
+                Binding::Group(Steering::ChaddrFirst(dhcp_shards)),
+            ),
+            SocketRole::TftpListen => SocketSpec::new(
+                SocketAddrV4::new(any, config.tftp.port),
+                Binding::Group(Steering::Kernel),
+            ),
+        })
+        .to_vec();
     let mut driver = DriverConfig::new(options.shards.max(1), sockets);
     driver.backend = options.backend;
     // One socket per transfer, on a port the kernel draws: bounded by the

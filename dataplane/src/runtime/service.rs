@@ -1,6 +1,6 @@
-//! The service every shard runs: DHCP on socket 0 (on the DHCP shards
-//! only), TFTP on socket 1 and the per-transfer sockets, counters published to the metrics
-//! endpoint.
+//! The service every shard runs: DHCP on its [`SocketRole::Dhcp`] socket
+//! (on the DHCP shards only), TFTP on [`SocketRole::TftpListen`] and the
+//! per-transfer sockets, counters published to the metrics endpoint.
 
 use std::net::SocketAddrV4;
 use std::os::fd::RawFd;
@@ -10,10 +10,36 @@ use std::time::Instant;
 
 use bootwave_protocol::net::RecvMeta;
 
-use super::dhcp::{DHCP_SOCKET, DhcpSide};
+use super::dhcp::DhcpSide;
 use super::stats::{Counters, PUBLISH_EVERY, Published, RuntimeDrop};
 use super::tftp::TftpSide;
 use crate::driver::{Service, Tx};
+
+/// The fixed sockets of every shard, in the order the driver opens them
+/// (their shard socket index); run-time sockets (one per TFTP transfer)
+/// follow them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketRole {
+    /// The DHCP group (port 67), steered by `chaddr`.
+    Dhcp,
+    /// The TFTP listen group (port 69), spread by the kernel.
+    TftpListen,
+}
+
+impl SocketRole {
+    /// Every role, in socket-index order.
+    pub const ALL: [Self; 2] = [Self::Dhcp, Self::TftpListen];
+
+    /// The shard socket index of this role.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The role of shard socket `sock`; `None` for a run-time socket.
+    pub fn of(sock: usize) -> Option<Self> {
+        Self::ALL.get(sock).copied()
+    }
+}
 
 /// Flags the main thread raises for every shard.
 #[derive(Debug, Default)]
@@ -26,7 +52,7 @@ pub struct Control {
 #[derive(Debug)]
 pub struct ShardService {
     /// `None` on shards beyond the DHCP shard count: they see broadcast
-    /// clones on socket 0 and ignore them.
+    /// clones on the DHCP socket and ignore them.
     dhcp: Option<DhcpSide>,
     tftp: TftpSide,
     control: Arc<Control>,
@@ -94,7 +120,7 @@ impl Service for ShardService {
         tx: &mut Tx,
     ) {
         self.check_drain();
-        if sock == DHCP_SOCKET {
+        if SocketRole::of(sock) == Some(SocketRole::Dhcp) {
             let Some(dhcp) = &mut self.dhcp else {
                 return;
             };
@@ -159,5 +185,18 @@ impl Service for ShardService {
         if let Some(dhcp) = &mut self.dhcp {
             dhcp.flush(now, tx, &mut self.counters);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SocketRole;
+
+    #[test]
+    fn every_role_is_found_at_its_own_index_and_run_time_sockets_have_none() {
+        for (i, role) in SocketRole::ALL.into_iter().enumerate() {
+            assert_eq!((role.index(), SocketRole::of(i)), (i, Some(role)));
+        }
+        assert_eq!(SocketRole::of(SocketRole::ALL.len()), None);
     }
 }

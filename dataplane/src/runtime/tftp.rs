@@ -20,13 +20,12 @@ use bootwave_protocol::net::RecvMeta;
 use bootwave_protocol::tftp::{MAX_SPARE_PORTS, Payload, TftpServer, TxQueue};
 
 use super::interfaces::Served;
+use super::service::SocketRole;
 use super::stats::{Counters, RuntimeDrop};
 use crate::driver::{Chunk, MAX_WINDOW, SourceHint, Tx};
 use crate::events::EventBus;
 use crate::scripts::ScriptResolver;
 
-/// Socket index of the TFTP listen group in every shard.
-pub const LISTEN_SOCKET: usize = 1;
 /// Run-time sockets a shard may hold beyond one per transfer.
 pub const SPARE_SOCKETS: usize = MAX_SPARE_PORTS;
 /// At most one "cannot open a transfer port" line per this period.
@@ -201,7 +200,7 @@ impl TftpSide {
                 continue;
             };
             let sock = if first.local_port == self.listen_port {
-                LISTEN_SOCKET
+                SocketRole::TftpListen.index()
             } else if let Some(&sock) = self.ports.get(&first.local_port) {
                 sock
             } else {
