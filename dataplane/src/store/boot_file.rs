@@ -28,7 +28,7 @@ const MEMFD_NAME_MAX: usize = 200;
 /// reading [`bytes`](FileData::bytes) can neither fault with `SIGBUS` nor see
 /// different contents. The memfd's descriptor is closed once mapped (the
 /// mapping keeps the memory alive), so a store of ten thousand files does not
-/// hold ten thousand descriptors, except for files of [`SENDFILE_SIZES`],
+/// hold ten thousand descriptors, except for files of `SENDFILE_SIZES`,
 /// whose descriptor is kept for HTTP's `sendfile` (their body then goes to
 /// the socket without a copy through the process). The mapping is a
 /// `memmap2::Mmap`; dropping the value unmaps the memory.
