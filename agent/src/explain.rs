@@ -3,14 +3,30 @@
 
 use bootwave_proto::convert::{State, rule_to_wire};
 use bootwave_proto::v1;
-use bootwave_protocol::config::{ClientArch, DEFAULT_PROFILE, UnknownClients};
+use bootwave_protocol::config::{ClientArch, DEFAULT_PROFILE, UnknownClients, write_http_boot_url};
 use bootwave_protocol::dhcp::{ClientClass, boot_rule_matches};
 
 /// The user class iPXE sends.
 const IPXE: &[u8] = b"iPXE";
 
-/// Explains how `mac` boots under `state` at `generation`.
-pub fn explain(state: &State, generation: u64, mac: [u8; 6]) -> v1::ExplainReply {
+/// The `[http] port` every data plane that serves HTTP reported, when they
+/// agree; `None` when none reported one or they differ.
+pub fn common_http_port(planes: &[v1::DataplaneInfo]) -> Option<u16> {
+    let mut ports = planes
+        .iter()
+        .filter_map(|p| u16::try_from(p.http_port).ok().filter(|&port| port != 0));
+    let first = ports.next()?;
+    ports.all(|port| port == first).then_some(first)
+}
+
+/// Explains how `mac` boots under `state` at `generation`; `http_port` is
+/// the data planes' `[http] port` when they all report the same one.
+pub fn explain(
+    state: &State,
+    generation: u64,
+    mac: [u8; 6],
+    http_port: Option<u16>,
+) -> v1::ExplainReply {
     let host = state.hosts.get(&mac);
     let profile = host
         .and_then(|h| h.profile.as_deref())
@@ -66,15 +82,24 @@ pub fn explain(state: &State, generation: u64, mac: [u8; 6]) -> v1::ExplainReply
         };
         let next_server = rule.next_server.or(subnet.next_server);
         // An `http = true` rule's URL names the data plane's own address
-        // and [http] port when no next-server is set: only the data plane
-        // knows those, so the URL is then shown without them.
-        let filename = match (rule.http, next_server) {
-            (false, _) => rule.filename.clone(),
-            (true, Some(ns)) => format!("http://{ns}/{}", rule.filename.trim_start_matches('/')),
-            (true, None) => format!(
-                "http://<data plane address>/{}",
-                rule.filename.trim_start_matches('/')
-            ),
+        // when no next-server is set, and its [http] port: both are the
+        // data plane's, so the URL shows what the agent does not know.
+        let filename = if rule.http {
+            let host =
+                next_server.map_or_else(|| "<data plane address>".to_owned(), |a| a.to_string());
+            match http_port {
+                Some(port) => {
+                    let mut url = String::new();
+                    let _ = write_http_boot_url(&mut url, host, port, &rule.filename);
+                    url
+                }
+                None => format!(
+                    "http://{host}:<[http] port>/{}",
+                    rule.filename.trim_start_matches('/')
+                ),
+            }
+        } else {
+            rule.filename.clone()
         };
         v1::StageDecision {
             matched: true,
@@ -137,8 +162,49 @@ mod tests {
     }
 
     #[test]
+    fn an_http_rule_shows_the_url_with_the_data_planes_port() {
+        let wire = v1::DesiredState {
+            subnets: vec![v1::Subnet {
+                network: "10.0.0.0/24".into(),
+                next_server: "10.0.0.1".into(),
+                boot_rules: vec![v1::BootRule {
+                    arch: vec![7],
+                    filename: "/efi/ipxe.efi".into(),
+                    http: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let state = State::try_from(wire).unwrap();
+        let url = |port| {
+            explain(&state, 1, [2, 0, 0, 0, 0, 1], port)
+                .firmware
+                .unwrap()
+                .filename
+        };
+        assert_eq!(url(Some(8080)), "http://10.0.0.1:8080/efi/ipxe.efi");
+        assert_eq!(url(Some(80)), "http://10.0.0.1/efi/ipxe.efi");
+        assert_eq!(url(None), "http://10.0.0.1:<[http] port>/efi/ipxe.efi");
+    }
+
+    #[test]
+    fn the_http_port_is_known_when_every_serving_data_plane_agrees() {
+        let plane = |port| v1::DataplaneInfo {
+            http_port: port,
+            ..Default::default()
+        };
+        assert_eq!(common_http_port(&[]), None);
+        assert_eq!(common_http_port(&[plane(0)]), None, "HTTP off");
+        assert_eq!(common_http_port(&[plane(8080), plane(0)]), Some(8080));
+        assert_eq!(common_http_port(&[plane(8080), plane(80)]), None);
+        assert_eq!(common_http_port(&[plane(70_000)]), None, "not a port");
+    }
+
+    #[test]
     fn default_profile_follows_the_subnet_rules() {
-        let r = explain(&state(), 4, [2, 0, 0, 0, 0, 1]);
+        let r = explain(&state(), 4, [2, 0, 0, 0, 0, 1], None);
         assert!(!r.known);
         assert_eq!(r.subnet, "10.0.0.0/24");
         let fw = r.firmware.unwrap();
@@ -152,7 +218,7 @@ mod tests {
 
     #[test]
     fn profile_rules_come_first_for_their_hosts() {
-        let r = explain(&state(), 4, [2, 0, 0, 0, 0, 2]);
+        let r = explain(&state(), 4, [2, 0, 0, 0, 0, 2], None);
         assert!(r.known);
         assert_eq!(r.profile, "rescue");
         let fw = r.firmware.unwrap();

@@ -64,6 +64,8 @@ struct Seen {
     shards: u32,
     backend: String,
     pools: Vec<v1::PoolUsage>,
+    /// Its `[http] port` (0: off or not known yet).
+    http_port: u32,
 }
 
 impl Dataplanes {
@@ -117,6 +119,7 @@ impl Dataplanes {
                 backend: seen.backend.clone(),
                 pools: seen.pools.clone(),
                 history: seen.history.clone(),
+                http_port: seen.http_port,
             });
             (p.endpoint.clone(), info)
         };
@@ -143,6 +146,7 @@ impl Dataplanes {
                 backend: seen.backend,
                 pools: seen.pools,
                 history: seen.history,
+                http_port: seen.http_port,
             });
         }
         out
@@ -375,6 +379,7 @@ impl Plane {
                     seen.shards = reply.shards;
                     seen.backend = reply.backend;
                     seen.pools = reply.pools;
+                    seen.http_port = reply.http_port;
                     // Marked under the same lock as the history it is about,
                     // so a status call never shows the other history without
                     // the reason this agent no longer pushes to it.

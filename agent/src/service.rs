@@ -364,7 +364,9 @@ impl BootwaveService for Agent {
     ) -> Result<Response<v1::ExplainReply>, Status> {
         let mac = mac_field("mac", &request.into_inner().mac)?;
         let snapshot = self.snapshot();
-        let mut reply = crate::explain::explain(&snapshot.state, snapshot.generation, mac);
+        let http_port = crate::explain::common_http_port(&self.dataplanes.info().await);
+        let mut reply =
+            crate::explain::explain(&snapshot.state, snapshot.generation, mac, http_port);
         reply.last_seen = self.events.last_seen(&mac);
         Ok(Response::new(reply))
     }

@@ -83,6 +83,7 @@ impl dcs::DataplaneControl for Fake {
             pools: Vec::new(),
             history: self.0.history.lock().unwrap().clone(),
             applied_unix_ms: 0,
+            http_port: 0,
         }))
     }
 

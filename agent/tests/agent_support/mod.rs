@@ -111,6 +111,7 @@ pub fn fake_dataplane(socket: &Path) -> (ControlHandle, Applied) {
     let status = Arc::new(|| DataplaneStatus {
         shards: 1,
         backend: "fake".into(),
+        http_port: Some(8080),
     });
     (
         control::serve(socket, local, apply, status).unwrap(),

@@ -86,6 +86,8 @@ pub struct DataplaneStatus {
     pub shards: u32,
     /// I/O backend name (`io_uring` or `portable`).
     pub backend: String,
+    /// The `[http] port` boot URLs name; `None` when HTTP is off.
+    pub http_port: Option<u16>,
 }
 
 /// What the data plane shows of its shards: their boot events and the

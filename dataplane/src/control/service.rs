@@ -222,6 +222,7 @@ impl DataplaneControl for ControlService {
             pools,
             history: origin.history,
             applied_unix_ms: origin.applied_unix_ms,
+            http_port: status.http_port.map_or(0, u32::from),
         }))
     }
 

@@ -28,6 +28,7 @@ fn start(path: &Path) -> (ControlHandle, Seen) {
     let status: StatusFn = Arc::new(|| DataplaneStatus {
         shards: 2,
         backend: "portable".into(),
+        http_port: Some(8080),
     });
     (serve(path, local(), apply, status).unwrap(), seen)
 }

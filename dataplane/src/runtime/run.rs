@@ -485,6 +485,7 @@ fn serve_control(
             crate::driver::Backend::Uring => "io_uring".to_owned(),
             crate::driver::Backend::Portable => "portable".to_owned(),
         },
+        http_port: file.http.enabled.then_some(file.http.port),
     };
     let status: control::StatusFn = Arc::new(move || status.clone());
     let endpoint = control::Endpoint {

@@ -31,7 +31,7 @@ pub use error::{ConfigError, Location};
 pub use interfaces::{InterfaceError, MachineInterface, ServedInterface, select_interfaces};
 pub use model::*;
 pub use summary::Summary;
-pub use values::{MAX_HTTP_PATH, format_mac};
+pub use values::{MAX_HTTP_PATH, format_mac, write_http_boot_url};
 
 /// Parses and validates the text of a configuration file.
 ///

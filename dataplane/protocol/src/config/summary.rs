@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::model::{BootRule, Config, FsyncPolicy, Host, Subnet, UnknownClients};
-use super::values::{arch_label, format_duration, format_mac};
+use super::values::{arch_label, format_duration, format_mac, write_http_boot_url};
 
 impl Config {
     /// A multi-line, human-readable summary of the configuration (what
@@ -90,7 +90,7 @@ impl fmt::Display for Summary<'_> {
             writeln!(f, "http: off")?;
         }
         for subnet in &c.subnets {
-            write_subnet(f, subnet)?;
+            write_subnet(f, subnet, c.http.port)?;
         }
         let http_rules = c
             .subnets
@@ -129,7 +129,7 @@ fn list<T: fmt::Display>(items: &[T]) -> String {
         .join(", ")
 }
 
-fn write_subnet(f: &mut fmt::Formatter<'_>, s: &Subnet) -> fmt::Result {
+fn write_subnet(f: &mut fmt::Formatter<'_>, s: &Subnet, http_port: u16) -> fmt::Result {
     let pool: u64 = s
         .ranges
         .iter()
@@ -187,17 +187,28 @@ fn write_subnet(f: &mut fmt::Formatter<'_>, s: &Subnet) -> fmt::Result {
         writeln!(f, "  no boot rules: clients get no boot file")?;
     }
     for (i, rule) in s.boot_rules.iter().enumerate() {
-        writeln!(f, "  rule {}: {}", i + 1, RuleText(rule))?;
+        let text = RuleText {
+            rule,
+            next_server: rule.next_server.or(s.next_server),
+            http_port,
+        };
+        writeln!(f, "  rule {}: {text}", i + 1)?;
     }
     Ok(())
 }
 
-/// One boot rule as `conditions → file`.
-struct RuleText<'a>(&'a BootRule);
+/// One boot rule as `conditions → file`; an `http = true` rule's file is
+/// the URL it hands out, on `next_server` (the rule's or the subnet's) or
+/// else the answering server's own address.
+struct RuleText<'a> {
+    rule: &'a BootRule,
+    next_server: Option<std::net::Ipv4Addr>,
+    http_port: u16,
+}
 
 impl fmt::Display for RuleText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = self.0;
+        let r = self.rule;
         let mut conditions = Vec::new();
         if let Some(profile) = &r.profile {
             conditions.push(format!("profile {profile}"));
@@ -218,11 +229,15 @@ impl fmt::Display for RuleText<'_> {
             conditions.push("any client".to_owned());
         }
         if r.http {
-            write!(f, "{} → http://…/{}", conditions.join(", "), r.filename)?;
+            write!(f, "{} → ", conditions.join(", "))?;
+            match self.next_server {
+                Some(host) => write_http_boot_url(f, host, self.http_port, &r.filename)?,
+                None => write_http_boot_url(f, "<this server>", self.http_port, &r.filename)?,
+            }
         } else {
             write!(f, "{} → {}", conditions.join(", "), r.filename)?;
         }
-        if let Some(next) = r.next_server {
+        if let Some(next) = r.next_server.filter(|_| !r.http) {
             write!(f, " from {next}")?;
         }
         Ok(())

@@ -520,8 +520,22 @@ fn http_boot_rules_take_a_path() {
     let r = &c.subnets[0].boot_rules[0];
     assert!(r.http);
     assert_eq!(r.filename, "efi/ipxe.efi?x=1");
-    assert!(c.summary().to_string().contains("→ http://…/efi/ipxe.efi"));
-    assert!(!c.summary().to_string().contains("warning"));
+    // No next-server: the answering server's own address, port 80.
+    let shown = c.summary().to_string();
+    assert!(
+        shown.contains("→ http://<this server>/efi/ipxe.efi?x=1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("warning"));
+    // The rule's next-server and the [http] port, as the reply writes them.
+    let on = ok(&format!(
+        "[http]\nport = 8080\n{MINIMAL}[[subnets.boot-rules]]\narch = 16\nhttp = true\nnext-server = \"192.168.1.2\"\nfilename = \"/efi/ipxe.efi\"\n"
+    ));
+    let shown = on.summary().to_string();
+    assert!(
+        shown.contains("→ http://192.168.1.2:8080/efi/ipxe.efi\n"),
+        "{shown}"
+    );
     let plain = ok(&format!(
         "{MINIMAL}[[subnets.boot-rules]]\nfilename = \"x\"\n"
     ));

@@ -217,6 +217,23 @@ pub(crate) fn check_filename(text: &str) -> Result<(), String> {
 /// bytes of option 67.
 pub const MAX_HTTP_PATH: usize = 255 - (7 + 15 + 6 + 1);
 
+/// Writes the URL an `http = true` rule hands out for `path`:
+/// `http://HOST[:PORT]/PATH`, the port left out when it is 80 and the
+/// path's leading slashes trimmed. The DHCP reply (into a stack buffer),
+/// `check` and the agent's `explain` all spell it with this.
+pub fn write_http_boot_url(
+    out: &mut impl std::fmt::Write,
+    host: impl std::fmt::Display,
+    port: u16,
+    path: &str,
+) -> std::fmt::Result {
+    write!(out, "http://{host}")?;
+    if port != 80 {
+        write!(out, ":{port}")?;
+    }
+    write!(out, "/{}", path.trim_start_matches('/'))
+}
+
 /// Checks the `filename` of an `http = true` rule: a path (not already a
 /// URL) of URL path characters, short enough for option 67 once made a URL.
 pub(crate) fn check_http_path(text: &str) -> Result<(), String> {

@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::config::{BootRule, DEFAULT_PROFILE, DhcpSettings, Subnet};
+use crate::config::{BootRule, DEFAULT_PROFILE, DhcpSettings, Subnet, write_http_boot_url};
 use crate::dhcp::event::{DropReason, Event, ShortBytes};
 use crate::dhcp::options::{ClientOptions, MessageType, code};
 use crate::dhcp::outcome::{CLIENT_PORT, Destination, SERVER_PORT, Transmit};
@@ -274,32 +274,17 @@ impl<'a> BootFile<'a> {
         if !rule.http {
             return Self::Name(rule.filename.as_bytes());
         }
-        let mut buf = [0u8; 255];
-        let mut len = 0;
-        let mut put = |bytes: &[u8]| {
-            // The path was bounded at load (`MAX_HTTP_PATH`): the rest of
-            // an over-long one is cut, never written out of bounds.
-            let n = bytes.len().min(buf.len() - len);
-            buf[len..len + n].copy_from_slice(&bytes[..n]);
-            len += n;
+        let mut url = UrlBuf {
+            buf: [0; 255],
+            len: 0,
         };
-        put(b"http://");
-        let mut quad = [0u8; 15];
-        let n = dotted_quad(server, &mut quad);
-        put(&quad[..n]);
-        if http_port != 80 {
-            let mut digits = [0u8; 6];
-            let left = {
-                let mut rest = &mut digits[..];
-                // Cannot fail: ":65535" is 6 bytes.
-                let _ = std::io::Write::write_fmt(&mut rest, format_args!(":{http_port}"));
-                rest.len()
-            };
-            put(&digits[..digits.len() - left]);
+        // Cannot fail: `UrlBuf` takes every write (and cuts what does not
+        // fit; the path was bounded at load, `MAX_HTTP_PATH`, so nothing is).
+        let _ = write_http_boot_url(&mut url, server, http_port, &rule.filename);
+        Self::Url {
+            buf: url.buf,
+            len: url.len,
         }
-        put(b"/");
-        put(rule.filename.trim_start_matches('/').as_bytes());
-        Self::Url { buf, len }
     }
 
     /// The bytes of the `file` field and option 67.
@@ -308,6 +293,22 @@ impl<'a> BootFile<'a> {
             Self::Name(name) => name,
             Self::Url { buf, len } => &buf[..*len],
         }
+    }
+}
+
+/// A URL being written on the stack: what does not fit is cut, never
+/// written out of bounds.
+struct UrlBuf {
+    buf: [u8; 255],
+    len: usize,
+}
+
+impl std::fmt::Write for UrlBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
     }
 }
 
