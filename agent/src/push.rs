@@ -66,6 +66,8 @@ struct Seen {
     pools: Vec<v1::PoolUsage>,
     /// Its `[http] port` (0: off or not known yet).
     http_port: u32,
+    /// Its state in force failed to save (it retries), as of the last check.
+    unsaved: bool,
 }
 
 impl Dataplanes {
@@ -120,6 +122,7 @@ impl Dataplanes {
                 pools: seen.pools.clone(),
                 history: seen.history.clone(),
                 http_port: seen.http_port,
+                unsaved: seen.unsaved,
             });
             (p.endpoint.clone(), info)
         };
@@ -147,6 +150,7 @@ impl Dataplanes {
                 pools: seen.pools,
                 history: seen.history,
                 http_port: seen.http_port,
+                unsaved: seen.unsaved,
             });
         }
         out
@@ -380,6 +384,7 @@ impl Plane {
                     seen.backend = reply.backend;
                     seen.pools = reply.pools;
                     seen.http_port = reply.http_port;
+                    seen.unsaved = reply.unsaved;
                     // Marked under the same lock as the history it is about,
                     // so a status call never shows the other history without
                     // the reason this agent no longer pushes to it.

@@ -84,6 +84,7 @@ impl dcs::DataplaneControl for Fake {
             history: self.0.history.lock().unwrap().clone(),
             applied_unix_ms: 0,
             http_port: 0,
+            unsaved: false,
         }))
     }
 

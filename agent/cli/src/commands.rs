@@ -207,6 +207,7 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                             "shards": d.shards,
                             "backend": d.backend,
                             "history": d.history,
+                            "unsaved": d.unsaved,
                             "pools": d.pools.iter().map(|p| json!({
                                 "subnet": p.subnet,
                                 "shard": p.shard,
@@ -237,7 +238,15 @@ pub async fn run(command: AgentCommand, conn: &Connection) -> Result<(), Failure
                         if d.reachable { "yes" } else { "no" }.to_owned(),
                         d.shards.to_string(),
                         d.backend.clone(),
-                        d.error.clone(),
+                        match (d.error.is_empty(), d.unsaved) {
+                            (true, true) => {
+                                "state in force not saved to its disk (retrying)".to_owned()
+                            }
+                            (false, true) => {
+                                format!("{}; state in force not saved (retrying)", d.error)
+                            }
+                            _ => d.error.clone(),
+                        },
                     ]
                 })
                 .collect();

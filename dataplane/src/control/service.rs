@@ -1,6 +1,8 @@
 //! The `DataplaneControl` handlers: translate and delegate.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bootwave_proto::convert::{Delta, State};
@@ -41,7 +43,10 @@ pub struct ControlService {
     in_force: InForce,
     /// The pushed state in force (the base of the next delta); the lock
     /// serialises applies so generations are recorded in call order.
-    applying: Mutex<Option<Applied>>,
+    applying: Arc<Mutex<Option<Applied>>>,
+    /// The state in force failed to save and is not on disk yet; a task of
+    /// [`run`] saves it again every [`SAVE_RETRY`] until it is.
+    unsaved: Arc<AtomicBool>,
     /// The shards' events and lease mirrors.
     observe: Observe,
     /// Turns true when the server stops, ending every event stream.
@@ -65,7 +70,8 @@ impl ControlService {
             status: endpoint.status,
             persist: endpoint.persist,
             in_force,
-            applying: Mutex::new(endpoint.in_force),
+            applying: Arc::new(Mutex::new(endpoint.in_force)),
+            unsaved: Arc::new(AtomicBool::new(false)),
             observe: endpoint.observe,
             stop: watch::channel(false).1,
         }
@@ -179,6 +185,7 @@ impl DataplaneControl for ControlService {
             origin: origin.clone(),
             state,
         });
+        self.unsaved.store(persisted.is_err(), Ordering::Relaxed);
         persisted?;
         tracing::info!(
             generation = origin.generation,
@@ -223,6 +230,7 @@ impl DataplaneControl for ControlService {
             history: origin.history,
             applied_unix_ms: origin.applied_unix_ms,
             http_port: status.http_port.map_or(0, u32::from),
+            unsaved: self.unsaved.load(Ordering::Relaxed),
         }))
     }
 
@@ -253,6 +261,47 @@ impl DataplaneControl for ControlService {
 /// the event streams to end (`stopping`) and gives clients [`STOP_GRACE`]
 /// to close their connections before dropping them, so a stuck client
 /// cannot hold the data plane's exit.
+/// How often a state whose save failed is saved again.
+pub(crate) const SAVE_RETRY: Duration = Duration::from_secs(2);
+
+/// Saves the state in force again, every [`SAVE_RETRY`], while `unsaved`
+/// says its last save failed (a full or read-only disk): a state the agent
+/// pushed must reach the disk, or a restart with the agent away would
+/// serve an older one. Failures are logged at most once a minute.
+async fn save_again(dir: PathBuf, applying: Arc<Mutex<Option<Applied>>>, unsaved: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(SAVE_RETRY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut logged: Option<std::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        if !unsaved.load(Ordering::Relaxed) {
+            continue;
+        }
+        let applied = applying.lock().await;
+        let Some(applied) = applied.as_ref() else {
+            continue;
+        };
+        match persist::save(&dir, &applied.origin, &applied.state) {
+            Ok(()) => {
+                unsaved.store(false, Ordering::Relaxed);
+                tracing::info!(
+                    generation = applied.origin.generation,
+                    "control: state in force saved after a failed save"
+                );
+            }
+            Err(e) => {
+                if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    logged = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        generation = applied.origin.generation,
+                        "control: state in force still not saved (retried every {SAVE_RETRY:?}): {e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 pub(super) async fn run(
     service: ControlService,
     listener: std::os::unix::net::UnixListener,
@@ -268,6 +317,15 @@ pub(super) async fn run(
     };
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     let mut stopped = stopping.subscribe();
+    if let Some(dir) = service.persist.clone() {
+        let retry = save_again(
+            dir,
+            Arc::clone(&service.applying),
+            Arc::clone(&service.unsaved),
+        );
+        // Ends with the runtime, when the server stops.
+        tokio::spawn(retry);
+    }
     let serve = tonic::transport::Server::builder()
         .add_service(
             DataplaneControlServer::new(service)

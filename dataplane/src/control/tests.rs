@@ -1,10 +1,11 @@
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bootwave_proto::v1::{self, dataplane_control_client::DataplaneControlClient};
 use bootwave_protocol::config::{self, Config};
 
+use super::service::SAVE_RETRY;
 use super::*;
 
 type Seen = Arc<Mutex<Vec<(Config, u64)>>>;
@@ -414,4 +415,49 @@ fn a_persisted_state_is_the_base_of_the_next_delta() {
     assert_eq!(reply.into_inner().generation, 5);
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0].0.hosts.len(), 2, "base host and the delta's");
+}
+
+#[test]
+fn a_state_whose_save_failed_is_saved_again_once_the_disk_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    // A file stands where the journal directory should be: every save
+    // fails until it is gone.
+    let journal = dir.path().join("journal");
+    std::fs::write(&journal, b"not a directory").unwrap();
+    let (_handle, seen) = persisting(&path, &journal, None);
+    let (refused, before) = block_on(async {
+        let mut c = client(&path).await;
+        let refused = c.apply(full("aaaa", 3, "10.0.0.5")).await.unwrap_err();
+        let before = c.status(v1::DataplaneStatusRequest {}).await.unwrap();
+        (refused, before.into_inner())
+    });
+    assert_eq!(refused.code(), tonic::Code::Internal, "{refused:?}");
+    assert!(
+        refused.message().contains("applied but not persisted"),
+        "{refused:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "the state is in force");
+    assert!(before.unsaved && before.generation == 3, "{before:?}");
+    std::fs::remove_file(&journal).unwrap();
+    let deadline = Instant::now() + SAVE_RETRY * 3;
+    let after = loop {
+        let status = block_on(async {
+            let mut c = client(&path).await;
+            c.status(v1::DataplaneStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+        });
+        if !status.unsaved || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!after.unsaved, "still unsaved after {:?}", SAVE_RETRY * 3);
+    let saved = persist::load(&journal).unwrap().unwrap();
+    assert_eq!(
+        (saved.origin.history.as_str(), saved.origin.generation),
+        ("aaaa", 3)
+    );
 }
