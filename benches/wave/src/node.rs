@@ -155,10 +155,10 @@ pub struct Node {
     /// Leased address, from the first ACK.
     pub addr: Option<Ipv4Addr>,
     next_server: Ipv4Addr,
-    /// Files still to fetch (the script's list), next last.
-    queue: Vec<BootFile>,
     /// Every file the script fetches, in order.
     boot_list: Vec<BootFile>,
+    /// Index in `boot_list` of the next file to fetch.
+    next_file: usize,
     /// The script's pause before it tries again after a failed fetch
     /// (`|| goto …` then `sleep N`), if it has one.
     retry_after: Option<Duration>,
@@ -191,8 +191,8 @@ impl Node {
             started: None,
             addr: None,
             next_server: Ipv4Addr::UNSPECIFIED,
-            queue: Vec::new(),
             boot_list: Vec::new(),
+            next_file: 0,
             retry_after: None,
             script_retries: 0,
             firmware_file: None,
@@ -533,7 +533,7 @@ impl Node {
             self.script_retries += 1;
             self.phase = Phase::Sleep;
             self.deadline = Some(now + pause);
-            self.queue = self.boot_list.iter().rev().cloned().collect();
+            self.next_file = 0;
             return;
         }
         self.fail(cause, now, wave);
@@ -580,12 +580,11 @@ impl Node {
                     Err(cause) => return self.fail(cause, now, wave),
                 }
             }
-            self.boot_list.clone_from(&files);
+            self.boot_list = files;
+            self.next_file = 0;
             self.retry_after = script_retry(&text);
-            files.reverse();
-            self.queue = files;
         }
-        match self.queue.pop() {
+        match self.next_boot_file() {
             Some(next) => {
                 self.mark(Stage::BootFiles, now, wave);
                 self.fetch_boot_file(next, plan, now, out);
@@ -678,12 +677,19 @@ impl Node {
                 self.deadline = None;
                 self.file_failed(&path, format!("http timeout for {path}"), now, wave);
             }
-            Phase::Sleep => match self.queue.pop() {
+            Phase::Sleep => match self.next_boot_file() {
                 Some(next) => self.fetch_boot_file(next, plan, now, out),
                 None => self.deadline = None,
             },
             Phase::Idle | Phase::Done | Phase::Failed => self.deadline = None,
         }
+    }
+
+    /// The next file of the script's list, if any is left.
+    fn next_boot_file(&mut self) -> Option<BootFile> {
+        let file = self.boot_list.get(self.next_file).cloned()?;
+        self.next_file += 1;
+        Some(file)
     }
 
     /// The wave's time ran out.
@@ -771,6 +777,41 @@ mod tests {
         let tftp_only = plan(false);
         let err = f(&node, "http", "${next-server}", &tftp_only).expect_err("no --http");
         assert!(err.contains("needs --http"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_boot_file_starts_the_scripts_list_over_after_its_pause() {
+        let mut node = Node::new(0, [2, 0, 0, 0, 0, 1]);
+        let file = |path: &str| BootFile {
+            path: path.into(),
+            http: None,
+        };
+        node.script_file = Some("refind.pxe".into());
+        node.boot_list = vec![file("refind.conf"), file("refind_x64.efi")];
+        node.retry_after = Some(Duration::from_secs(15));
+        assert_eq!(
+            node.next_boot_file().map(|f| f.path),
+            Some("refind.conf".into())
+        );
+        assert_eq!(
+            node.next_boot_file().map(|f| f.path),
+            Some("refind_x64.efi".into())
+        );
+        assert_eq!(node.next_boot_file(), None);
+        let (now, wave) = (Instant::now(), Instant::now());
+        for retry in 1..=MAX_SCRIPT_RETRIES {
+            node.file_failed("refind_x64.efi", "timeout".into(), now, wave);
+            assert!(matches!(node.phase, Phase::Sleep), "retry {retry}");
+            assert_eq!(node.deadline, Some(now + Duration::from_secs(15)));
+            assert_eq!(node.script_retries, retry);
+            // The list again from its first file, as the script's loop does.
+            assert_eq!(
+                node.next_boot_file().map(|f| f.path),
+                Some("refind.conf".into())
+            );
+        }
+        node.file_failed("refind_x64.efi", "timeout".into(), now, wave);
+        assert!(node.is_over(), "out of retries: the machine fails");
     }
 
     #[test]
