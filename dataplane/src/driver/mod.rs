@@ -119,6 +119,8 @@ pub use ephemeral::{EphemeralSpec, OpenError};
 pub use service::{Service, ShardContext};
 pub use shard::{DriverConfig, ShardExit, ShardGroup, ShardStats, StopHandle, spawn_shards};
 pub use socket::{Binding, SocketSpec, Steering, gso_supported};
+#[cfg(test)]
+pub(crate) use tx::Payload;
 pub use tx::{Chunk, MAX_WINDOW, SourceHint, Tx, TxError};
 pub use uring::UringConfig;
 

@@ -654,6 +654,194 @@ fn log_summary(budget: &mut LogBudget, shard: u32, now: Instant) {
 mod tests {
     use super::*;
 
+    use std::net::{IpAddr, SocketAddr};
+    use std::path::Path;
+
+    use bootwave_protocol::config::MachineInterface;
+    use bootwave_protocol::dhcp::Snapshot;
+    use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode};
+    use dhcproto::{Decodable, Encodable, Encoder};
+
+    use crate::sys::ifaddrs::Interface;
+
+    const IFINDEX: u32 = 9;
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+    const RELAY: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+    /// A DHCP side over a real journal in `dir`, serving one interface,
+    /// with no prober (no ping check) and no neighbour table.
+    fn side(dir: &Path, fsync: &str) -> DhcpSide {
+        let text = format!(
+            "interfaces = [\"eth9\"]\n[dhcp]\nping-check = false\n[journal]\ndir = \"{}\"\nfsync = \"{fsync}\"\n[[subnets]]\nnetwork = \"10.9.0.0/24\"\nranges = [\"10.9.0.10-10.9.0.20\"]\n",
+            dir.display()
+        );
+        let config = bootwave_protocol::config::parse(&text, "test", dir).unwrap();
+        let snapshot = Snapshot::shared(config.clone());
+        let prepared =
+            super::super::leases::prepare(&config.journal.dir, config.journal.fsync, &snapshot, 1)
+                .unwrap();
+        let machine = [Interface {
+            machine: MachineInterface {
+                name: "eth9".into(),
+                index: IFINDEX,
+                addrs: vec![(SERVER, 24)],
+            },
+            loopback: false,
+        }];
+        let served = Arc::new(Served::select(&config, &machine));
+        let server = prepared.servers.into_iter().next().unwrap();
+        let journal = prepared.journals.into_iter().next().unwrap();
+        DhcpSide::new(
+            server,
+            journal,
+            served,
+            DhcpPorts::for_server(67),
+            Helpers {
+                prober: None,
+                arp: None,
+                neigh: None,
+            },
+            Observed {
+                shard: 0,
+                bus: EventBus::default(),
+                mirror: Arc::new(LeaseMirror::new(0, 1)),
+            },
+        )
+    }
+
+    /// A relayed message of `kind` from `mac` (no neighbour entry or
+    /// broadcast needed to answer it).
+    fn relayed(
+        mac: [u8; 6],
+        kind: MessageType,
+        requested: Option<Ipv4Addr>,
+    ) -> (RecvMeta, Vec<u8>) {
+        let mut msg = Message::default();
+        msg.set_opcode(Opcode::BootRequest)
+            .set_xid(0x0707)
+            .set_chaddr(&mac)
+            .set_giaddr(RELAY)
+            .set_hops(1);
+        msg.opts_mut().insert(DhcpOption::MessageType(kind));
+        if let Some(ip) = requested {
+            msg.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+            msg.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+        }
+        let mut bytes = Vec::new();
+        msg.encode(&mut Encoder::new(&mut bytes)).unwrap();
+        let meta = RecvMeta {
+            src: SocketAddr::new(IpAddr::V4(RELAY), 67),
+            dst_ip: IpAddr::V4(SERVER),
+            local_port: 67,
+            ifindex: IFINDEX,
+        };
+        (meta, bytes)
+    }
+
+    /// The `yiaddr` of the one reply queued in `tx`, which it takes.
+    fn reply(tx: &mut Tx) -> (MessageType, Ipv4Addr) {
+        assert_eq!(tx.queued(), 1, "one reply");
+        let t = tx.pop().unwrap();
+        let crate::driver::Payload::Bytes(bytes) = &t.payload else {
+            panic!("a DHCP reply is one datagram");
+        };
+        let msg = Message::decode(&mut dhcproto::Decoder::new(bytes)).unwrap();
+        let Some(&DhcpOption::MessageType(kind)) =
+            msg.opts().get(dhcproto::v4::OptionCode::MessageType)
+        else {
+            panic!("no message type");
+        };
+        assert_eq!(t.dst, SocketAddrV4::new(RELAY, 67), "to the relay");
+        (kind, msg.yiaddr())
+    }
+
+    /// OFFER, then the REQUEST's ACK as far as `on_datagram`: held.
+    fn offer_and_request(
+        mac: [u8; 6],
+        side: &mut DhcpSide,
+        tx: &mut Tx,
+        c: &mut Counters,
+    ) -> Ipv4Addr {
+        let (meta, discover) = relayed(mac, MessageType::Discover, None);
+        side.on_datagram(&meta, &discover, tx, c);
+        let (kind, offered) = reply(tx);
+        assert_eq!(kind, MessageType::Offer);
+        let (meta, request) = relayed(mac, MessageType::Request, Some(offered));
+        side.on_datagram(&meta, &request, tx, c);
+        offered
+    }
+
+    #[test]
+    fn an_ack_leaves_only_once_its_lease_is_journaled_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut side = side(dir.path(), "always");
+        let (mut tx, mut c) = (Tx::new(SocketRole::ALL.len()), Counters::default());
+        let offered = offer_and_request([2, 0, 0, 0, 0, 7], &mut side, &mut tx, &mut c);
+        // An OFFER binds nothing and leaves at once; the ACK is held.
+        assert_eq!((tx.queued(), side.held()), (0, 1));
+        side.flush(Instant::now(), &mut tx, &mut c);
+        assert_eq!(side.held(), 0, "released once written and synced");
+        assert_eq!(reply(&mut tx), (MessageType::Ack, offered));
+        assert_eq!(c.dropped(RuntimeDrop::JournalFailed), 0);
+    }
+
+    #[test]
+    fn a_batched_ack_waits_for_the_sync_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut side = side(dir.path(), "batch");
+        let (mut tx, mut c) = (Tx::new(SocketRole::ALL.len()), Counters::default());
+        let first = offer_and_request([2, 0, 0, 0, 0, 7], &mut side, &mut tx, &mut c);
+        let now = Instant::now();
+        // The first commit of a quiet journal syncs at once.
+        side.flush(now, &mut tx, &mut c);
+        assert_eq!(reply(&mut tx), (MessageType::Ack, first));
+        // The next one within the batch interval waits for its sync.
+        let second = offer_and_request([2, 0, 0, 0, 0, 8], &mut side, &mut tx, &mut c);
+        side.flush(now, &mut tx, &mut c);
+        assert_eq!(
+            (tx.queued(), side.held()),
+            (0, 1),
+            "written, not synced yet"
+        );
+        // Still held at the same instant, released once the interval
+        // (`fsync-interval`, 2 ms by default) has passed and the shard's
+        // timer ran.
+        side.on_timeout(now, &mut tx, &mut c);
+        side.flush(now, &mut tx, &mut c);
+        assert_eq!(
+            (tx.queued(), side.held()),
+            (0, 1),
+            "the interval has not passed"
+        );
+        let sync = now + bootwave_protocol::config::DEFAULT_FSYNC_INTERVAL;
+        side.on_timeout(sync, &mut tx, &mut c);
+        side.flush(sync, &mut tx, &mut c);
+        assert_eq!(side.held(), 0);
+        assert_eq!(reply(&mut tx), (MessageType::Ack, second));
+    }
+
+    #[test]
+    fn a_journal_failure_drops_every_held_reply_and_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut side = side(dir.path(), "batch");
+        let (mut tx, mut c) = (Tx::new(SocketRole::ALL.len()), Counters::default());
+        offer_and_request([2, 0, 0, 0, 0, 7], &mut side, &mut tx, &mut c);
+        assert_eq!(side.held(), 1);
+        let err = JournalError::Io {
+            op: "fdatasync",
+            path: dir.path().to_owned(),
+            source: std::io::Error::other("disk gone"),
+        };
+        side.fail(&err, &mut c);
+        assert_eq!(side.held(), 0);
+        assert_eq!(c.dropped(RuntimeDrop::JournalFailed), 1);
+        // The dropped ACK never leaves, whatever the journal does next.
+        let later = Instant::now() + Duration::from_secs(5);
+        side.on_timeout(later, &mut tx, &mut c);
+        side.flush(later, &mut tx, &mut c);
+        assert_eq!(tx.queued(), 0);
+    }
+
     #[test]
     fn moved_servers_use_the_next_port_for_clients() {
         assert_eq!(

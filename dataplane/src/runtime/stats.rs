@@ -196,6 +196,12 @@ impl Counters {
         self.slots[RUNTIME_DROP + reason as usize] += 1;
     }
 
+    /// Runtime drops counted for `reason` (tests).
+    #[cfg(test)]
+    pub(crate) fn dropped(&self, reason: RuntimeDrop) -> u64 {
+        self.slots[RUNTIME_DROP + reason as usize]
+    }
+
     /// Counts one ping-check outcome.
     pub fn probe(&mut self, outcome: ProbeOutcome) {
         self.probes(outcome, 1);
