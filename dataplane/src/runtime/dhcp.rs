@@ -651,6 +651,7 @@ fn log_summary(budget: &mut LogBudget, shard: u32, now: Instant) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
